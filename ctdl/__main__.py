@@ -1,0 +1,5 @@
+"""`python -m ctdl ...` is the same as the `ctdl` command."""
+
+from ctdl.cli import main
+
+main()

@@ -1,0 +1,99 @@
+"""The `ctdl` command: LightningCLI in subclass mode over every task's model and datamodule.
+
+    ctdl fit --config configs/odenet/peaks.yaml
+    ctdl fit --model ODENetClassifier --data Toy2DClassification --trainer.max_epochs 5
+    ctdl test --config configs/odenet/peaks.yaml --ckpt_path runs/odenet/peaks/version_0/checkpoints/last.ckpt
+
+Each run writes one directory, runs/<config folder>/<config name>/version_<k>/, holding the
+resolved config.yaml, checkpoints/ (last.ckpt and the best by `checkpoint.monitor`),
+metrics.csv, TensorBoard events and figures/. `fit --ckpt_path .../last.ckpt` resumes in the
+same directory; `test`/`validate`/`predict` with a checkpoint of a run log to <run>/<subcommand>/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+import ctdl.callbacks  # noqa: F401  (registers the callbacks for short names)
+import ctdl.datamodules  # noqa: F401  (registers every DataModule for --data <Name>)
+import ctdl.models  # noqa: F401  (registers every LightningModule for --model <Name>)
+from ctdl.callbacks import FiniteLossGuard
+
+
+class CTDLCLI(LightningCLI):
+    """LightningCLI with ctdl's run directories, checkpointing and NaN guard always on."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--run_name", type=str | None, default=None,
+                            help="run folder under runs_dir (default: <config folder>/<config name>)")
+        parser.add_argument("--runs_dir", type=str, default="runs", help="where run folders go")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({
+            "checkpoint.save_last": True,
+            "checkpoint.monitor": "val/loss",
+            "checkpoint.mode": "min",
+            "checkpoint.filename": "best-epoch{epoch:03d}-step{step}",
+            "checkpoint.auto_insert_metric_name": False,
+        })
+        parser.add_lightning_class_args(FiniteLossGuard, "nan_guard")
+
+    def _run_name(self, cfg: Any) -> str:
+        if cfg.get("run_name"):
+            return cfg.run_name
+        configs = cfg.get("config") or []
+        if configs:
+            path = Path(str(configs[-1]))
+            return f"{path.parent.name}/{path.stem}" if path.parent.name else path.stem
+        model = cfg.model.class_path.rsplit(".", 1)[-1] if cfg.get("model") else "model"
+        data = cfg.data.class_path.rsplit(".", 1)[-1] if cfg.get("data") else "data"
+        return f"{model}/{data}"
+
+    def _loggers(self) -> list[L.pytorch.loggers.Logger]:
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        ckpt = cfg.get("ckpt_path")
+        run_dir = None
+        if ckpt and Path(ckpt).parent.name == "checkpoints":
+            run_dir = Path(ckpt).resolve().parent.parent
+        if run_dir is not None and self.subcommand == "fit":  # resume in the same run folder
+            save_dir, name, version = str(run_dir.parent), "", run_dir.name
+        elif run_dir is not None:  # evaluate a saved run: log beside it
+            save_dir, name, version = str(run_dir), "", self.subcommand
+        else:
+            save_dir, name = cfg.runs_dir, self._run_name(cfg)
+            version = TensorBoardLogger(save_dir, name=name).version  # next free version_<k>
+            version = f"version_{version}" if isinstance(version, int) else version
+        return [TensorBoardLogger(save_dir, name=name, version=version, default_hp_metric=False),
+                CSVLogger(save_dir, name=name, version=version)]
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> L.Trainer:
+        if config.get("logger") in (None, True):
+            config["logger"] = self._loggers()
+        return super()._instantiate_trainer(config, callbacks)
+
+
+def run_cli(args: list[str] | None = None, run: bool = True) -> CTDLCLI:
+    """Build (and by default run) the CLI; `args` replaces sys.argv[1:] (used by the tests)."""
+    return CTDLCLI(
+        L.LightningModule,
+        L.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+        run=run,
+    )
+
+
+def main() -> None:
+    """Console entry point `ctdl`."""
+    run_cli()
+
+
+if __name__ == "__main__":
+    main()
