@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "identity": lambda x: x,
     "tanh": torch.tanh,
     "relu": F.relu,
     "leaky_relu": F.leaky_relu,

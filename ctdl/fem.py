@@ -1,0 +1,208 @@
+"""Import DOLFINx (FEniCSx) without any environment variable, and a Poisson self-check.
+
+The PyPI wheel ``dolfinx-solver-real`` links its compiled modules (``dolfinx.cpp``,
+``petsc4py.PETSc``) against ``libmpi.so.12``, which the ``mpich`` wheel installs into
+``<sys.prefix>/lib``. The dynamic loader does not search that folder, so a plain
+``import dolfinx`` fails with
+
+    ImportError: libmpi.so.12: cannot open shared object file: No such file or directory
+
+unless LD_LIBRARY_PATH names it. :func:`import_dolfinx` finds that library and loads it
+once with ``RTLD_GLOBAL``; every later ``DT_NEEDED`` request for ``libmpi.so.12`` then
+resolves to the copy already in the process (by its soname), and mpi4py, which first
+looks for MPI symbols in the global namespace, uses the same copy, so the process holds
+exactly one MPI runtime. It then imports ``dolfinx_solver`` (the wheel's guard, which
+imports ``mpi4py.MPI`` ahead of the bindings and refuses a foreign PETSc) and DOLFINx.
+
+This module imports no Lightning; the PDE task (section 6 of the reference) uses it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import importlib.metadata
+import importlib.util
+import site
+import sys
+from pathlib import Path
+from types import ModuleType
+
+__all__ = ["find_libmpi", "import_dolfinx", "solve_poisson"]
+
+INSTALL_HINT = (
+    "DOLFINx (FEniCSx) is not installed. Install the PDE extra with "
+    "`pip install 'ctdl[pde]'` (it brings the dolfinx-solver-real wheel, "
+    "mpi4py and mpich), or run scripts/setup.sh."
+)
+
+# The MPICH ABI soname the wheel's libraries ask for, then any other libmpi.so.*.
+_SONAMES = ("libmpi.so.12",)
+
+_libmpi: ctypes.CDLL | None = None
+_libmpi_path: Path | None = None
+
+
+def _is_elf(path: Path) -> bool:
+    """True when ``path`` is a shared object, not a linker script such as libmpi.so."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def _candidate_dirs() -> list[Path]:
+    """Folders that may hold the mpich wheel's libmpi, most specific first."""
+    dirs: list[Path] = []
+    # Exactly where pip put the files of the mpich wheel (prefix, --user or --target).
+    try:
+        files = importlib.metadata.files("mpich") or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    for f in files:
+        if f.name.startswith("libmpi.so"):
+            dirs.append(Path(f.locate()).resolve().parent)
+    # The environment's own lib/ folder, where the wheel installs it today.
+    for prefix in (sys.prefix, sys.exec_prefix):
+        dirs.append(Path(prefix) / "lib")
+    # Wheels that keep their libraries inside site-packages.
+    try:
+        site_dirs = [*site.getsitepackages(), site.getusersitepackages()]
+    except AttributeError:  # pragma: no cover - some embedded interpreters lack these
+        site_dirs = []
+    for sp in site_dirs:
+        for sub in ("mpich/lib", "mpich", "mpi4py/lib", "mpi4py"):
+            dirs.append(Path(sp) / sub)
+    seen: set[Path] = set()
+    out = []
+    for d in dirs:
+        if d not in seen and d.is_dir():
+            seen.add(d)
+            out.append(d)
+    return out
+
+
+def find_libmpi() -> Path | None:
+    """Path of the wheel-installed MPICH ``libmpi.so.12`` (or another libmpi.so.N), or None."""
+    for d in _candidate_dirs():
+        for name in _SONAMES:
+            p = d / name
+            if p.is_file() and _is_elf(p):
+                return p
+        for p in sorted(d.glob("libmpi.so.*")):
+            if p.is_file() and _is_elf(p):
+                return p
+    return None
+
+
+def _preload_libmpi() -> Path | None:
+    """Load libmpi once with RTLD_GLOBAL so later dlopen calls resolve to it."""
+    global _libmpi, _libmpi_path
+    if _libmpi is not None:
+        return _libmpi_path
+    path = find_libmpi()
+    if path is None:
+        # Nothing to preload: libmpi may be on the loader's path already (system MPI,
+        # LD_LIBRARY_PATH, conda). The import below reports it if it is not.
+        return None
+    _libmpi = ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+    _libmpi_path = path
+    return path
+
+
+def import_dolfinx() -> ModuleType:
+    """Import and return the ``dolfinx`` module, preloading the wheel's libmpi first.
+
+    Also imports ``dolfinx.fem.petsc`` so that ``LinearProblem`` is ready to use.
+
+    Raises:
+        ImportError: DOLFINx is not installed (the message says how to install the
+            ``pde`` extra), or it is installed but still cannot be loaded (the message
+            names the libmpi that was preloaded, if any, and the original error).
+    """
+    if "dolfinx" in sys.modules and "dolfinx.fem.petsc" in sys.modules:
+        return sys.modules["dolfinx"]
+    if importlib.util.find_spec("dolfinx") is None:
+        raise ImportError(INSTALL_HINT)
+    path = _preload_libmpi()
+    try:
+        if importlib.util.find_spec("dolfinx_solver") is not None:
+            # The wheel's own guard: orders mpi4py.MPI first, refuses a foreign PETSc.
+            importlib.import_module("dolfinx_solver")
+        dolfinx = importlib.import_module("dolfinx")
+        importlib.import_module("dolfinx.fem.petsc")
+    except ImportError as err:
+        where = f"preloaded {path}" if path else "found no libmpi.so.* to preload"
+        raise ImportError(
+            f"DOLFINx is installed but could not be imported ({where}): {err}. "
+            "Reinstall the PDE extra with `pip install --force-reinstall 'ctdl[pde]'` "
+            "or run scripts/setup.sh."
+        ) from err
+    return dolfinx
+
+
+def solve_poisson(n: int) -> float:
+    """Solve a manufactured Poisson problem with P1 elements; return the max nodal error.
+
+    Problem on the unit square Omega = (0, 1)^2, triangulated as an n x n grid of squares
+    each cut into two triangles:
+
+        -Laplace u = f  in Omega,      u = u_e  on the boundary,
+        u_e(x, y) = 1 + x^2 + 2 y^2,   f = -Laplace u_e = -6.
+
+    Weak form: find u in V_h (continuous piecewise-linear Lagrange, u = u_e at boundary
+    nodes) with  integral grad u . grad v dx = integral f v dx  for all v in V_h vanishing
+    on the boundary. On this mesh the P1 stiffness matrix is the 5-point difference
+    stencil and the load is f h^2, and that stencil is exact for quadratics, so the
+    nodal values equal u_e up to round-off (Langtangen & Logg, "Solving PDEs in Python:
+    The FEniCS Tutorial I", 2016, section 2.3). The return value is
+    max_i |u_h(x_i) - u_e(x_i)| over the mesh vertices; a value far above 1e-10 means the
+    FEM stack (DOLFINx, PETSc, MPI) is broken.
+
+    Args:
+        n: cells per side, n >= 1.
+
+    Returns:
+        The maximum nodal error as a Python float.
+    """
+    if int(n) != n or n < 1:
+        raise ValueError(f"solve_poisson: n must be a positive integer, got {n!r}")
+    n = int(n)
+    dolfinx = import_dolfinx()
+    import numpy as np
+    import ufl
+    from dolfinx.fem.petsc import LinearProblem
+    from mpi4py import MPI
+
+    comm = MPI.COMM_SELF  # a serial self-check, also inside a multi-process run
+    msh = dolfinx.mesh.create_unit_square(comm, n, n, dolfinx.mesh.CellType.triangle)
+    V = dolfinx.fem.functionspace(msh, ("Lagrange", 1))
+
+    def u_exact(x: np.ndarray) -> np.ndarray:
+        return 1.0 + x[0] ** 2 + 2.0 * x[1] ** 2
+
+    u_bc = dolfinx.fem.Function(V)
+    u_bc.interpolate(u_exact)
+    tdim = msh.topology.dim
+    msh.topology.create_connectivity(tdim - 1, tdim)
+    boundary_facets = dolfinx.mesh.exterior_facet_indices(msh.topology)
+    boundary_dofs = dolfinx.fem.locate_dofs_topological(V, tdim - 1, boundary_facets)
+    bc = dolfinx.fem.dirichletbc(u_bc, boundary_dofs)
+
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    f = dolfinx.fem.Constant(msh, dolfinx.default_scalar_type(-6.0))
+    a = ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx
+    L = f * v * ufl.dx
+    problem = LinearProblem(
+        a,
+        L,
+        bcs=[bc],
+        petsc_options_prefix="ctdl_poisson_",
+        petsc_options={"ksp_type": "preonly", "pc_type": "lu", "ksp_error_if_not_converged": True},
+    )
+    uh = problem.solve()
+
+    u_ref = dolfinx.fem.Function(V)
+    u_ref.interpolate(u_exact)
+    return float(np.max(np.abs(uh.x.array - u_ref.x.array)))

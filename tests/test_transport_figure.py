@@ -1,0 +1,133 @@
+"""TransportFigure: PNGs of 2-D features through time and decision regions; silent on images."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import lightning as L
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch.utils.data import DataLoader, TensorDataset
+
+from ctdl.callbacks import TransportFigure
+from ctdl.models import ODENetClassifier
+
+
+class TinyData(L.LightningDataModule):
+    """Train/val/test TensorDatasets; 2-D points labelled by a circle, or random 1x8x8 images."""
+
+    def __init__(self, image: bool = False, n: int = 240, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+
+        def make(m: int) -> TensorDataset:
+            if image:
+                return TensorDataset(torch.randn(m, 1, 8, 8, generator=g),
+                                     torch.randint(0, 2, (m,), generator=g))
+            x = torch.rand(m, 2, generator=g) * 4 - 2
+            return TensorDataset(x, (x.norm(dim=1) > 1.2).long())
+
+        self.train_dataset, self.val_dataset = make(n), make(n // 2)
+        self.test_dataset = make(n // 2)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_dataset, batch_size=60, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_dataset, batch_size=120)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.test_dataset, batch_size=120)
+
+
+class ModeProbe(L.Callback):
+    """Records whether the model is in training mode when on_fit_end reaches it."""
+
+    def on_fit_start(self, trainer, pl_module):
+        self.training_at_fit_start = pl_module.training
+
+    def on_fit_end(self, trainer, pl_module):
+        self.training_at_fit_end = pl_module.training
+
+
+def _trainer(tmp_path: Path, callbacks: list[L.Callback], max_epochs: int = 1,
+             precision: str = "32-true") -> L.Trainer:
+    return L.Trainer(max_epochs=max_epochs, precision=precision, callbacks=callbacks,
+                     default_root_dir=tmp_path, logger=TensorBoardLogger(tmp_path),
+                     enable_progress_bar=False, enable_model_summary=False,
+                     enable_checkpointing=False)
+
+
+def _check_png(path: Path) -> None:
+    assert path.is_file(), f"missing {path}"
+    img = mpimg.imread(path)
+    assert img.shape[0] > 100 and img.shape[1] > 100, img.shape
+    colours = np.unique((img[..., :3] * 255).round().reshape(-1, 3), axis=0)
+    assert len(colours) > 20, f"{path.name} has only {len(colours)} colours"
+
+
+def _tensorboard_image_tags(log_dir: str) -> list[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(log_dir, size_guidance={"images": 0})
+    acc.Reload()
+    return acc.Tags()["images"]
+
+
+def test_width2_fit_and_test_write_figures(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = ODENetClassifier(input_shape=[2], num_classes=2, width=2, steps=4, lr=5e-2)
+    probe = ModeProbe()
+    trainer = _trainer(tmp_path, [TransportFigure(n_points=200, grid_size=60, dpi=80), probe])
+    dm = TinyData()
+    trainer.fit(model, datamodule=dm)
+    figures = Path(trainer.log_dir) / "figures"
+    _check_png(figures / "transport_epoch000.png")
+    _check_png(figures / "transport_final.png")
+    assert str(figures / "transport_final.png") in capsys.readouterr().out
+    assert probe.training_at_fit_end == probe.training_at_fit_start  # mode restored after drawing
+
+    trainer.test(model, datamodule=dm)
+    _check_png(figures / "transport_test.png")
+    assert "transport" in _tensorboard_image_tags(trainer.log_dir)
+
+
+def test_width4_pca_every_epoch_float64(tmp_path):
+    torch.manual_seed(0)
+    model = ODENetClassifier(input_shape=[2], num_classes=2, width=4, steps=4)
+    callback = TransportFigure(every_n_epochs=1, n_points=150, n_times=3, grid_size=50, dpi=80)
+    trainer = _trainer(tmp_path, [callback], max_epochs=2, precision="64-true")
+    trainer.fit(model, datamodule=TinyData(n=120))
+    figures = Path(trainer.log_dir) / "figures"
+    assert sorted(p.name for p in figures.glob("*.png")) == [
+        "transport_epoch000.png", "transport_epoch001.png", "transport_final.png"]
+    for p in figures.glob("*.png"):
+        _check_png(p)
+    assert model.dtype == torch.float64
+    assert math.isfinite(float(trainer.callback_metrics["val/acc"]))
+
+
+def test_image_model_draws_nothing_and_warns_once(tmp_path):
+    torch.manual_seed(0)
+    model = ODENetClassifier(input_shape=[1, 8, 8], num_classes=2, width=2, steps=2, pool=1)
+    trainer = _trainer(tmp_path, [TransportFigure(every_n_epochs=1)], max_epochs=2)
+    dm = TinyData(image=True, n=60)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(model, datamodule=dm)
+        trainer.test(model, datamodule=dm)
+    ours = [w for w in caught if "TransportFigure draws nothing" in str(w.message)]
+    assert len(ours) == 1 and "not 2-D vectors" in str(ours[0].message)
+    assert not list(Path(tmp_path).rglob("*.png"))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="n_times"):
+        TransportFigure(n_times=1)
+    with pytest.raises(ValueError, match="every_n_epochs"):
+        TransportFigure(every_n_epochs=-1)
