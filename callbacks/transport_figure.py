@@ -130,6 +130,7 @@ class TransportFigure(L.Callback):
 
     def _draw(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str,
               names: list[str], epoch: int | None) -> list[Path]:
+        log_dir = trainer.log_dir  # a collective under DDP: every rank must ask for it
         if not trainer.is_global_zero:
             return []
         if not callable(getattr(pl_module, "features", None)):
@@ -146,7 +147,7 @@ class TransportFigure(L.Callback):
         finally:
             pl_module.train(was_training)
 
-        out_dir = Path(trainer.log_dir or trainer.default_root_dir) / "figures"
+        out_dir = Path(log_dir or trainer.default_root_dir) / "figures"
         out_dir.mkdir(parents=True, exist_ok=True)
         paths = [out_dir / name for name in names]
         for path in paths:

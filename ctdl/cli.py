@@ -12,18 +12,43 @@ same directory; `test`/`validate`/`predict` with a checkpoint of a run log to <r
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 import ctdl.callbacks  # noqa: F401  (registers the callbacks for short names)
 import ctdl.datamodules  # noqa: F401  (registers every DataModule for --data <Name>)
 import ctdl.models  # noqa: F401  (registers every LightningModule for --model <Name>)
 from ctdl.callbacks import FiniteLossGuard
+
+
+class _AppendingWriter(ExperimentWriter):
+    """CSV writer that keeps an existing metrics.csv (resumed runs append to it)."""
+
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                header = next(csv.reader(file), [])
+            self.metrics_keys = sorted(header)
+
+
+class ResumableCSVLogger(CSVLogger):
+    """CSVLogger whose metrics.csv survives a resume into the same run folder."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
 
 
 class CTDLCLI(LightningCLI):
@@ -69,7 +94,7 @@ class CTDLCLI(LightningCLI):
             version = TensorBoardLogger(save_dir, name=name).version  # next free version_<k>
             version = f"version_{version}" if isinstance(version, int) else version
         return [TensorBoardLogger(save_dir, name=name, version=version, default_hp_metric=False),
-                CSVLogger(save_dir, name=name, version=version)]
+                ResumableCSVLogger(save_dir, name=name, version=version)]
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> L.Trainer:
         if config.get("logger") in (None, True):

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from ctdl.datamodules import ImageClassification, Toy2DClassification, make_toy2d
 from ctdl.datamodules.images import read_idx
 

@@ -6,7 +6,8 @@ tensors (torchdiffeq's convention for multi-part states such as [z, log-det, cos
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor

@@ -1,0 +1,174 @@
+"""The `ctdl` command end to end: configs, run folders, resume, test, precision, DDP, bad input."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from ctdl.callbacks import FiniteLossGuard, NonFiniteLossError
+from ctdl.models import ODENetClassifier
+
+from .conftest import ROOT
+
+CONFIGS = sorted((ROOT / "configs" / "odenet").glob("*.yaml"))
+PEAKS = ROOT / "configs" / "odenet" / "peaks.yaml"
+SMALL_PEAKS = ["--config", PEAKS, "--data.n_train", "500", "--data.n_val", "200", "--data.n_test", "200"]
+
+
+def metrics_rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "metrics.csv") as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_every_config_runs_fast_dev_run(cli, config, fake_mnist_dir):
+    extra = []
+    if "mnist" in config.stem:  # the tests use small fake IDX files, not the real data set
+        extra = ["--data.data_dir", fake_mnist_dir, "--data.n_val", "100"]
+    run = cli("fit", "--config", config, "--trainer.fast_dev_run", "true", *extra)
+    assert run.trainer.state.finished
+    assert torch.isfinite(run.trainer.callback_metrics["train/loss"])
+    assert "val/acc" in run.trainer.callback_metrics
+
+
+def test_short_class_names_and_print_config(cli, capsys):
+    run = cli("fit", "--model", "ODENetClassifier", "--data", "Toy2DClassification",
+              "--trainer.fast_dev_run", "true")
+    assert type(run.model).__name__ == "ODENetClassifier" and run.trainer.state.finished
+    with pytest.raises(SystemExit) as exit_info:
+        cli("fit", "--config", PEAKS, "--print_config")
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert "class_path: ctdl.models.ODENetClassifier" in printed and "dataset: peaks" in printed
+
+
+def test_run_folder_resume_and_evaluation_of_a_saved_checkpoint(cli, tmp_path):
+    fit = cli("fit", *SMALL_PEAKS, "--trainer.max_epochs", "2")
+    run_dir = Path(fit.trainer.log_dir)
+    assert run_dir == tmp_path / "runs" / "odenet" / "peaks" / "version_0"
+    for name in ("config.yaml", "metrics.csv", "checkpoints/last.ckpt", "figures/transport_final.png"):
+        assert (run_dir / name).is_file(), name
+    assert list(run_dir.glob("checkpoints/best-*.ckpt")) and list(run_dir.glob("events.out.tfevents.*"))
+    steps_per_epoch = fit.trainer.global_step // 2
+
+    # resume from last.ckpt continues the same run in the same folder
+    last = run_dir / "checkpoints" / "last.ckpt"
+    resumed = cli("fit", *SMALL_PEAKS, "--trainer.max_epochs", "3", "--ckpt_path", last)
+    assert Path(resumed.trainer.log_dir) == run_dir
+    assert resumed.trainer.global_step == 3 * steps_per_epoch
+    assert not (run_dir.parent / "version_1").exists()
+    rows = metrics_rows(run_dir)
+    val_rows = [r for r in rows if r["val/acc"]]
+    # the old rows are kept and the new epoch is appended (Lightning re-validates the restored epoch)
+    assert sorted({int(r["epoch"]) for r in val_rows}) == [0, 1, 2] and val_rows[-1]["epoch"] == "2"
+    assert [int(r["step"]) for r in rows] == sorted(int(r["step"]) for r in rows)
+
+    # validate on last.ckpt reproduces the val/acc logged at the end of the run
+    val = cli("validate", *SMALL_PEAKS, "--ckpt_path", last)
+    assert val.trainer.callback_metrics["val/acc"].item() == pytest.approx(float(val_rows[-1]["val/acc"]))
+    assert Path(val.trainer.log_dir) == run_dir / "validate"
+
+    # test on a saved checkpoint: reproducible, and equal to the accuracy computed by hand
+    test1 = cli("test", *SMALL_PEAKS, "--ckpt_path", last).trainer.callback_metrics["test/acc"].item()
+    test2 = cli("test", *SMALL_PEAKS, "--ckpt_path", last).trainer.callback_metrics["test/acc"].item()
+    model = ODENetClassifier.load_from_checkpoint(last)
+    data = resumed.datamodule
+    x, y = data.test_dataset.tensors
+    with torch.no_grad():
+        by_hand = (model(x).argmax(-1) == y).float().mean().item()
+    assert test1 == test2 == pytest.approx(by_hand)
+    assert (run_dir / "test" / "metrics.csv").is_file()
+
+
+@pytest.mark.parametrize("precision, dtype", [("64-true", torch.float64), ("bf16-mixed", torch.float32)])
+def test_precision_on_cpu(cli, precision, dtype):
+    run = cli("fit", *SMALL_PEAKS, "--trainer.max_steps", "6", "--trainer.limit_val_batches", "1",
+              "--trainer.precision", precision)
+    assert run.trainer.precision == precision
+    assert next(run.model.parameters()).dtype == dtype
+    assert torch.isfinite(run.trainer.callback_metrics["train/loss"])
+    assert run.trainer.callback_metrics["val/acc"] > 0
+
+
+def test_ddp_on_two_cpu_processes(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK")}
+    cmd = [sys.executable, "-m", "ctdl", "fit", *map(str, SMALL_PEAKS), "--trainer.max_epochs", "1",
+           "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
+           "--trainer.enable_progress_bar", "false", "--runs_dir", str(tmp_path / "runs")]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "distributed_backend=gloo" in log and "All distributed processes registered" in log
+    run_dir = tmp_path / "runs" / "odenet" / "peaks" / "version_0"
+    rows = metrics_rows(run_dir)
+    # 500 samples, batch 128, 2 processes -> 2 optimizer steps per epoch on each process
+    assert max(int(r["step"]) for r in rows) == 1
+    assert [r["val/acc"] for r in rows if r["val/acc"]]
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+# ---------------------------------------------------------------------------------- bad input
+def test_data_shape_that_does_not_match_the_model_names_both(cli):
+    with pytest.raises(ValueError, match=r"shape \[2\].*input_shape=\[3\]"):
+        cli("fit", *SMALL_PEAKS, "--model.input_shape", "[3]", "--trainer.fast_dev_run", "true")
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("--model.method", "rk5", "unknown ODE method 'rk5'; known methods: .*dopri5.*rk4"),
+    ("--model.dynamics", "parabolic", "unknown dynamics 'parabolic'; known dynamics: resnet, antisymmetric"),
+])
+def test_unknown_names_list_the_known_ones(cli, key, value, message):
+    with pytest.raises(ValueError, match=message):
+        cli("fit", *SMALL_PEAKS, key, value, "--trainer.fast_dev_run", "true")
+
+
+def test_missing_data_directory_says_how_to_get_the_files(cli, tmp_path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(FileNotFoundError) as info:
+        cli("fit", "--config", ROOT / "configs/odenet/fashion_mnist.yaml", "--data.data_dir", missing,
+            "--trainer.fast_dev_run", "true")
+    message = str(info.value)
+    assert str(missing) in message and "apt install dataset-fashion-mnist" in message
+    assert "download" in message
+
+
+class PoisonWeightsAt(L.Callback):
+    """Test helper: turn one weight into NaN just before training step `step`."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            with torch.no_grad():
+                pl_module.classifier.weight[0, 0] = float("nan")
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    x, y = torch.randn(256, 2), torch.randint(0, 5, (256,))
+    loader = DataLoader(TensorDataset(x, y), batch_size=32)
+    ckpt = L.pytorch.callbacks.ModelCheckpoint(tmp_path / "ckpt", every_n_train_steps=2, save_last=True)
+    trainer = L.Trainer(max_epochs=3, callbacks=[FiniteLossGuard(), PoisonWeightsAt(5), ckpt],
+                        default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
+    with pytest.raises(NonFiniteLossError, match=r"became nan at step 5 .*last finite loss .* at step 4"):
+        trainer.fit(ODENetClassifier(), loader)
+    saved = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)
+    assert saved["global_step"] == 4
+    assert all(torch.isfinite(v).all() for v in saved["state_dict"].values())
+
+
+def test_the_cli_always_has_the_nan_guard_and_checkpointing(tmp_path, monkeypatch):
+    from ctdl.cli import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    built = run_cli(["--config", str(PEAKS)], run=False)
+    kinds = {type(c).__name__ for c in built.trainer.callbacks}
+    assert {"FiniteLossGuard", "ModelCheckpoint", "TransportFigure"} <= kinds
+    assert built.trainer.checkpoint_callback.monitor == "val/acc"
