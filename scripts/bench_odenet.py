@@ -157,9 +157,9 @@ def part_overhead(_: str, repeats: int = 15) -> None:
         f = ResNetLayer(width, pieces=4)
         y0 = torch.randn(batch, width)
         solvers = {
-            "ctdl": lambda y: odeint(f, y, t, method="rk4", steps=steps),
-            "torchdiffeq": lambda y: torchdiffeq.odeint(f, y, t, method="rk4",
-                                                        options={"step_size": 1.0 / steps}),
+            "ctdl": lambda y, f=f, n=steps: odeint(f, y, t, method="rk4", steps=n),
+            "torchdiffeq": lambda y, f=f, n=steps: torchdiffeq.odeint(
+                f, y, t, method="rk4", options={"step_size": 1.0 / n}),
         }
         for mode in ("forward", "forward+backward"):
             times = {name: [] for name in solvers}
@@ -177,7 +177,7 @@ def part_overhead(_: str, repeats: int = 15) -> None:
                          "ctdl_us_per_step": round(1e6 * med["ctdl"], 1),
                          "torchdiffeq_us_per_step": round(1e6 * med["torchdiffeq"], 1),
                          "ratio": round(med["ctdl"] / med["torchdiffeq"], 3)})
-    save("overhead", {"target": "ratio ctdl / torchdiffeq <= 1.0 (median of %d)" % repeats,
+    save("overhead", {"target": f"ratio ctdl / torchdiffeq <= 1.0 (median of {repeats})",
                       "rows": rows})
 
 
