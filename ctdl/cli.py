@@ -96,6 +96,36 @@ class CTDLCLI(LightningCLI):
         return [TensorBoardLogger(save_dir, name=name, version=version, default_hp_metric=False),
                 ResumableCSVLogger(save_dir, name=name, version=version)]
 
+    def _report(self) -> None:
+        """Tell the user where this run's files are (rank zero only)."""
+        trainer = self.trainer
+        if not trainer.is_global_zero or trainer.log_dir is None or trainer.fast_dev_run:
+            return
+        run_dir = Path(trainer.log_dir)
+        lines = [f"run folder:  {run_dir}", f"metrics:     {run_dir / 'metrics.csv'} "
+                 f"(TensorBoard: tensorboard --logdir {run_dir})"]
+        ckpt = trainer.checkpoint_callback
+        if self.subcommand == "fit" and ckpt is not None and ckpt.best_model_path:
+            lines.append(f"checkpoints: best {ckpt.best_model_path} "
+                         f"({ckpt.monitor} = {float(ckpt.best_model_score):.4f}), last {ckpt.dirpath}/last.ckpt")
+        figures = sorted((run_dir / "figures").glob("*.png"))
+        if figures:
+            lines.append(f"figures:     {run_dir / 'figures'} ({', '.join(f.name for f in figures[-3:])})")
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
+                   if k.startswith(("val/", "test/")) and v.numel() == 1}
+        if metrics:
+            lines.append("metrics now: " + ", ".join(f"{k} = {v:.4f}" for k, v in sorted(metrics.items())))
+        print("\n".join(["", "ctdl " + str(self.subcommand), *lines]), flush=True)
+
+    def after_fit(self) -> None:
+        self._report()
+
+    def after_validate(self) -> None:
+        self._report()
+
+    def after_test(self) -> None:
+        self._report()
+
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> L.Trainer:
         if config.get("logger") in (None, True):
             config["logger"] = self._loggers()
