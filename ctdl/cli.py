@@ -99,9 +99,10 @@ class CTDLCLI(LightningCLI):
     def _report(self) -> None:
         """Tell the user where this run's files are (rank zero only)."""
         trainer = self.trainer
-        if not trainer.is_global_zero or trainer.log_dir is None or trainer.fast_dev_run:
+        log_dir = trainer.log_dir  # a collective under DDP: every rank must ask for it
+        if not trainer.is_global_zero or log_dir is None or trainer.fast_dev_run:
             return
-        run_dir = Path(trainer.log_dir)
+        run_dir = Path(log_dir)
         lines = [f"run folder:  {run_dir}", f"metrics:     {run_dir / 'metrics.csv'} "
                  f"(TensorBoard: tensorboard --logdir {run_dir})"]
         ckpt = trainer.checkpoint_callback

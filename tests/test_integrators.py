@@ -11,7 +11,14 @@ from torch import nn
 from ctdl.dynamics import HamiltonianLayer
 from ctdl.integrators import known_methods, odeint
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    """These are float64 identities; restore the default afterwards for the other test files."""
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)
 
 
 def observed_order(method, func, y0, exact, T=1.0, steps=(8, 16, 32, 64)):
