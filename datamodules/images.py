@@ -12,10 +12,11 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
+
+from .base import TensorDataModule
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -112,7 +113,7 @@ def _lookup(name: str) -> tuple[list[int], list[str], str | None, str | None]:
     return IMAGE_DATASETS[name]
 
 
-class ImageClassification(L.LightningDataModule):
+class ImageClassification(TensorDataModule):
     """Image classification data (digits, MNIST, Fashion-MNIST) held in memory as tensors.
 
     Images are float32 in [0, 1] of shape (N, 1, H, W) (digits: values / 16); with
@@ -237,28 +238,3 @@ class ImageClassification(L.LightningDataModule):
         self.train_dataset = TensorDataset(x_train, y_train)
         self.val_dataset = TensorDataset(x_val, y_val)
         self.test_dataset = TensorDataset(x_test, y_test)
-
-    def _loader(self, ds: TensorDataset | None, shuffle: bool) -> DataLoader:
-        if ds is None:
-            raise RuntimeError("call setup() before asking for a dataloader")
-        gen = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(
-            ds,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=gen,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset, shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset, shuffle=False)

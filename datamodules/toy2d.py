@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cache
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
+
+from .base import TensorDataModule
 
 Sampler = Callable[[np.random.Generator, list[int], float], list[np.ndarray]]
 
@@ -134,7 +135,7 @@ def make_toy2d(
     return torch.from_numpy(x[perm]).float(), torch.from_numpy(y[perm])
 
 
-class Toy2DClassification(L.LightningDataModule):
+class Toy2DClassification(TensorDataModule):
     """2-D toy classification data (peaks, ellipses, moons, swissroll) held in memory.
 
     Peaks: MATLAB's peaks on [-3, 3]^2 in 5 equal-width bands of z; ellipses: radius
@@ -193,28 +194,3 @@ class Toy2DClassification(L.LightningDataModule):
             for n, s in zip(sizes, streams, strict=True)
         )
         self.train_dataset, self.val_dataset, self.test_dataset = train, val, test
-
-    def _loader(self, ds: TensorDataset | None, shuffle: bool) -> DataLoader:
-        if ds is None:
-            raise RuntimeError("call setup() before asking for a dataloader")
-        gen = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(
-            ds,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=gen,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset, shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset, shuffle=False)
