@@ -107,8 +107,9 @@ class CTDLCLI(LightningCLI):
                  f"(TensorBoard: tensorboard --logdir {run_dir})"]
         ckpt = trainer.checkpoint_callback
         if self.subcommand == "fit" and ckpt is not None and ckpt.best_model_path:
-            lines.append(f"checkpoints: best {ckpt.best_model_path} "
-                         f"({ckpt.monitor} = {float(ckpt.best_model_score):.4f}), last {ckpt.dirpath}/last.ckpt")
+            score = float(ckpt.best_model_score)
+            lines.append(f"checkpoints: best {ckpt.best_model_path} ({ckpt.monitor} = {score:.4f}), "
+                         f"last {ckpt.dirpath}/last.ckpt")
         figures = sorted((run_dir / "figures").glob("*.png"))
         if figures:
             lines.append(f"figures:     {run_dir / 'figures'} ({', '.join(f.name for f in figures[-3:])})")

@@ -12,7 +12,6 @@ from ctdl.dynamics import HamiltonianLayer
 from ctdl.integrators import known_methods, odeint
 
 
-
 @pytest.fixture(autouse=True)
 def float64():
     """These are float64 identities; restore the default afterwards for the other test files."""

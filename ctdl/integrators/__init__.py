@@ -2,6 +2,9 @@
 
 from .fixed_step import FIXED_STEP_METHODS, RK4, Euler, Leapfrog, SeparableField, Stepper
 from .odeint import known_methods, odeint
+from .sde import SDE_METHODS, brownian_increments, sdeint
 
-__all__ = ["odeint", "known_methods", "FIXED_STEP_METHODS", "Stepper", "Euler", "RK4",
-           "Leapfrog", "SeparableField"]
+__all__ = [
+    "odeint", "known_methods", "sdeint", "brownian_increments", "SDE_METHODS",
+    "FIXED_STEP_METHODS", "Stepper", "Euler", "RK4", "Leapfrog", "SeparableField",
+]
