@@ -1,0 +1,87 @@
+"""ctdl.potential: the exact gradient, time derivative and Laplacian against autograd."""
+
+import pytest
+import torch
+from torch.func import functional_call
+
+from ctdl.potential import Potential
+
+
+def perturbed(dim, depth, cond_dim, width=12, seed=0):
+    """A float64 potential with every parameter moved off its initial value (w = 1, c = 0 ...)."""
+    torch.manual_seed(seed)
+    P = Potential(dim, width, depth=depth, cond_dim=cond_dim).double()
+    with torch.no_grad():
+        for p in P.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    return P
+
+
+@pytest.mark.parametrize("dim", [1, 2, 5, 43])
+@pytest.mark.parametrize("depth", [2, 3, 4])
+@pytest.mark.parametrize("cond_dim", [0, 3])
+def test_exact_derivatives_match_autograd_hessian(dim, depth, cond_dim):
+    P = perturbed(dim, depth, cond_dim)
+    n = 3
+    x, t = torch.randn(n, dim, dtype=torch.float64), torch.rand(n, dtype=torch.float64)
+    y = torch.randn(n, cond_dim, dtype=torch.float64) if cond_dim else None
+    grad_x, d_t, lap = P.grad_laplacian(x, t, y)
+    assert grad_x.shape == (n, dim) and d_t.shape == (n,) and lap.shape == (n,)
+    for k in range(n):
+        yk = None if y is None else y[k:k + 1]
+
+        def phi(xx, tt, k=k, yk=yk):
+            return P(xx[None], tt[None], yk)[0]
+
+        gx, gt = torch.autograd.functional.jacobian(phi, (x[k], t[k]))
+        H = torch.autograd.functional.hessian(lambda xx, k=k: phi(xx, t[k]), x[k])
+        assert torch.linalg.norm(grad_x[k] - gx) <= 1e-10 * torch.linalg.norm(gx)
+        assert abs(d_t[k] - gt) <= 1e-10 * abs(gt)
+        assert abs(lap[k] - H.trace()) <= 1e-10 * abs(H.trace())
+
+
+class GradLaplacian(torch.nn.Module):
+    """Wraps Potential.grad_laplacian as a forward, so torch.func.functional_call can bind parameters."""
+
+    def __init__(self, potential):
+        super().__init__()
+        self.potential = potential
+
+    def forward(self, x, t, y):
+        return self.potential.grad_laplacian(x, t, y)
+
+
+def test_gradient_of_a_loss_through_the_exact_laplacian_matches_finite_differences():
+    module = GradLaplacian(perturbed(3, 3, 2, width=5))
+    x, t = torch.randn(4, 3, dtype=torch.float64), torch.rand(4, dtype=torch.float64)
+    y = torch.randn(4, 2, dtype=torch.float64)
+    names = [name for name, _ in module.named_parameters()]
+
+    def loss(*params):
+        g, dt, lap = functional_call(module, dict(zip(names, params, strict=True)), (x, t, y))
+        return (lap + 0.5 * g.pow(2).sum(1) - dt).pow(2).mean()
+
+    params = tuple(p.detach().clone().requires_grad_() for p in module.parameters())
+    assert torch.autograd.gradcheck(loss, params)
+
+
+def test_float32_agrees_with_float64():
+    P64 = perturbed(6, 2, 0, width=32)
+    P32 = Potential(6, 32).float()
+    P32.load_state_dict({k: v.float() for k, v in P64.state_dict().items()})
+    x, t = torch.randn(64, 6, dtype=torch.float64), torch.rand(64, dtype=torch.float64)
+    for a, b in zip(P32.grad_laplacian(x.float(), t.float()), P64.grad_laplacian(x, t), strict=True):
+        assert a.dtype == torch.float32
+        assert torch.allclose(a.double(), b, rtol=1e-4, atol=1e-4)
+
+
+def test_defaults_and_bad_inputs():
+    P = Potential(5, 8)
+    assert P.rank == 6 and Potential(43, 8).rank == 10
+    assert torch.equal(P.w.detach(), torch.ones(8)) and P.c.abs().sum() == 0
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, 5\), got \(4, 3\)"):
+        P(torch.randn(4, 3), 0.0)
+    with pytest.raises(ValueError, match=r"y must have shape \(4, 2\), got None"):
+        Potential(5, 8, cond_dim=2)(torch.randn(4, 5), 0.0)
+    with pytest.raises(ValueError, match="depth must be >= 2"):
+        Potential(5, 8, depth=1)
