@@ -120,3 +120,43 @@ class Potential(nn.Module):
                 J = J + self.h * dsig[i].unsqueeze(2) * KJ
         trace = trace + self.A[:, :d].pow(2).sum()
         return grad_s[:, :d], grad_s[:, d], trace
+
+
+TRACE_METHODS = ("exact", "autograd", "hutchinson")
+
+
+def potential_derivatives(potential: Potential, x: Tensor, t: Tensor | float, y: Tensor | None = None,
+                          trace: str = "exact", noise: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """(grad_x Phi, d_t Phi, tr Hess_x Phi) with the trace computed by `trace`:
+
+    exact       the hand-derived sweeps of `Potential.grad_laplacian` (O(depth m^2 d), exact);
+    autograd    d backward passes through grad_x Phi, as a plain CNF computes tr(dv/dx) (exact);
+    hutchinson  FFJORD's estimator eps' Hess eps with one backward pass (unbiased, noisy);
+                `noise` (batch, d) is eps, drawn once per solve by the caller.
+    The gradient itself is always exact. Works under torch.no_grad (it re-enables grad locally).
+    """
+    if trace == "exact":
+        return potential.grad_laplacian(x, t, y)
+    if trace not in TRACE_METHODS:
+        raise ValueError(f"unknown trace method {trace!r}; known methods: {', '.join(TRACE_METHODS)}")
+    if trace == "hutchinson" and (noise is None or noise.shape != x.shape):
+        got = None if noise is None else tuple(noise.shape)
+        raise ValueError(f"trace='hutchinson' needs noise of shape {tuple(x.shape)}, got {got}")
+    keep_graph = torch.is_grad_enabled()
+    with torch.enable_grad():
+        if not x.requires_grad:
+            x = x.detach().requires_grad_()
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device).reshape(-1).expand(x.shape[0]).clone()
+        t.requires_grad_()
+        grad_x, d_t = torch.autograd.grad(potential(x, t, y).sum(), (x, t), create_graph=True)
+        if trace == "autograd":
+            rows = [torch.autograd.grad(grad_x[:, i].sum(), x, create_graph=keep_graph,
+                                        retain_graph=True)[0][:, i] for i in range(x.shape[1])]
+            lap = torch.stack(rows, dim=1).sum(1)
+        else:
+            hess_eps = torch.autograd.grad((grad_x * noise).sum(), x, create_graph=keep_graph,
+                                           retain_graph=True)[0]
+            lap = (hess_eps * noise).sum(1)
+    if not keep_graph:
+        grad_x, d_t, lap = grad_x.detach(), d_t.detach(), lap.detach()
+    return grad_x, d_t, lap

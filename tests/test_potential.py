@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from ctdl.potential import Potential
+from ctdl.potential import Potential, potential_derivatives
 
 
 def perturbed(dim, depth, cond_dim, width=12, seed=0):
@@ -85,3 +85,25 @@ def test_defaults_and_bad_inputs():
         Potential(5, 8, cond_dim=2)(torch.randn(4, 5), 0.0)
     with pytest.raises(ValueError, match="depth must be >= 2"):
         Potential(5, 8, depth=1)
+
+
+def test_autograd_and_hutchinson_traces():
+    P = perturbed(4, 3, 0)
+    x, t = torch.randn(5, 4, dtype=torch.float64), torch.rand(5, dtype=torch.float64)
+    exact = P.grad_laplacian(x, t)
+    auto = potential_derivatives(P, x, t, trace="autograd")
+    for a, b in zip(auto, exact, strict=True):
+        assert torch.allclose(a, b, atol=1e-12)
+    # Hutchinson with the d coordinate vectors as probes (summed) is exact; random probes are unbiased
+    eye = torch.eye(4, dtype=torch.float64)
+    probes = sum(potential_derivatives(P, x, t, trace="hutchinson", noise=eye[i].expand(5, 4))[2]
+                 for i in range(4))
+    assert torch.allclose(probes, exact[2], atol=1e-12)
+    torch.manual_seed(0)
+    xs, ts = x.repeat(4000, 1), t.repeat(4000)
+    est = potential_derivatives(P, xs, ts, trace="hutchinson", noise=torch.randn_like(xs))[2]
+    assert torch.allclose(est.view(4000, 5).mean(0), exact[2], rtol=0.1, atol=0.1)
+    with torch.no_grad():  # usable in evaluation
+        assert torch.allclose(potential_derivatives(P, x, t, trace="autograd")[2], exact[2])
+    with pytest.raises(ValueError, match="unknown trace method 'fd'; known methods: exact, autograd, hutchinson"):
+        potential_derivatives(P, x, t, trace="fd")
