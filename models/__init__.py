@@ -1,5 +1,6 @@
 """LightningModules, one per task (imported as ctdl.models)."""
 
 from .odenet import ODENetClassifier
+from .otflow import OTFlow
 
-__all__ = ["ODENetClassifier"]
+__all__ = ["ODENetClassifier", "OTFlow"]

@@ -38,6 +38,7 @@ class OTFlow(L.LightningModule):
         alpha_R: float = 5.0,
         steps: int = 8,
         eval_steps: int = 16,
+        test_steps: int | None = None,
         trace: str = "exact",
         clamp: float | None = None,
         lr: float = 0.01,
@@ -52,7 +53,8 @@ class OTFlow(L.LightningModule):
             rank: rank of A (default min(10, d + 1)).
             alpha_L, alpha_C, alpha_R: weights of transport cost, NLL and HJB penalty.
             steps: RK4 steps on [0, 1] in training.
-            eval_steps: RK4 steps for validation, test, log_prob and sampling.
+            eval_steps: RK4 steps for validation, log_prob and sampling.
+            test_steps: RK4 steps for testing (default: eval_steps).
             trace: "exact" (hand-derived), "autograd" (d backward passes) or "hutchinson".
             clamp: clamp every parameter to [-clamp, clamp] after each step (published: 1.5).
             lr: Adam learning rate.
@@ -88,22 +90,31 @@ class OTFlow(L.LightningModule):
 
         return f
 
-    def integrate(self, x: Tensor, steps: int, t0: float = 0.0, t1: float = 1.0):
-        """(x(t1), l, L, R) from x(t0) = x, with l, L, R accumulated over [t0, t1]."""
+    def integrate(self, x: Tensor, steps: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(x(1), l(1), L(1), R(1)) from x(0) = x and l = L = R = 0."""
         self.check_input(x)
         zeros = x.new_zeros(x.shape[0])
         noise = torch.randn_like(x) if self.hparams.trace == "hutchinson" else None
-        t = torch.tensor([t0, t1], dtype=x.dtype, device=x.device)
+        t = torch.tensor([0.0, 1.0], dtype=x.dtype, device=x.device)
         out = odeint(self._field(noise), (x, zeros, zeros, zeros), t, method="rk4", steps=steps)
         return tuple(part[-1] for part in out)
 
+    def _velocity(self, t: Tensor, x: Tensor) -> Tensor:
+        """v(x, t) = -grad_x Phi(x, t) (gradient only: no trace needed to move points)."""
+        return -self.potential.gradient(x, t)[0]
+
+    def _map(self, x: Tensor, steps: int | None, t0: float, t1: float) -> Tensor:
+        self.check_input(x)
+        t = torch.tensor([t0, t1], dtype=x.dtype, device=x.device)
+        return odeint(self._velocity, x, t, method="rk4", steps=steps or self.hparams.eval_steps)[-1]
+
     def forward(self, x: Tensor, steps: int | None = None) -> Tensor:
         """The flow map F: data x -> latent z = x(1)."""
-        return self.integrate(x, steps or self.hparams.eval_steps)[0]
+        return self._map(x, steps, 0.0, 1.0)
 
     def inverse(self, z: Tensor, steps: int | None = None) -> Tensor:
         """F^{-1}: latent z -> data, integrating dx/dt = -grad Phi backwards from t = 1 to 0."""
-        return self.integrate(z, steps or self.hparams.eval_steps, t0=1.0, t1=0.0)[0]
+        return self._map(z, steps, 1.0, 0.0)
 
     def nll_terms(self, x: Tensor, steps: int) -> tuple[Tensor, Tensor, Tensor]:
         """Per-sample (C, L, R): NLL in nats, transport cost, HJB penalty."""
@@ -142,10 +153,12 @@ class OTFlow(L.LightningModule):
 
     def _eval_step(self, batch: tuple[Tensor, ...], stage: str) -> None:
         x = batch[0]
-        terms = self.loss_terms(x, self.hparams.eval_steps)
+        h = self.hparams
+        steps = (h.test_steps or h.eval_steps) if stage == "test" else h.eval_steps
+        terms = self.loss_terms(x, steps)
         logs = {f"{stage}/{k}": v for k, v in terms.items()}
         if stage == "test":
-            back = self.inverse(self.forward(x))
+            back = self.inverse(self.forward(x, steps), steps)
             logs["test/inv_err"] = (back - x).norm(dim=1).mean()
         self.log_dict(logs, prog_bar=stage == "val", batch_size=len(x), sync_dist=True)
 

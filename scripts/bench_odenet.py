@@ -185,7 +185,8 @@ def part_overhead(_: str, repeats: int = 15) -> None:
 def table(rows: list[dict]) -> str:
     keys = list(rows[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
+    cell = lambda v: f"{v:.4f}" if isinstance(v, float) and abs(v) < 1 else str(v)  # noqa: E731
+    lines += ["| " + " | ".join(cell(r[k]) for k in keys) + " |" for r in rows]
     return "\n".join(lines)
 
 

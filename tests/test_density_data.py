@@ -16,6 +16,8 @@ from ctdl.datamodules.density import (
     repeated_min_features,
 )
 
+from .maf_files import write_bsds300, write_gas, write_hepmass, write_power
+
 TOYS = ["8gaussians", "checkerboard", "swissroll", "pinwheel", "2spirals", "circles", "moons", "rings"]
 
 # ----------------------------------------------------------------------------- 2-D toys
@@ -127,28 +129,8 @@ def test_toy2d_density_module_splits_batches_and_seeding():
 # ----------------------------------------------------------------------------- MAF tabular
 
 
-def _write_power(root, n=1000):
-    rng = np.random.default_rng(0)
-    data = np.stack(
-        [
-            rng.uniform(0.1, 5.0, n),  # global active power
-            rng.uniform(0.0, 0.5, n),  # global reactive power (dropped)
-            rng.normal(240.0, 3.0, n),  # voltage
-            rng.uniform(0.0, 20.0, n),  # global intensity (dropped)
-            rng.integers(0, 40, n),  # sub-metering 1-3 (integers: dequantised with U[0, 1))
-            rng.integers(0, 40, n),
-            rng.integers(0, 40, n),
-            rng.permutation(n) / 60.0,  # time
-        ],
-        axis=1,
-    ).astype(np.float64)
-    (root / "power").mkdir(parents=True)
-    np.save(root / "power" / "data.npy", data)
-    return data
-
-
 def test_power_columns_shuffle_noise_split_and_standardisation(tmp_path):
-    data = _write_power(tmp_path)
+    data = write_power(tmp_path)
     dm = TabularDensity("power", data_dir=str(tmp_path))
     assert dm.dim == 6 and dm.input_shape == [6] and dm.batch_size == 10_000
     dm.setup()
@@ -171,23 +153,8 @@ def test_power_columns_shuffle_noise_split_and_standardisation(tmp_path):
     assert np.array_equal(preprocess_power(raw)[2], preprocess_power(raw)[2])  # fixed RandomState(42)
 
 
-def _write_gas(root, n=1000):
-    rng = np.random.default_rng(1)
-    base = rng.standard_normal((n, 8)).cumsum(axis=0)  # 8 independent random walks
-    groups = [3, 2, 2, 2, 2, 2, 2, 1]  # near-copies of each walk: 16 sensor columns
-    cols, expect = {}, []
-    for g, reps in enumerate(groups):
-        for r in range(reps):
-            cols[f"S{g}_{r}"] = base[:, g] + 0.01 * rng.standard_normal(n)
-        expect.append(f"S{g}_{reps - 1}")  # the last of each group survives the greedy pruning
-    df = pd.DataFrame({"Time": np.arange(n) * 0.01, "Meth": base[:, 0].copy(), "Eth": base[:, 1] * 2, **cols})
-    (root / "gas").mkdir(parents=True)
-    df.to_pickle(root / "gas" / "ethylene_CO.pickle")
-    return df[expect].to_numpy()
-
-
 def test_gas_drops_labels_and_correlated_sensors_then_standardises(tmp_path):
-    kept = _write_gas(tmp_path)
+    kept = write_gas(tmp_path)
     dm = TabularDensity("GAS", data_dir=str(tmp_path))
     dm.setup()
     assert dm.name == "gas" and dm.dim == 8 and dm.batch_size == 2000
@@ -197,40 +164,9 @@ def test_gas_drops_labels_and_correlated_sensors_then_standardises(tmp_path):
     np.testing.assert_allclose(np.concatenate(parts), expected, atol=1e-5)
 
 
-def _write_hepmass(root, mass_values: bool):
-    rng = np.random.default_rng(2)
-    discrete = [5, 9, 13, 17, 21, 25]  # many repeats of the smallest value: dropped
-
-    def table(n):
-        x = rng.standard_normal((n, 27)) * rng.uniform(0.5, 3.0, 27) + rng.uniform(-2, 2, 27)
-        x[:, discrete] = rng.choice([-1.2, 0.3, 1.5], size=(n, len(discrete)))
-        label = (rng.uniform(size=n) < 0.5).astype(float)
-        x[label == 0, 0] += 100.0  # background rows are far away: they must be filtered out
-        return label, x
-
-    names = ["# label"] + [f"f{i}" for i in range(27)]
-    lab, x = table(600)
-    (root / "hepmass").mkdir(parents=True)
-    pd.DataFrame(np.column_stack([lab, x]), columns=names).to_csv(
-        root / "hepmass" / "1000_train.csv", index=False
-    )
-    tlab, tx = table(300)
-    path = root / "hepmass" / "1000_test.csv"
-    if mass_values:  # the test file has one trailing column more than the training file
-        full = np.column_stack([tlab, tx, np.full(len(tlab), 1000.0)])
-        pd.DataFrame(full, columns=names + ["mass"]).to_csv(path, index=False)
-    else:  # ... or the header names one column more than the rows hold
-        lines = [",".join(names + ["mass"])] + [
-            ",".join(f"{v:.6f}" for v in row) for row in np.column_stack([tlab, tx])
-        ]
-        path.write_text("\n".join(lines) + "\n")
-    keep = [i for i in range(27) if i not in discrete]
-    return x[lab == 1][:, keep], tx[tlab == 1][:, keep]
-
-
 @pytest.mark.parametrize("mass_values", [True, False])
 def test_hepmass_signal_rows_dropped_features_split_and_standardisation(tmp_path, mass_values):
-    sig, sig_test = _write_hepmass(tmp_path, mass_values)
+    sig, sig_test = write_hepmass(tmp_path, mass_values)
     dm = TabularDensity("hepmass", data_dir=str(tmp_path))
     dm.setup()
     train, val, test = (
@@ -283,15 +219,7 @@ def test_miniboone_split_standardisation_and_raw_cleaning(tmp_path, raw):
 
 
 def test_bsds300_reads_the_three_hdf5_datasets(tmp_path):
-    import h5py
-
-    (tmp_path / "BSDS300").mkdir()
-    rng = np.random.default_rng(4)
-    arrays = {k: rng.standard_normal((n, 63)).astype(np.float32) for k, n in
-              (("train", 40), ("validation", 10), ("test", 20))}  # fmt: skip
-    with h5py.File(tmp_path / "BSDS300" / "BSDS300.hdf5", "w") as f:
-        for k, a in arrays.items():
-            f.create_dataset(k, data=a)
+    arrays = write_bsds300(tmp_path, (("train", 40), ("validation", 10), ("test", 20)))
     dm = TabularDensity("bsds300", data_dir=str(tmp_path))
     dm.setup()
     assert dm.dim == 63 and dm.batch_size == 300
@@ -315,7 +243,7 @@ def test_missing_archive_error_says_where_and_what(tmp_path):
 
 
 def test_tabular_loader_subsample_and_bad_input(tmp_path):
-    _write_power(tmp_path)
+    write_power(tmp_path)
     full = TabularDensity("power", data_dir=str(tmp_path), batch_size=64)
     full.setup()
     small = TabularDensity("power", data_dir=str(tmp_path), batch_size=64, max_train=100, seed=1)
@@ -372,7 +300,7 @@ def test_digits_density_seeding():
 def test_power_matches_mafs_steps_literally(tmp_path):
     """MAF's power.py steps in its own order (in-place shuffle, np.delete, noise drawn voltage,
     active power, sub-metering), so the RandomState draws line up exactly."""
-    data = _write_power(tmp_path, n=300)
+    data = write_power(tmp_path, n=300)
     rng = np.random.RandomState(42)
     ref = data.copy()
     rng.shuffle(ref)

@@ -107,3 +107,12 @@ def test_autograd_and_hutchinson_traces():
         assert torch.allclose(potential_derivatives(P, x, t, trace="autograd")[2], exact[2])
     with pytest.raises(ValueError, match="unknown trace method 'fd'; known methods: exact, autograd"):
         potential_derivatives(P, x, t, trace="fd")
+
+
+def test_gradient_alone_matches_grad_laplacian():
+    P = perturbed(7, 3, 2)
+    x, t, y = torch.randn(6, 7, dtype=torch.float64), torch.rand(6, dtype=torch.float64), torch.randn(
+        6, 2, dtype=torch.float64)
+    g, dt = P.gradient(x, t, y)
+    g2, dt2, _ = P.grad_laplacian(x, t, y)
+    assert torch.equal(g, g2) and torch.equal(dt, dt2)

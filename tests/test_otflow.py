@@ -1,0 +1,82 @@
+"""OTFlow as a module: invertibility, change of variables, trace modes, training, bad input."""
+
+import math
+
+import pytest
+import torch
+
+from ctdl.models import OTFlow
+
+
+@pytest.fixture
+def flow():
+    torch.manual_seed(0)
+    return OTFlow(dim=2, width=16).double()
+
+
+def test_inverse_undoes_forward_in_float64(flow):
+    x = torch.randn(200, 2, dtype=torch.float64)
+    z = flow(x, steps=32)
+    assert (z - x).norm(dim=1).mean() > 0.1  # the map is not the identity
+    assert (flow.inverse(z, steps=32) - x).norm(dim=1).max() < 1e-3
+
+
+def test_log_prob_is_the_change_of_variables_of_the_flow_map(flow):
+    """log p(x) = log N(F(x); 0, I) + log |det dF/dx|, up to the RK4 error of 32 steps."""
+    x = torch.randn(4, 2, dtype=torch.float64)
+    log_p = flow.log_prob(x, steps=32)
+    for k in range(4):
+        J = torch.autograd.functional.jacobian(lambda v: flow(v[None], steps=32)[0], x[k])
+        z = flow(x[k:k + 1], steps=32)[0]
+        expected = -0.5 * z.pow(2).sum() - math.log(2 * math.pi) + torch.linalg.slogdet(J)[1]
+        assert log_p[k].item() == pytest.approx(expected.item(), abs=1e-3)
+
+
+def test_exact_and_autograd_traces_agree_and_hutchinson_is_unbiased(flow):
+    x = torch.randn(64, 2, dtype=torch.float64)
+    exact = flow.log_prob(x, steps=8)
+    flow.hparams.trace = "autograd"
+    assert torch.allclose(flow.log_prob(x, steps=8), exact, atol=1e-10)
+    flow.hparams.trace = "hutchinson"
+    torch.manual_seed(1)
+    with torch.no_grad():
+        estimates = torch.stack([flow.log_prob(x, steps=8) for _ in range(30)])
+    assert not torch.allclose(estimates[0], exact, atol=1e-6)  # noisy ...
+    errors = (estimates - exact).flatten()  # ... but centred on the exact value
+    assert errors.mean().abs() < 4 * errors.std() / math.sqrt(errors.numel())
+
+
+def test_training_lowers_the_nll_towards_the_true_entropy():
+    torch.manual_seed(0)
+    flow = OTFlow(dim=2, width=16, alpha_C=10.0, lr=0.05).double()
+    data = 0.5 * torch.randn(2048, 2, dtype=torch.float64) + torch.tensor([1.0, -1.0], dtype=torch.float64)
+    entropy = 2 * (0.5 * math.log(2 * math.pi * 0.25) + 0.5)  # E[-log p] of the true density
+    opt = torch.optim.Adam(flow.parameters(), lr=0.05)
+    with torch.no_grad():
+        before = flow.nll_terms(data, 8)[0].mean().item()
+    for _ in range(60):
+        loss = flow.loss_terms(data[torch.randint(0, 2048, (256,))], 4)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        after = flow.nll_terms(data, 8)[0].mean().item()
+    assert before > entropy + 3 and after < entropy + 0.5
+
+
+def test_samples_and_log_prob_shapes_and_clamping(flow):
+    samples = flow.sample(100, generator=torch.Generator().manual_seed(0))
+    assert samples.shape == (100, 2) and samples.dtype == torch.float64 and torch.isfinite(samples).all()
+    assert flow.log_prob(samples).shape == (100,)
+    flow.hparams.clamp = 0.5
+    with torch.no_grad():
+        flow.potential.w.fill_(3.0)
+    flow.on_train_batch_end(None, None, 0)
+    assert all(p.abs().max() <= 0.5 for p in flow.parameters())
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match=r"samples of shape \[3\] but the model was built for dim=2"):
+        OTFlow(dim=2).log_prob(torch.randn(5, 3))
+    with pytest.raises(ValueError, match="unknown trace method 'hutch'; known methods: exact, autograd, hutchinson"):
+        OTFlow(trace="hutch")
