@@ -59,7 +59,7 @@ class DensityFigure(L.Callback):
         Args:
             every_n_epochs: draw after every n-th training epoch; 0 draws only at fit end.
             n_samples: data points shown (the first n_samples of the validation / test set) and
-                model samples drawn.
+                model samples drawn (as many as there are data points shown).
             grid_size: for 2-D data the density is evaluated on grid_size x grid_size points.
             coords: for d > 2, the coordinates shown in the corner plot (default the first 4).
             dpi: resolution of the PNG.

@@ -26,8 +26,54 @@ from torch import Tensor, nn
 
 
 def log_cosh(a: Tensor) -> Tensor:
-    """sigma(a) = log(2 cosh a) = |a| + log(1 + exp(-2|a|)), overflow-free."""
-    return a.abs() + torch.log1p(torch.exp(-2.0 * a.abs()))
+    """sigma(a) = log(2 cosh a) = log(e^a + e^-a), overflow-free (one fused op)."""
+    return torch.logaddexp(a, -a)
+
+
+class _ScaledRows(torch.autograd.Function):
+    """J[l, n, j] = s[l, n] * B[l, j]: the first Jacobian diag(sigma'(a_0)) K_0 E of every sample,
+    laid out (m, n, d). The backward contracts with batched matrix products instead of
+    materialising two more (m, n, d) temporaries."""
+
+    @staticmethod
+    def forward(ctx, s: Tensor, B: Tensor) -> Tensor:
+        ctx.save_for_backward(s, B)
+        return s.unsqueeze(2) * B.unsqueeze(1)
+
+    @staticmethod
+    def backward(ctx, dJ: Tensor):
+        s, B = ctx.saved_tensors
+        ds = torch.bmm(dJ, B.unsqueeze(2)).squeeze(2) if ctx.needs_input_grad[0] else None
+        dB = torch.bmm(s.unsqueeze(1), dJ).squeeze(1) if ctx.needs_input_grad[1] else None
+        return ds, dB
+
+
+class _WeightedSquaredNorms(torch.autograd.Function):
+    """(sum_k w[k, n] ||(K J)[k, n, :]||^2 for each n,  K J) with J laid out (m, n, d).
+
+    K J is one (m x m) @ (m x n*d) product; the backward needs two more and one pass over
+    (m, n, d), where plain autograd of `(w * (K @ J).pow(2).sum(2)).sum(0)` needs several."""
+
+    @staticmethod
+    def forward(ctx, K: Tensor, J: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+        m, n, d = J.shape
+        KJ = (K @ J.reshape(m, n * d)).view(m, n, d)
+        sq = torch.linalg.vector_norm(KJ, dim=2).square()  # (m, n)
+        ctx.save_for_backward(K, J, w, KJ, sq)
+        return (w * sq).sum(0), KJ
+
+    @staticmethod
+    def backward(ctx, g: Tensor, dKJ_out: Tensor | None):
+        K, J, w, KJ, sq = ctx.saved_tensors
+        m, n, d = J.shape
+        dKJ = KJ * (2.0 * w * g).unsqueeze(2)
+        if dKJ_out is not None:
+            dKJ = dKJ + dKJ_out
+        flat = dKJ.reshape(m, n * d)
+        dK = flat @ J.reshape(m, n * d).T if ctx.needs_input_grad[0] else None
+        dJ = (K.T @ flat).view(m, n, d) if ctx.needs_input_grad[1] else None
+        dw = g * sq if ctx.needs_input_grad[2] else None
+        return dK, dJ, dw
 
 
 class Potential(nn.Module):
@@ -110,21 +156,46 @@ class Potential(nn.Module):
         grad_s = self._reverse(self._inputs(x, t, y))[2]
         return grad_s[:, : self.dim], grad_s[:, self.dim]
 
+    SMALL_DIM = 4  # up to this d, one column of J at a time is faster than the (m, n, d) layout
+
+    def _trace_per_coordinate(self, dsig: list[Tensor], z: list[Tensor], K0x: Tensor) -> Tensor:
+        """sum_i tr_i for i >= 1 with the columns J[:, :, j] (batch, m) of the Jacobian kept apart."""
+        cols = [dsig[0] * K0x[:, j] for j in range(K0x.shape[1])]
+        trace = 0.0
+        for i in range(1, len(dsig)):
+            weight = (1 - dsig[i] ** 2) * z[i]
+            KJ = [col @ self.K[i - 1].T for col in cols]
+            trace = trace + self.h * sum((weight * kj.square()).sum(1) for kj in KJ)
+            if i < len(dsig) - 1:
+                cols = [col + self.h * dsig[i] * kj for col, kj in zip(cols, KJ, strict=True)]
+        return trace
+
+    def _trace_stacked(self, dsig: list[Tensor], z: list[Tensor], K0x: Tensor) -> Tensor:
+        """sum_i tr_i for i >= 1 with J stored as J[l, n, j] = d u_l / d x_j of sample n, so that
+        K_i J is ONE (m x m) @ (m x n*d) matrix product (and its backward two more)."""
+        J = _ScaledRows.apply(dsig[0].T, K0x)  # (m, n, d)
+        trace = 0.0
+        for i in range(1, len(dsig)):
+            weight = ((1 - dsig[i] ** 2) * z[i]).T  # (m, n)
+            term, KJ = _WeightedSquaredNorms.apply(self.K[i - 1], J, weight)
+            trace = trace + self.h * term
+            if i < len(dsig) - 1:
+                J = J + self.h * dsig[i].T.unsqueeze(2) * KJ
+        return trace
+
     def grad_laplacian(self, x: Tensor, t: Tensor | float,
                        y: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """(grad_x Phi (batch, d), d_t Phi (batch,), tr Hess_x Phi (batch,)), all exact."""
         d = self.dim
-        dsig, z, grad_s = self._reverse(self._inputs(x, t, y))
+        s = self._inputs(x, t, y)
+        dsig, z, grad_s = self._reverse(s)
 
-        # forward sweep of the x-Jacobian J_i and the trace terms
         K0x = self.K0[:, :d]
         trace = ((1 - dsig[0] ** 2) * z[0]) @ K0x.pow(2).sum(1)
-        J = dsig[0].unsqueeze(2) * K0x  # (batch, m, d)
-        for i in range(1, len(dsig)):
-            KJ = torch.matmul(self.K[i - 1], J)
-            trace = trace + self.h * (((1 - dsig[i] ** 2) * z[i]).unsqueeze(2) * KJ.pow(2)).sum((1, 2))
-            if i < len(dsig) - 1:
-                J = J + self.h * dsig[i].unsqueeze(2) * KJ
+        if d <= self.SMALL_DIM:
+            trace = trace + self._trace_per_coordinate(dsig, z, K0x)
+        else:
+            trace = trace + self._trace_stacked(dsig, z, K0x)
         trace = trace + self.A[:, :d].pow(2).sum()
         return grad_s[:, :d], grad_s[:, d], trace
 

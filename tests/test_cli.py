@@ -15,8 +15,10 @@ from ctdl.callbacks import FiniteLossGuard, NonFiniteLossError
 from ctdl.models import ODENetClassifier
 
 from .conftest import ROOT
+from .maf_files import write_maf_archive
 
-CONFIGS = sorted((ROOT / "configs" / "odenet").glob("*.yaml"))
+CONFIGS = sorted((ROOT / "configs").glob("*/*.yaml"))
+TABULAR = {"power", "gas", "hepmass", "miniboone", "bsds300"}
 PEAKS = ROOT / "configs" / "odenet" / "peaks.yaml"
 SMALL_PEAKS = ["--config", PEAKS, "--data.n_train", "500", "--data.n_val", "200", "--data.n_test", "200"]
 
@@ -26,15 +28,17 @@ def metrics_rows(run_dir: Path) -> list[dict]:
         return list(csv.DictReader(file))
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
-def test_every_config_runs_fast_dev_run(cli, config, fake_mnist_dir):
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_config_runs_fast_dev_run(cli, config, fake_mnist_dir, tmp_path):
     extra = []
     if "mnist" in config.stem:  # the tests use small fake IDX files, not the real data set
         extra = ["--data.data_dir", fake_mnist_dir, "--data.n_val", "100"]
+    if config.parent.name == "otflow" and config.stem in TABULAR:  # small files in the MAF formats
+        extra = ["--data.data_dir", write_maf_archive(tmp_path / "maf"), "--data.batch_size", "16"]
     run = cli("fit", "--config", config, "--trainer.fast_dev_run", "true", *extra)
     assert run.trainer.state.finished
     assert torch.isfinite(run.trainer.callback_metrics["train/loss"])
-    assert "val/acc" in run.trainer.callback_metrics
+    assert any(k.startswith("val/") for k in run.trainer.callback_metrics)
 
 
 def test_short_class_names_and_print_config(cli, capsys):

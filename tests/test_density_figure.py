@@ -14,7 +14,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader, TensorDataset
 
 from ctdl.callbacks import DensityFigure
-from ctdl.models.otflow import OTFlow
+from ctdl.models import OTFlow
 
 
 class PointData(L.LightningDataModule):

@@ -51,9 +51,10 @@ class GradLaplacian(torch.nn.Module):
         return self.potential.grad_laplacian(x, t, y)
 
 
-def test_gradient_of_a_loss_through_the_exact_laplacian_matches_finite_differences():
-    module = GradLaplacian(perturbed(3, 3, 2, width=5))
-    x, t = torch.randn(4, 3, dtype=torch.float64), torch.rand(4, dtype=torch.float64)
+@pytest.mark.parametrize("dim", [3, 6])  # the per-coordinate path (d <= 4) and the stacked one
+def test_gradient_of_a_loss_through_the_exact_laplacian_matches_finite_differences(dim):
+    module = GradLaplacian(perturbed(dim, 3, 2, width=5))
+    x, t = torch.randn(4, dim, dtype=torch.float64), torch.rand(4, dtype=torch.float64)
     y = torch.randn(4, 2, dtype=torch.float64)
     names = [name for name, _ in module.named_parameters()]
 
