@@ -1,0 +1,314 @@
+"""Benchmarks of OT-Flow (issue: OT-Flow). Results go to benchmarks/otflow_<part>.json and otflow.md.
+
+    python scripts/bench_otflow.py trace speed quality peer sampling   # any subset
+    python scripts/bench_otflow.py report
+
+trace     one training step (loss forward + backward) with the exact, autograd and Hutchinson
+          traces at the published widths, as ratios in one run
+speed     seconds per training iteration at the MINIBOONE, BSDS300 and 2-D toy shapes (float32)
+          against the original OT-Flow code's figures measured on this kind of machine
+quality   8gaussians and checkerboard trained through the CLI; E[-log p_model] - E[-log p_true]
+          (a KL divergence) on 100k fresh samples, training wall time, inversion error
+peer      an FFJORD-style CNF (torchdiffeq dopri5 + Hutchinson) against OT-Flow on the same data:
+          NLL against wall clock, both in one process
+sampling  samples per second in 2-D and 43-D
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_odenet import environment, table  # noqa: E402  (shared helpers of the bench scripts)
+
+from ctdl.models import OTFlow  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks"
+PUBLISHED_WIDTH = {2: 32, 6: 128, 8: 350, 21: 256, 43: 256, 63: 512}
+ORIGINAL_SECONDS = {"miniboone": 38.0, "bsds300": 35.0, "toy": 0.32}  # the issue's measurements
+SHAPES = {"miniboone": (43, 256, 2000, 6), "bsds300": (63, 512, 300, 14), "toy": (2, 32, 4096, 8)}
+
+
+def save(part: str, result: dict) -> None:
+    OUT.mkdir(exist_ok=True)
+    result = {"part": part, "env": environment(), **result}
+    (OUT / f"otflow_{part}.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2), flush=True)
+
+
+def step_seconds(model: OTFlow, x: torch.Tensor, steps: int, repeats: int) -> list[float]:
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        loss = model.loss_terms(x, steps)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+# ------------------------------------------------------------------------------------ trace
+def part_trace(batch: int = 256, steps: int = 2, repeats: int = 3) -> None:
+    rows = []
+    for d, m in PUBLISHED_WIDTH.items():
+        torch.manual_seed(0)
+        x = torch.randn(batch, d)
+        models = {tr: OTFlow(dim=d, width=m, trace=tr) for tr in ("exact", "autograd", "hutchinson")}
+        for tr in models:
+            models[tr].load_state_dict(models["exact"].state_dict())
+            step_seconds(models[tr], x, steps, 1)  # warm-up
+        times = {tr: [] for tr in models}
+        for _ in range(repeats):  # interleaved, so machine noise hits all three alike
+            for tr, model in models.items():
+                times[tr] += step_seconds(model, x, steps, 1)
+        med = {tr: statistics.median(v) for tr, v in times.items()}
+        rows.append({"d": d, "m": m, "exact_s": round(med["exact"], 4),
+                     "autograd_s": round(med["autograd"], 4), "hutchinson_s": round(med["hutchinson"], 4),
+                     "autograd/exact": round(med["autograd"] / med["exact"], 2),
+                     "hutchinson/exact": round(med["hutchinson"] / med["exact"], 2)})
+        print(rows[-1], flush=True)
+    save("trace", {"setup": f"float32, batch {batch}, {steps} RK4 steps, median of {repeats}, one "
+                   "training step = loss forward + backward + Adam",
+                   "target": "exact >= 3x faster than autograd for d >= 21, never slower at small d",
+                   "rows": rows})
+
+
+# ------------------------------------------------------------------------------------ speed
+def part_speed() -> None:
+    rows = []
+    for name, (d, m, batch, steps) in SHAPES.items():
+        torch.manual_seed(0)
+        model = OTFlow(dim=d, width=m)
+        x = torch.randn(batch, d)
+        repeats = 10 if name == "toy" else 3
+        step_seconds(model, x, steps, 1)  # warm-up
+        sec = statistics.median(step_seconds(model, x, steps, repeats))
+        target = 2.0 if name == "toy" else 3.0
+        rows.append({"shape": name, "d": d, "m": m, "batch": batch, "rk4_steps": steps,
+                     "s_per_iter": round(sec, 3), "original_s": ORIGINAL_SECONDS[name],
+                     "speedup": round(ORIGINAL_SECONDS[name] / sec, 2), "target_speedup": target})
+        print(rows[-1], flush=True)
+    save("speed", {"setup": "float32, torch threads as printed, exact trace, classic RK4, median "
+                   "(3 iterations at the large shapes, 10 at the toy shape)", "rows": rows})
+
+
+# ---------------------------------------------------------------------------------- quality
+def part_quality(max_steps: int, runs_dir: str) -> None:
+    from ctdl.cli import run_cli
+
+    rows = []
+    for name in ("8gaussians", "checkerboard"):
+        cli = run_cli(["--config", str(ROOT / f"configs/otflow/{name}.yaml"), "--runs_dir", runs_dir,
+                       "--trainer.max_steps", str(max_steps), "--trainer.enable_progress_bar", "false"],
+                      run=False)
+        start = time.perf_counter()
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        seconds = time.perf_counter() - start
+        best = OTFlow.load_from_checkpoint(cli.trainer.checkpoint_callback.best_model_path).double().eval()
+        data = cli.datamodule
+        fresh = torch.as_tensor(data.sample(100_000, stream=7), dtype=torch.float64)
+        steps = best.hparams.test_steps
+        with torch.no_grad():
+            nll_model = torch.cat([-best.log_prob(c, steps) for c in fresh.split(10_000)]).mean().item()
+            nll_true = -data.log_density(fresh).double().mean().item()
+            x = fresh[:10_000]
+            inv = (best.inverse(best(x, steps), steps) - x).norm(dim=1)
+        rows.append({"data": name, "iterations": cli.trainer.global_step, "train_seconds": round(seconds, 1),
+                     "nll_model": round(nll_model, 4), "nll_true": round(nll_true, 4),
+                     "gap_nats": round(nll_model - nll_true, 4), "test_steps": steps,
+                     "inv_err_mean": float(f"{inv.mean().item():.2e}"),
+                     "inv_err_max": float(f"{inv.max().item():.2e}"),
+                     "run_dir": cli.trainer.log_dir})
+        print(rows[-1], flush=True)
+    save("quality", {"setup": "configs/otflow/<data>.yaml (float64, width 32, batch 4096), best checkpoint "
+                     "by val/nll; gap on 100k fresh samples; inversion error ||F^-1(F(x)) - x|| on 10k",
+                     "target": "gap <= 0.05 nats; inversion error <= 1e-4", "rows": rows})
+
+
+# ------------------------------------------------------------------------------------- peer
+class ConcatField(nn.Module):
+    """FFJORD-style vector field: an MLP on (x, t) with tanh, the peer's dynamics."""
+
+    def __init__(self, dim: int, hidden: int = 64, layers: int = 3) -> None:
+        super().__init__()
+        sizes = [dim + 1] + [hidden] * layers
+        self.layers = nn.ModuleList(nn.Linear(a + (1 if i else 0), b)
+                                    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)))
+        self.out = nn.Linear(hidden + 1, dim)
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        tt = t.expand(x.shape[0], 1)
+        h = torch.cat([x, tt], 1)
+        for i, layer in enumerate(self.layers):
+            h = torch.tanh(layer(h if i == 0 else torch.cat([h, tt], 1)))
+        return self.out(torch.cat([h, tt], 1))
+
+
+class FFJORDStyleCNF(nn.Module):
+    """Peer: dx/dt = f(x, t), d log p / dt = -tr(df/dx), dopri5 (rtol = atol = 1e-5), Hutchinson in
+    training (Gaussian probe drawn once per solve), exact trace by autograd in evaluation."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim, self.field, self.probe, self.exact = dim, ConcatField(dim), None, False
+
+    def augmented(self, t, state):
+        x, _ = state
+        with torch.enable_grad():
+            x = x if x.requires_grad else x.detach().requires_grad_()
+            v = self.field(t, x)
+            if self.exact:
+                div = sum(torch.autograd.grad(v[:, i].sum(), x, create_graph=True)[0][:, i]
+                          for i in range(self.dim))
+            else:
+                hv = torch.autograd.grad((v * self.probe).sum(), x, create_graph=True)[0]
+                div = (hv * self.probe).sum(1)
+        return v, -div
+
+    def nll(self, x: torch.Tensor, exact: bool = False) -> torch.Tensor:
+        import torchdiffeq
+
+        self.exact, self.probe = exact, torch.randn_like(x)
+        t = torch.tensor([0.0, 1.0], dtype=x.dtype)
+        z, dlogp = (s[-1] for s in torchdiffeq.odeint(self.augmented, (x, torch.zeros(len(x), dtype=x.dtype)),
+                                                        t, method="dopri5", rtol=1e-5, atol=1e-5))
+        return 0.5 * z.pow(2).sum(1) + 0.5 * self.dim * math.log(2 * math.pi) + dlogp
+
+
+def race(name: str, loss_fn, eval_fn, params, lr: float, budget: float, data, batch: int) -> list[dict]:
+    """Train for `budget` seconds of training time; evaluate (clock stopped) every budget/12 s."""
+    opt = torch.optim.Adam(params, lr=lr)
+    gen = torch.Generator().manual_seed(0)
+    curve, clock, next_eval, it = [], 0.0, 0.0, 0
+    while clock < budget:
+        if clock >= next_eval:
+            curve.append({"model": name, "train_seconds": round(clock, 1), "iterations": it,
+                          "test_nll": round(eval_fn(), 4)})
+            print(curve[-1], flush=True)
+            next_eval += budget / 12
+        start = time.perf_counter()
+        x = data[torch.randint(0, len(data), (batch,), generator=gen)]
+        loss = loss_fn(x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        clock += time.perf_counter() - start
+        it += 1
+    curve.append({"model": name, "train_seconds": round(clock, 1), "iterations": it,
+                  "test_nll": round(eval_fn(), 4)})
+    print(curve[-1], flush=True)
+    return curve
+
+
+def part_peer(budget: float) -> None:
+    from ctdl.datamodules import make_toy_density
+
+    torch.manual_seed(0)
+    train = torch.as_tensor(make_toy_density("8gaussians", 100_000, 0), dtype=torch.float32)
+    test = torch.as_tensor(make_toy_density("8gaussians", 5_000, 1), dtype=torch.float32)
+    ot = OTFlow(dim=2, width=32, alpha_C=100.0, alpha_R=5.0, steps=8, eval_steps=16, clamp=1.5)
+    peer = FFJORDStyleCNF(2)
+
+    def ot_eval():
+        with torch.no_grad():
+            return -ot.log_prob(test).mean().item()
+
+    def peer_eval():
+        return peer.nll(test, exact=True).mean().item()
+
+    def ot_loss_clamped(x):  # clamp after the previous step, as the trainer does
+        with torch.no_grad():
+            for p in ot.parameters():
+                p.clamp_(-1.5, 1.5)
+        return ot.loss_terms(x, 8)["loss"]
+
+    curves = race("OT-Flow (exact trace, RK4 8 steps)", ot_loss_clamped, ot_eval, ot.parameters(), 0.02,
+                  budget, train, 1024)
+    curves += race("FFJORD-style CNF (dopri5, Hutchinson)", lambda x: peer.nll(x).mean(), peer_eval,
+                   peer.parameters(), 1e-3, budget, train, 1024)
+    ot_curve = [c for c in curves if c["model"].startswith("OT")]
+    peer_final = [c for c in curves if c["model"].startswith("FFJORD")][-1]
+    reached = next((c for c in ot_curve if c["test_nll"] <= peer_final["test_nll"]), None)
+    summary = {"peer_final_nll": peer_final["test_nll"], "peer_seconds": peer_final["train_seconds"],
+               "ot_seconds_to_peer_final": reached["train_seconds"] if reached else None,
+               "time_ratio": (round(reached["train_seconds"] / peer_final["train_seconds"], 3)
+                              if reached else None),
+               "ot_final_nll": ot_curve[-1]["test_nll"]}
+    print(summary, flush=True)
+    save("peer", {"setup": f"8gaussians, float32, batch 1024, {budget:.0f} s of training each, test NLL on "
+                  "5k held-out samples with the exact trace (evaluation time not counted)",
+                  "target": "OT-Flow reaches the peer's final NLL in <= 1/4 of the peer's time",
+                  "summary": [summary], "rows": curves})
+
+
+# --------------------------------------------------------------------------------- sampling
+def part_sampling() -> None:
+    rows = []
+    for d, m, steps, dtype in ((2, 32, 32, torch.float64), (43, 256, 18, torch.float32)):
+        torch.manual_seed(0)
+        model = OTFlow(dim=d, width=m, eval_steps=steps).to(dtype)
+        n = 100_000 if d == 2 else 20_000
+        model.sample(1000)
+        start = time.perf_counter()
+        model.sample(n)
+        sec = time.perf_counter() - start
+        rows.append({"d": d, "m": m, "dtype": str(dtype).split(".")[-1], "rk4_steps": steps, "samples": n,
+                     "seconds": round(sec, 2), "samples_per_second": round(n / sec)})
+        print(rows[-1], flush=True)
+    save("sampling", {"setup": "model.sample(n): z ~ N(0, I) integrated backwards with the gradient only",
+                      "rows": rows})
+
+
+def report() -> None:
+    md = ["# OT-Flow benchmarks (scripts/bench_otflow.py)", ""]
+    for path in sorted(OUT.glob("otflow_*.json")):
+        part = json.loads(path.read_text())
+        env = part["env"]
+        md += [f"## {part['part']}", "",
+               f"{env['cpu']}, {env['cores']} cores, {env['torch_threads']} torch threads, GPU: "
+               f"{env['cuda'] or 'none'}; torch {env['torch']}", ""]
+        for key in ("setup", "target"):
+            if key in part:
+                md += [f"{key.capitalize()}: {part[key]}", ""]
+        if "summary" in part:
+            md += [table(part["summary"]), ""]
+        md += [table([{k: v for k, v in r.items() if k != "run_dir"} for r in part["rows"]]), ""]
+    (OUT / "otflow.md").write_text("\n".join(md))
+    print("\n".join(md))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("parts", nargs="+",
+                        choices=["trace", "speed", "quality", "peer", "sampling", "report"])
+    parser.add_argument("--max_steps", type=int, default=2000, help="quality: training iterations")
+    parser.add_argument("--budget", type=float, default=240.0, help="peer: training seconds per model")
+    parser.add_argument("--runs_dir", default=None)
+    args = parser.parse_args()
+    runs_dir = args.runs_dir or tempfile.mkdtemp(prefix="ctdl-bench-")
+    for part in args.parts:
+        if part == "report":
+            report()
+        elif part == "quality":
+            part_quality(args.max_steps, runs_dir)
+        elif part == "peer":
+            part_peer(args.budget)
+        else:
+            globals()[f"part_{part}"]()
+
+
+if __name__ == "__main__":
+    main()
