@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -23,43 +20,9 @@ import time
 from pathlib import Path
 
 import torch
+from bench_common import report, save
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks"
-
-
-def environment() -> dict:
-    import lightning
-    import torchdiffeq
-
-    return {
-        "machine": platform.machine(),
-        "cpu": _cpu_name(),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "lightning": lightning.__version__,
-        "torchdiffeq": torchdiffeq.__version__,
-    }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def save(part: str, result: dict) -> None:
-    OUT.mkdir(exist_ok=True)
-    result = {"part": part, "env": environment(), **result}
-    (OUT / f"odenet_{part}.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
 
 
 # ------------------------------------------------------------------------------ training
@@ -97,16 +60,16 @@ def _seconds_to(rows, val, target, fit_seconds):
 def part_peaks(runs_dir: str) -> None:
     results = [fit_and_test(f"configs/odenet/{name}.yaml", runs_dir)
                for name in ("peaks", "peaks_antisymmetric", "peaks_hamiltonian", "ellipses")]
-    save("peaks", {"target": "peaks: val acc >= 0.97 in < 120 s of training", "runs": results})
+    save("odenet", "peaks", {"target": "peaks: val acc >= 0.97 in < 120 s of training", "runs": results})
 
 
 def part_digits(runs_dir: str) -> None:
-    save("digits", {"target": "digits: test acc >= 0.97",
+    save("odenet", "digits", {"target": "digits: test acc >= 0.97",
                     "runs": [fit_and_test("configs/odenet/digits.yaml", runs_dir)]})
 
 
 def part_fashion(runs_dir: str) -> None:
-    save("fashion", {"target": "Fashion-MNIST: test acc >= 0.91 with <= 250k parameters",
+    save("odenet", "fashion", {"target": "Fashion-MNIST: test acc >= 0.91 with <= 250k parameters",
                      "runs": [fit_and_test("configs/odenet/fashion_mnist.yaml", runs_dir)]})
 
 
@@ -137,7 +100,7 @@ def part_memory(_: str) -> None:
                 for _ in range(2)]
             rows.append({"gradient": "adjoint" if adjoint else "backprop", "steps": steps,
                          "peak_step_MiB": round(min(mib), 1)})
-    save("memory", {"setup": "dense ODENetClassifier, width 256, batch 1024, RK4; "
+    save("odenet", "memory", {"setup": "dense ODENetClassifier, width 256, batch 1024, RK4; "
                     "peak RSS growth during one forward+backward (ru_maxrss), min of 2 processes",
                     "rows": rows})
 
@@ -177,38 +140,11 @@ def part_overhead(_: str, repeats: int = 15) -> None:
                          "ctdl_us_per_step": round(1e6 * med["ctdl"], 1),
                          "torchdiffeq_us_per_step": round(1e6 * med["torchdiffeq"], 1),
                          "ratio": round(med["ctdl"] / med["torchdiffeq"], 3)})
-    save("overhead", {"target": f"ratio ctdl / torchdiffeq <= 1.0 (median of {repeats})",
+    save("odenet", "overhead", {"target": f"ratio ctdl / torchdiffeq <= 1.0 (median of {repeats})",
                       "rows": rows})
 
 
 # -------------------------------------------------------------------------------- report
-def table(rows: list[dict]) -> str:
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    cell = lambda v: f"{v:.4f}" if isinstance(v, float) and abs(v) < 1 else str(v)  # noqa: E731
-    lines += ["| " + " | ".join(cell(r[k]) for k in keys) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def report() -> None:
-    parts = [json.loads(p.read_text()) for p in sorted(OUT.glob("odenet_*.json"))]
-    md = ["# ODE-Net benchmarks (scripts/bench_odenet.py)", ""]
-    for part in parts:
-        env = part["env"]
-        md += [f"## {part['part']}", "",
-               f"{env['cpu']}, {env['cores']} cores, {env['torch_threads']} torch threads, "
-               f"GPU: {env['cuda'] or 'none'}; Python {env['python']}, torch {env['torch']}, "
-               f"lightning {env['lightning']}, torchdiffeq {env['torchdiffeq']}", ""]
-        for key in ("target", "setup"):
-            if key in part:
-                md += [f"{key.capitalize()}: {part[key]}", ""]
-        rows = part.get("rows") or [{k: v for k, v in r.items() if k != "run_dir"}
-                                    for r in part["runs"]]
-        md += [table(rows), ""]
-    (OUT / "odenet.md").write_text("\n".join(md))
-    print("\n".join(md))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("parts", nargs="+",
@@ -218,7 +154,7 @@ def main() -> None:
     runs_dir = args.runs_dir or tempfile.mkdtemp(prefix="ctdl-bench-")
     for part in args.parts:
         if part == "report":
-            report()
+            report("odenet", "ODE-Net benchmarks")
         else:
             globals()[f"part_{part}"](runs_dir)
 

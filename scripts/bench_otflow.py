@@ -17,34 +17,22 @@ sampling  samples per second in 2-D and 43-D
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from bench_common import report, save
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_odenet import environment, table  # noqa: E402  (shared helpers of the bench scripts)
-
-from ctdl.models import OTFlow  # noqa: E402
+from ctdl.models import OTFlow
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks"
 PUBLISHED_WIDTH = {2: 32, 6: 128, 8: 350, 21: 256, 43: 256, 63: 512}
 ORIGINAL_SECONDS = {"miniboone": 38.0, "bsds300": 35.0, "toy": 0.32}  # the measurements
 SHAPES = {"miniboone": (43, 256, 2000, 6), "bsds300": (63, 512, 300, 14), "toy": (2, 32, 4096, 8)}
-
-
-def save(part: str, result: dict) -> None:
-    OUT.mkdir(exist_ok=True)
-    result = {"part": part, "env": environment(), **result}
-    (OUT / f"otflow_{part}.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2), flush=True)
 
 
 def step_seconds(model: OTFlow, x: torch.Tensor, steps: int, repeats: int) -> list[float]:
@@ -80,7 +68,7 @@ def part_trace(batch: int = 256, steps: int = 2, repeats: int = 3) -> None:
                      "autograd/exact": round(med["autograd"] / med["exact"], 2),
                      "hutchinson/exact": round(med["hutchinson"] / med["exact"], 2)})
         print(rows[-1], flush=True)
-    save("trace", {"setup": f"float32, batch {batch}, {steps} RK4 steps, median of {repeats}, one "
+    save("otflow", "trace", {"setup": f"float32, batch {batch}, {steps} RK4 steps, median of {repeats}, one "
                    "training step = loss forward + backward + Adam",
                    "target": "exact >= 3x faster than autograd for d >= 21, never slower at small d",
                    "rows": rows})
@@ -101,7 +89,7 @@ def part_speed() -> None:
                      "s_per_iter": round(sec, 3), "original_s": ORIGINAL_SECONDS[name],
                      "speedup": round(ORIGINAL_SECONDS[name] / sec, 2), "target_speedup": target})
         print(rows[-1], flush=True)
-    save("speed", {"setup": "float32, torch threads as printed, exact trace, classic RK4, median "
+    save("otflow", "speed", {"setup": "float32, torch threads as printed, exact trace, classic RK4, median "
                    "(3 iterations at the large shapes, 10 at the toy shape)", "rows": rows})
 
 
@@ -133,7 +121,8 @@ def part_quality(max_steps: int, runs_dir: str) -> None:
                      "inv_err_max": float(f"{inv.max().item():.2e}"),
                      "run_dir": cli.trainer.log_dir})
         print(rows[-1], flush=True)
-    save("quality", {"setup": "configs/otflow/<data>.yaml (float64, width 32, batch 4096), best checkpoint "
+    save("otflow", "quality", {
+        "setup": "configs/otflow/<data>.yaml (float64, width 32, batch 4096), best checkpoint "
                      "by val/nll; gap on 100k fresh samples; inversion error ||F^-1(F(x)) - x|| on 10k",
                      "target": "gap <= 0.05 nats; inversion error <= 1e-4", "rows": rows})
 
@@ -248,7 +237,8 @@ def part_peer(budget: float) -> None:
                               if reached else None),
                "ot_final_nll": ot_curve[-1]["test_nll"]}
     print(summary, flush=True)
-    save("peer", {"setup": f"8gaussians, float32, batch 1024, {budget:.0f} s of training each, test NLL on "
+    save("otflow", "peer", {
+        "setup": f"8gaussians, float32, batch 1024, {budget:.0f} s of training each, test NLL on "
                   "5k held-out samples with the exact trace (evaluation time not counted)",
                   "target": "OT-Flow reaches the peer's final NLL in <= 1/4 of the peer's time",
                   "summary": [summary], "rows": curves})
@@ -268,26 +258,9 @@ def part_sampling() -> None:
         rows.append({"d": d, "m": m, "dtype": str(dtype).split(".")[-1], "rk4_steps": steps, "samples": n,
                      "seconds": round(sec, 2), "samples_per_second": round(n / sec)})
         print(rows[-1], flush=True)
-    save("sampling", {"setup": "model.sample(n): z ~ N(0, I) integrated backwards with the gradient only",
+    save("otflow", "sampling", {
+        "setup": "model.sample(n): z ~ N(0, I) integrated backwards with the gradient only",
                       "rows": rows})
-
-
-def report() -> None:
-    md = ["# OT-Flow benchmarks (scripts/bench_otflow.py)", ""]
-    for path in sorted(OUT.glob("otflow_*.json")):
-        part = json.loads(path.read_text())
-        env = part["env"]
-        md += [f"## {part['part']}", "",
-               f"{env['cpu']}, {env['cores']} cores, {env['torch_threads']} torch threads, GPU: "
-               f"{env['cuda'] or 'none'}; torch {env['torch']}", ""]
-        for key in ("setup", "target"):
-            if key in part:
-                md += [f"{key.capitalize()}: {part[key]}", ""]
-        if "summary" in part:
-            md += [table(part["summary"]), ""]
-        md += [table([{k: v for k, v in r.items() if k != "run_dir"} for r in part["rows"]]), ""]
-    (OUT / "otflow.md").write_text("\n".join(md))
-    print("\n".join(md))
 
 
 def main() -> None:
@@ -301,7 +274,7 @@ def main() -> None:
     runs_dir = args.runs_dir or tempfile.mkdtemp(prefix="ctdl-bench-")
     for part in args.parts:
         if part == "report":
-            report()
+            report("otflow", "OT-Flow benchmarks")
         elif part == "quality":
             part_quality(args.max_steps, runs_dir)
         elif part == "peer":
