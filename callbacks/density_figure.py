@@ -13,19 +13,16 @@ histogram contours of model samples against data, and 1-D histograms on the diag
 from __future__ import annotations
 
 import inspect
-import shutil
-from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_warn
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle
 from torch import Tensor
-from torch.utils.data import Dataset, TensorDataset
+
+from .figure import FigureCallback
 
 DATA_COLOR = "#1f77b4"
 MODEL_COLOR = "#ff7f0e"
@@ -37,7 +34,7 @@ def _box_smooth(h: np.ndarray) -> np.ndarray:
     return sum(p[i:i + h.shape[0], j:j + h.shape[1]] for i in range(3) for j in range(3)) / 9.0
 
 
-class DensityFigure(L.Callback):
+class DensityFigure(FigureCallback):
     """Draw a density model against its data as one PNG.
 
     Works with models that have `sample(n)` -> (n, d) and `log_prob(x)` -> (n,) (as `OTFlow`;
@@ -51,6 +48,12 @@ class DensityFigure(L.Callback):
     `density_test.png` (end of test); each figure is also added to every TensorBoard logger
     under the tag "density".
     """
+
+    name = "density"
+    metric = "nll"
+    headline = "{model}: model against {stage} data"
+    epoch_hook = "train"
+    reuse_unchanged = True  # the final figure is a copy of the last epoch figure if nothing changed
 
     def __init__(self, every_n_epochs: int = 0, n_samples: int = 2000, grid_size: int = 100,
                  coords: list[int] | None = None, dpi: int = 120, seed: int = 0,
@@ -66,8 +69,7 @@ class DensityFigure(L.Callback):
             seed: seed of the generator used for sampling (the figures are reproducible).
             chunk_size: points per call of log_prob / forward (bounds the memory).
         """
-        if every_n_epochs < 0:
-            raise ValueError(f"every_n_epochs must be >= 0 (0 = only at fit end), got {every_n_epochs}")
+        super().__init__(every_n_epochs=every_n_epochs, dpi=dpi)
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
         if grid_size < 2:
@@ -79,117 +81,48 @@ class DensityFigure(L.Callback):
             if not coords or min(coords) < 0 or len(set(coords)) != len(coords):
                 raise ValueError(
                     f"coords must be a non-empty list of distinct indices >= 0, got {coords}")
-        self.every_n_epochs, self.n_samples, self.grid_size = every_n_epochs, n_samples, grid_size
-        self.coords, self.dpi, self.seed, self.chunk_size = coords, dpi, seed, chunk_size
-        self._warned = False
-        self._last: tuple[int, Path] | None = None  # (global_step, path) of the last epoch figure
+        self.n_samples, self.grid_size = n_samples, grid_size
+        self.coords, self.seed, self.chunk_size = coords, seed, chunk_size
 
-    # --------------------------------------------------------------------------- hooks
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.every_n_epochs <= 0 or trainer.sanity_checking:
-            return
-        if (trainer.current_epoch + 1) % self.every_n_epochs != 0:
-            return
-        epoch = trainer.current_epoch
-        paths = self._draw(trainer, pl_module, "val", f"density_epoch{epoch:03d}.png", epoch=epoch)
-        self._last = (trainer.global_step, paths[0]) if paths else None
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        epoch = max(trainer.current_epoch - 1, 0)  # current_epoch counts the finished epochs here
-        last = self._last
-        if last is not None and last[0] == trainer.global_step and last[1].is_file():
-            # the model has not changed since the last epoch figure: copy it, do not redraw
-            trainer.log_dir  # noqa: B018  (a collective under DDP: every rank must ask for it)
-            if not trainer.is_global_zero:
-                return
-            paths = [last[1].with_name("density_final.png")]
-            shutil.copyfile(last[1], paths[0])
-        else:
-            paths = self._draw(trainer, pl_module, "val", "density_final.png", epoch=epoch)
-        if paths:
-            print(f"DensityFigure: saved {paths[0]}")
-
-    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # after fit, current_epoch counts the finished epochs; a bare test has 0 and no epoch
-        epoch = trainer.current_epoch - 1 if trainer.current_epoch > 0 else None
-        self._draw(trainer, pl_module, "test", "density_test.png", epoch=epoch)
-
-    # ------------------------------------------------------------------------- helpers
-    def _skip(self, reason: str) -> None:
-        if not self._warned:
-            rank_zero_warn(f"DensityFigure draws nothing: {reason}")
-            self._warned = True
-
-    def _data(self, trainer: L.Trainer, stage: str) -> Tensor | None:
-        """First n_samples points (n, d) of the datamodule's `<stage>_dataset`, or None."""
-        dm = trainer.datamodule
-        ds: Dataset | None = getattr(dm, f"{stage}_dataset", None) if dm is not None else None
-        if ds is None:
-            self._skip(f"the datamodule has no {stage}_dataset")
+    def _inputs(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                stage: str) -> tuple[Tensor, list[int]] | None:
+        """First n_samples points (n, d) of the datamodule's `<stage>_dataset` and the coordinates
+        shown, or None (after a warning) if the model or the data do not fit."""
+        missing = [m for m in ("sample", "log_prob") if not callable(getattr(pl_module, m, None))]
+        if missing:
+            self._skip(f"{type(pl_module).__name__} has no {' / '.join(missing)} method")
             return None
-        try:
-            if isinstance(ds, TensorDataset):
-                x = ds.tensors[0][: self.n_samples]
-            else:
-                items = [ds[i] for i in range(min(self.n_samples, len(ds)))]
-                x = torch.stack([torch.as_tensor(it[0] if isinstance(it, (tuple, list)) else it)
-                                 for it in items])
-        except (TypeError, ValueError, IndexError, RuntimeError) as err:
-            self._skip(f"could not read samples from {stage}_dataset ({err})")
+        data = self._samples(trainer, stage, self.n_samples)
+        if data is None:
             return None
+        x = data[0]
         if len(x) == 0:
             self._skip(f"{stage}_dataset is empty")
             return None
         if x.ndim != 2:
             self._skip(f"the samples are not vectors (sample shape {list(x.shape[1:])})")
             return None
-        return x
-
-    def _draw(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str, name: str,
-              epoch: int | None) -> list[Path]:
-        log_dir = trainer.log_dir  # a collective under DDP: every rank must ask for it
-        if not trainer.is_global_zero:
-            return []
-        missing = [m for m in ("sample", "log_prob") if not callable(getattr(pl_module, m, None))]
-        if missing:
-            self._skip(f"{type(pl_module).__name__} has no {' / '.join(missing)} method")
-            return []
-        x = self._data(trainer, stage)
-        if x is None:
-            return []
         d = x.shape[1]
         if d > 2:
             coords = self.coords if self.coords is not None else list(range(min(4, d)))
             if max(coords) >= d:
                 self._skip(f"coords {coords} do not fit the data's dimension {d} (indices 0..{d - 1})")
-                return []
+                return None
         else:
             coords = list(range(d))
+        return x, coords
 
-        was_training = pl_module.training
-        pl_module.eval()
+    def _figure(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                inputs: tuple[Tensor, list[int]], stage: str, epoch: int | None) -> Figure:
+        x, coords = inputs
         devices = [pl_module.device] if pl_module.device.type == "cuda" else []
-        try:
-            with torch.no_grad(), torch.random.fork_rng(devices=devices):
-                torch.manual_seed(self.seed)
-                x = x.to(device=pl_module.device, dtype=pl_module.dtype)
-                samples = self._sample(pl_module, len(x))
-                if d == 2:
-                    fig = self._figure_2d(trainer, pl_module, x, samples, stage, epoch)
-                else:
-                    fig = self._figure_corner(trainer, pl_module, x, samples, coords, stage, epoch)
-        finally:
-            pl_module.train(was_training)
-
-        out_dir = Path(log_dir or trainer.default_root_dir) / "figures"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / name
-        fig.savefig(path, dpi=self.dpi)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure("density", fig, global_step=trainer.global_step, close=False)
-        fig.clear()
-        return [path]
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed)
+            x = x.to(device=pl_module.device, dtype=pl_module.dtype)
+            samples = self._sample(pl_module, len(x))
+            if x.shape[1] == 2:
+                return self._figure_2d(trainer, pl_module, x, samples, stage, epoch)
+            return self._figure_corner(trainer, pl_module, x, samples, coords, stage, epoch)
 
     def _sample(self, pl_module: L.LightningModule, n: int) -> Tensor:
         """n model samples (n, d) on the model's device, from a generator seeded with `seed`."""
@@ -206,17 +139,6 @@ class DensityFigure(L.Callback):
 
     def _chunked(self, fn, x: Tensor) -> Tensor:
         return torch.cat([fn(chunk).detach() for chunk in x.split(self.chunk_size)])
-
-    def _title(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str,
-               epoch: int | None, extra: str = "") -> str:
-        title = f"{type(pl_module).__name__}: model against {stage} data{extra}"
-        if epoch is not None:
-            title += f", epoch {epoch}"
-        metrics = trainer.callback_metrics
-        for key in ("val/nll", "test/nll") if stage == "test" else ("val/nll",):
-            if key in metrics:
-                title += f", {key} = {float(metrics[key]):.3f}"
-        return title
 
     # ------------------------------------------------------------------------- 2-D
     def _figure_2d(self, trainer: L.Trainer, pl_module: L.LightningModule, x: Tensor,

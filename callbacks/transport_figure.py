@@ -10,18 +10,15 @@ the argmax of the logits over the input plane with the same points on top.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_warn
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from torch import Tensor, nn
-from torch.utils.data import Dataset, TensorDataset
+
+from .figure import FigureCallback
 
 _PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -34,7 +31,7 @@ def _class_colors(n: int) -> list[str]:
     return [_PALETTE[k % len(_PALETTE)] for k in range(max(n, 1))]
 
 
-class TransportFigure(L.Callback):
+class TransportFigure(FigureCallback):
     """Draw the features of 2-D inputs through time and the decision regions as one PNG.
 
     Works with models that have `features(x, n_times)` (one (n_times, batch, width) tensor per
@@ -48,6 +45,11 @@ class TransportFigure(L.Callback):
     under the tag "transport".
     """
 
+    name = "transport"
+    metric = "acc"
+    headline = "{model}: {stage} data through the first ODE block"
+    epoch_hook = "validation"
+
     def __init__(self, every_n_epochs: int = 0, n_points: int = 500, n_times: int = 5,
                  grid_size: int = 200, dpi: int = 120) -> None:
         """
@@ -58,9 +60,7 @@ class TransportFigure(L.Callback):
             grid_size: the decision regions are evaluated on grid_size x grid_size points.
             dpi: resolution of the PNG.
         """
-        if every_n_epochs < 0:
-            raise ValueError(
-                f"every_n_epochs must be >= 0 (0 = only at fit end), got {every_n_epochs}")
+        super().__init__(every_n_epochs=every_n_epochs, dpi=dpi)
         if n_points < 1:
             raise ValueError(f"n_points must be >= 1, got {n_points}")
         if n_times < 2:
@@ -68,58 +68,22 @@ class TransportFigure(L.Callback):
                 f"n_times must be >= 2 (the panels include t=0 and t=T), got {n_times}")
         if grid_size < 2:
             raise ValueError(f"grid_size must be >= 2, got {grid_size}")
-        self.every_n_epochs, self.n_points, self.n_times = every_n_epochs, n_points, n_times
-        self.grid_size, self.dpi = grid_size, dpi
-        self._warned = False
+        self.n_points, self.n_times, self.grid_size = n_points, n_times, grid_size
 
-    # --------------------------------------------------------------------------- hooks
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.every_n_epochs <= 0 or trainer.sanity_checking:
-            return
-        if (trainer.current_epoch + 1) % self.every_n_epochs != 0:
-            return
-        epoch = trainer.current_epoch
-        self._draw(trainer, pl_module, "val", [f"transport_epoch{epoch:03d}.png"], epoch=epoch)
+    def _fit_end_names(self, epoch: int) -> list[str]:
+        return [f"transport_epoch{epoch:03d}.png", "transport_final.png"]
 
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        epoch = max(trainer.current_epoch - 1, 0)  # current_epoch counts the finished epochs here
-        paths = self._draw(trainer, pl_module, "val",
-                           [f"transport_epoch{epoch:03d}.png", "transport_final.png"], epoch=epoch)
-        if paths:
-            print(f"TransportFigure: saved {paths[-1]}")
-
-    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # after fit, current_epoch counts the finished epochs; a bare test (or one from a
-        # checkpoint, whose loop state Lightning does not restore for test) has 0 and no epoch
-        epoch = trainer.current_epoch - 1 if trainer.current_epoch > 0 else None
-        self._draw(trainer, pl_module, "test", ["transport_test.png"], epoch=epoch)
-
-    # ------------------------------------------------------------------------- helpers
-    def _skip(self, reason: str) -> None:
-        if not self._warned:
-            rank_zero_warn(f"TransportFigure draws nothing: {reason}")
-            self._warned = True
-
-    def _data(self, trainer: L.Trainer, stage: str) -> tuple[Tensor, Tensor | None] | None:
-        """First n_points (inputs, labels) of the datamodule's `<stage>_dataset`, or None."""
-        dm = trainer.datamodule
-        ds: Dataset | None = getattr(dm, f"{stage}_dataset", None) if dm is not None else None
-        if ds is None:
-            self._skip(f"the datamodule has no {stage}_dataset")
+    def _inputs(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                stage: str) -> tuple[Tensor, Tensor | None] | None:
+        """First n_points (inputs, labels) of the datamodule's `<stage>_dataset`, or None (after a
+        warning) if the model has no `features` or the inputs are not 2-D vectors."""
+        if not callable(getattr(pl_module, "features", None)):
+            self._skip(f"{type(pl_module).__name__} has no features(x, n_times) method")
             return None
-        if isinstance(ds, TensorDataset):
-            x = ds.tensors[0][: self.n_points]
-            y = ds.tensors[1][: self.n_points] if len(ds.tensors) > 1 else None
-        else:
-            try:
-                items = [ds[i] for i in range(min(self.n_points, len(ds)))]
-                first = [it[0] if isinstance(it, (tuple, list)) else it for it in items]
-                x = torch.stack([torch.as_tensor(v) for v in first])
-                labelled = bool(items) and isinstance(items[0], (tuple, list)) and len(items[0]) > 1
-                y = torch.as_tensor([int(it[1]) for it in items]) if labelled else None
-            except (TypeError, ValueError, IndexError, RuntimeError) as err:
-                self._skip(f"could not read samples from {stage}_dataset ({err})")
-                return None
+        data = self._samples(trainer, stage, self.n_points, labels=True)
+        if data is None:
+            return None
+        x, y = data
         if x.ndim != 2 or x.shape[1] != 2:
             self._skip(f"the inputs are not 2-D vectors (sample shape {list(x.shape[1:])})")
             return None
@@ -128,39 +92,9 @@ class TransportFigure(L.Callback):
             return None
         return x, y
 
-    def _draw(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str,
-              names: list[str], epoch: int | None) -> list[Path]:
-        log_dir = trainer.log_dir  # a collective under DDP: every rank must ask for it
-        if not trainer.is_global_zero:
-            return []
-        if not callable(getattr(pl_module, "features", None)):
-            self._skip(f"{type(pl_module).__name__} has no features(x, n_times) method")
-            return []
-        data = self._data(trainer, stage)
-        if data is None:
-            return []
-        was_training = pl_module.training
-        pl_module.eval()
-        try:
-            with torch.no_grad():
-                fig = self._figure(trainer, pl_module, *data, stage=stage, epoch=epoch)
-        finally:
-            pl_module.train(was_training)
-
-        out_dir = Path(log_dir or trainer.default_root_dir) / "figures"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        paths = [out_dir / name for name in names]
-        for path in paths:
-            fig.savefig(path, dpi=self.dpi)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure("transport", fig, global_step=trainer.global_step,
-                                             close=False)
-        fig.clear()
-        return paths
-
-    def _figure(self, trainer: L.Trainer, pl_module: L.LightningModule, x: Tensor,
-                y: Tensor | None, stage: str, epoch: int | None) -> Figure:
+    def _figure(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                inputs: tuple[Tensor, Tensor | None], stage: str, epoch: int | None) -> Figure:
+        x, y = inputs
         device, dtype = pl_module.device, pl_module.dtype
         x = x.to(device=device, dtype=dtype)
         stages = pl_module.features(x, self.n_times)
@@ -257,12 +191,5 @@ class TransportFigure(L.Callback):
                        for k in shown]
             ax.legend(handles=handles, fontsize=7, loc="upper right", framealpha=0.8)
 
-        title = f"{type(pl_module).__name__}: {stage} data through the first ODE block"
-        if epoch is not None:
-            title += f", epoch {epoch}"
-        metrics = trainer.callback_metrics
-        for key in ("val/acc", "test/acc") if stage == "test" else ("val/acc",):
-            if key in metrics:
-                title += f", {key} = {float(metrics[key]):.3f}"
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(self._title(trainer, pl_module, stage, epoch), fontsize=11)
         return fig

@@ -1,4 +1,4 @@
-"""Shared fixtures: the repository root, small fake IDX files, the CLI runner."""
+"""Shared fixtures: the repository root, small fake IDX files, the CLI runner, figure checks."""
 
 import gzip
 import struct
@@ -43,3 +43,35 @@ def cli(tmp_path: Path, monkeypatch):
                         "--trainer.enable_model_summary", "false"])
 
     return run
+
+
+def figure_trainer(tmp_path: Path, callbacks: list, max_epochs: int = 1,
+                   precision: str = "32-true", **kwargs):
+    """A quiet Trainer for the figure callbacks: TensorBoard logs under tmp_path, no checkpoints."""
+    import lightning as L
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    return L.Trainer(max_epochs=max_epochs, precision=precision, callbacks=callbacks,
+                     default_root_dir=tmp_path, logger=TensorBoardLogger(tmp_path),
+                     enable_progress_bar=False, enable_model_summary=False,
+                     enable_checkpointing=False, **kwargs)
+
+
+def check_png(path: Path, min_colours: int) -> None:
+    """The PNG exists, is larger than 100 x 100 pixels and has more than min_colours colours."""
+    import matplotlib.image as mpimg
+
+    assert path.is_file(), f"missing {path}"
+    img = mpimg.imread(path)
+    assert img.shape[0] > 100 and img.shape[1] > 100, img.shape
+    colours = np.unique((img[..., :3] * 255).round().reshape(-1, 3), axis=0)
+    assert len(colours) > min_colours, f"{path.name} has only {len(colours)} colours"
+
+
+def tensorboard_image_tags(log_dir: str) -> list[str]:
+    """The image tags in the TensorBoard event files under log_dir."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(log_dir, size_guidance={"images": 0})
+    acc.Reload()
+    return acc.Tags()["images"]

@@ -6,15 +6,14 @@ import warnings
 from pathlib import Path
 
 import lightning as L
-import matplotlib.image as mpimg
-import numpy as np
 import pytest
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader, TensorDataset
 
 from ctdl.callbacks import DensityFigure
 from ctdl.models import OTFlow
+
+from .conftest import check_png, figure_trainer, tensorboard_image_tags
 
 
 class PointData(L.LightningDataModule):
@@ -81,26 +80,7 @@ def _tiny_flow(dim: int) -> OTFlow:
 
 
 def _trainer(tmp_path: Path, callbacks: list[L.Callback], precision: str = "32-true") -> L.Trainer:
-    return L.Trainer(max_epochs=1, limit_train_batches=2, precision=precision, callbacks=callbacks,
-                     default_root_dir=tmp_path, logger=TensorBoardLogger(tmp_path),
-                     enable_progress_bar=False, enable_model_summary=False,
-                     enable_checkpointing=False)
-
-
-def _check_png(path: Path) -> None:
-    assert path.is_file(), f"missing {path}"
-    img = mpimg.imread(path)
-    assert img.shape[0] > 100 and img.shape[1] > 100, img.shape
-    colours = np.unique((img[..., :3] * 255).round().reshape(-1, 3), axis=0)
-    assert len(colours) > 50, f"{path.name} has only {len(colours)} colours"
-
-
-def _tensorboard_image_tags(log_dir: str) -> list[str]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(log_dir, size_guidance={"images": 0})
-    acc.Reload()
-    return acc.Tags()["images"]
+    return figure_trainer(tmp_path, callbacks, precision=precision, limit_train_batches=2)
 
 
 def test_2d_float64_fit_and_test(tmp_path, capsys):
@@ -110,16 +90,16 @@ def test_2d_float64_fit_and_test(tmp_path, capsys):
     trainer.fit(model, datamodule=dm)
     assert model.dtype == torch.float64
     figures = Path(trainer.log_dir) / "figures"
-    _check_png(figures / "density_epoch000.png")
-    _check_png(figures / "density_final.png")
+    check_png(figures / "density_epoch000.png", min_colours=50)
+    check_png(figures / "density_final.png", min_colours=50)
     assert capsys.readouterr().out.count(str(figures / "density_final.png")) == 1
     assert probe.training_at_epoch_end and probe.training_at_fit_end  # mode restored
 
     trainer.test(model, datamodule=dm)
-    _check_png(figures / "density_test.png")
+    check_png(figures / "density_test.png", min_colours=50)
     assert sorted(p.name for p in figures.glob("*.png")) == [
         "density_epoch000.png", "density_final.png", "density_test.png"]
-    assert "density" in _tensorboard_image_tags(trainer.log_dir)
+    assert "density" in tensorboard_image_tags(trainer.log_dir)
 
     # seeded: the same samples each time, and the global random stream is left alone
     state = torch.random.get_rng_state()
@@ -138,7 +118,7 @@ def test_5d_corner_plot_only_at_fit_end_and_test(tmp_path):
     figures = Path(trainer.log_dir) / "figures"
     assert sorted(p.name for p in figures.glob("*.png")) == ["density_final.png", "density_test.png"]
     for p in figures.glob("*.png"):
-        _check_png(p)
+        check_png(p, min_colours=50)
 
 
 def test_model_without_sample_warns_once_and_draws_nothing(tmp_path):

@@ -7,15 +7,14 @@ import warnings
 from pathlib import Path
 
 import lightning as L
-import matplotlib.image as mpimg
-import numpy as np
 import pytest
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader, TensorDataset
 
 from ctdl.callbacks import TransportFigure
 from ctdl.models import ODENetClassifier
+
+from .conftest import check_png, figure_trainer, tensorboard_image_tags
 
 
 class TinyData(L.LightningDataModule):
@@ -55,59 +54,35 @@ class ModeProbe(L.Callback):
         self.training_at_fit_end = pl_module.training
 
 
-def _trainer(tmp_path: Path, callbacks: list[L.Callback], max_epochs: int = 1,
-             precision: str = "32-true") -> L.Trainer:
-    return L.Trainer(max_epochs=max_epochs, precision=precision, callbacks=callbacks,
-                     default_root_dir=tmp_path, logger=TensorBoardLogger(tmp_path),
-                     enable_progress_bar=False, enable_model_summary=False,
-                     enable_checkpointing=False)
-
-
-def _check_png(path: Path) -> None:
-    assert path.is_file(), f"missing {path}"
-    img = mpimg.imread(path)
-    assert img.shape[0] > 100 and img.shape[1] > 100, img.shape
-    colours = np.unique((img[..., :3] * 255).round().reshape(-1, 3), axis=0)
-    assert len(colours) > 20, f"{path.name} has only {len(colours)} colours"
-
-
-def _tensorboard_image_tags(log_dir: str) -> list[str]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(log_dir, size_guidance={"images": 0})
-    acc.Reload()
-    return acc.Tags()["images"]
-
-
 def test_width2_fit_and_test_write_figures(tmp_path, capsys):
     torch.manual_seed(0)
     model = ODENetClassifier(input_shape=[2], num_classes=2, width=2, steps=4, lr=5e-2)
     probe = ModeProbe()
-    trainer = _trainer(tmp_path, [TransportFigure(n_points=200, grid_size=60, dpi=80), probe])
+    trainer = figure_trainer(tmp_path, [TransportFigure(n_points=200, grid_size=60, dpi=80), probe])
     dm = TinyData()
     trainer.fit(model, datamodule=dm)
     figures = Path(trainer.log_dir) / "figures"
-    _check_png(figures / "transport_epoch000.png")
-    _check_png(figures / "transport_final.png")
+    check_png(figures / "transport_epoch000.png", min_colours=20)
+    check_png(figures / "transport_final.png", min_colours=20)
     assert str(figures / "transport_final.png") in capsys.readouterr().out
     assert probe.training_at_fit_end == probe.training_at_fit_start  # mode restored after drawing
 
     trainer.test(model, datamodule=dm)
-    _check_png(figures / "transport_test.png")
-    assert "transport" in _tensorboard_image_tags(trainer.log_dir)
+    check_png(figures / "transport_test.png", min_colours=20)
+    assert "transport" in tensorboard_image_tags(trainer.log_dir)
 
 
 def test_width4_pca_every_epoch_float64(tmp_path):
     torch.manual_seed(0)
     model = ODENetClassifier(input_shape=[2], num_classes=2, width=4, steps=4)
     callback = TransportFigure(every_n_epochs=1, n_points=150, n_times=3, grid_size=50, dpi=80)
-    trainer = _trainer(tmp_path, [callback], max_epochs=2, precision="64-true")
+    trainer = figure_trainer(tmp_path, [callback], max_epochs=2, precision="64-true")
     trainer.fit(model, datamodule=TinyData(n=120))
     figures = Path(trainer.log_dir) / "figures"
     assert sorted(p.name for p in figures.glob("*.png")) == [
         "transport_epoch000.png", "transport_epoch001.png", "transport_final.png"]
     for p in figures.glob("*.png"):
-        _check_png(p)
+        check_png(p, min_colours=20)
     assert model.dtype == torch.float64
     assert math.isfinite(float(trainer.callback_metrics["val/acc"]))
 
@@ -115,7 +90,7 @@ def test_width4_pca_every_epoch_float64(tmp_path):
 def test_image_model_draws_nothing_and_warns_once(tmp_path):
     torch.manual_seed(0)
     model = ODENetClassifier(input_shape=[1, 8, 8], num_classes=2, width=2, steps=2, pool=1)
-    trainer = _trainer(tmp_path, [TransportFigure(every_n_epochs=1)], max_epochs=2)
+    trainer = figure_trainer(tmp_path, [TransportFigure(every_n_epochs=1)], max_epochs=2)
     dm = TinyData(image=True, n=60)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
