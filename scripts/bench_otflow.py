@@ -90,7 +90,9 @@ def part_speed() -> None:
                      "speedup": round(ORIGINAL_SECONDS[name] / sec, 2), "target_speedup": target})
         print(rows[-1], flush=True)
     save("otflow", "speed", {"setup": "float32, torch threads as printed, exact trace, classic RK4, median "
-                   "(3 iterations at the large shapes, 10 at the toy shape)", "rows": rows})
+                   "(3 iterations at the large shapes, 10 at the toy shape); original_s is the original "
+                   "OT-Flow code on this kind of machine as given in the issue (not re-measured here)",
+                             "rows": rows})
 
 
 # ---------------------------------------------------------------------------------- quality
