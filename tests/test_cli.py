@@ -176,3 +176,19 @@ def test_the_cli_always_has_the_nan_guard_and_checkpointing(tmp_path, monkeypatc
     kinds = {type(c).__name__ for c in built.trainer.callbacks}
     assert {"FiniteLossGuard", "ModelCheckpoint", "TransportFigure"} <= kinds
     assert built.trainer.checkpoint_callback.monitor == "val/acc"
+
+
+def test_otflow_fit_and_test_log_the_density_metrics(cli):
+    config = ROOT / "configs" / "otflow" / "8gaussians.yaml"
+    small = ["--config", config, "--data.n_train", "2048", "--data.n_val", "512", "--data.n_test", "512",
+             "--data.batch_size", "512", "--model.eval_steps", "4", "--model.test_steps", "8"]
+    fit = cli("fit", *small, "--trainer.max_steps", "8", "--trainer.val_check_interval", "4")
+    run_dir = Path(fit.trainer.log_dir)
+    assert (run_dir / "figures" / "density_final.png").is_file()
+    logged = set(fit.trainer.callback_metrics)
+    assert {"train/loss", "train/nll", "train/transport", "train/hjb", "val/nll"} <= logged
+    test = cli("test", *small, "--ckpt_path", run_dir / "checkpoints" / "last.ckpt")
+    metrics = test.trainer.callback_metrics
+    assert {"test/nll", "test/transport", "test/hjb", "test/inv_err"} <= set(metrics)
+    assert next(test.model.parameters()).dtype == torch.float64  # the toys run in float64
+    assert metrics["test/inv_err"] < 1e-2 and torch.isfinite(metrics["test/nll"])
