@@ -124,10 +124,10 @@ class Potential(nn.Module):
 
     def _resnet(self, s: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         """Pre-activations a_0..a_M and states u_0..u_{M-1} of the ResNet N."""
-        a = [s @ self.K0.T + self.b0]
+        a = [torch.addmm(self.b0, s, self.K0.T)]
         u = [log_cosh(a[0])]
         for i in range(self.depth - 1):
-            a.append(u[-1] @ self.K[i].T + self.b[i])
+            a.append(torch.addmm(self.b[i], u[-1], self.K[i].T))
             if i < self.depth - 2:
                 u.append(u[-1] + self.h * log_cosh(a[-1]))
         return a, u
@@ -147,8 +147,8 @@ class Potential(nn.Module):
         z = [None] * len(a)  # z_M = w, z_{i-1} = z_i + h K_i' (sigma'(a_i) * z_i)
         z[-1] = self.w.expand(s.shape[0], -1)
         for i in range(len(a) - 1, 0, -1):
-            z[i - 1] = z[i] + self.h * (dsig[i] * z[i]) @ self.K[i - 1]
-        grad_s = (dsig[0] * z[0]) @ self.K0 + (s @ self.A.T) @ self.A + self.c
+            z[i - 1] = torch.addmm(z[i], dsig[i] * z[i], self.K[i - 1], alpha=self.h)
+        grad_s = torch.addmm(torch.addmm(self.c, dsig[0] * z[0], self.K0), s @ self.A.T, self.A)
         return dsig, z, grad_s
 
     def gradient(self, x: Tensor, t: Tensor | float, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
