@@ -17,6 +17,7 @@ sampling  samples per second in 2-D and 43-D
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import tempfile
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench_common import report, save
+from bench_common import OUT, report, save
 from torch import nn
 
 from ctdl.models import OTFlow
@@ -96,11 +97,14 @@ def part_speed() -> None:
 
 
 # ---------------------------------------------------------------------------------- quality
-def part_quality(max_steps: int, runs_dir: str) -> None:
+def part_quality(max_steps: int, runs_dir: str, toys: list[str]) -> None:
     from ctdl.cli import run_cli
 
     rows = []
-    for name in ("8gaussians", "checkerboard"):
+    previous = OUT / "otflow_quality.json"  # keep the rows of toys not rerun now
+    kept = json.loads(previous.read_text())["rows"] if previous.exists() else []
+    kept = [r for r in kept if r["data"] not in toys]
+    for name in toys:
         cli = run_cli(["--config", str(ROOT / f"configs/otflow/{name}.yaml"), "--runs_dir", runs_dir,
                        "--trainer.max_steps", str(max_steps), "--trainer.enable_progress_bar", "false"],
                       run=False)
@@ -126,7 +130,7 @@ def part_quality(max_steps: int, runs_dir: str) -> None:
     save("otflow", "quality", {
         "setup": "configs/otflow/<data>.yaml (float64, width 32, batch 4096), best checkpoint "
                      "by val/nll; gap on 100k fresh samples; inversion error ||F^-1(F(x)) - x|| on 10k",
-                     "target": "gap <= 0.05 nats; inversion error <= 1e-4", "rows": rows})
+                     "target": "gap <= 0.05 nats; inversion error <= 1e-4", "rows": kept + rows})
 
 
 # ------------------------------------------------------------------------------------- peer
@@ -270,6 +274,7 @@ def main() -> None:
     parser.add_argument("parts", nargs="+",
                         choices=["trace", "speed", "quality", "peer", "sampling", "report"])
     parser.add_argument("--max_steps", type=int, default=2000, help="quality: training iterations")
+    parser.add_argument("--toys", nargs="+", default=["8gaussians", "checkerboard"], help="quality: data")
     parser.add_argument("--budget", type=float, default=240.0, help="peer: training seconds per model")
     parser.add_argument("--runs_dir", default=None)
     args = parser.parse_args()
@@ -278,7 +283,7 @@ def main() -> None:
         if part == "report":
             report("otflow", "OT-Flow benchmarks")
         elif part == "quality":
-            part_quality(args.max_steps, runs_dir)
+            part_quality(args.max_steps, runs_dir, args.toys)
         elif part == "peer":
             part_peer(args.budget)
         else:
