@@ -1,8 +1,10 @@
 """LightningDataModules of ctdl: toy 2-D sets, image classification, density estimation."""
 
-from .density import DigitsDensity, TabularDensity, Toy2DDensity, make_toy_density, toy_log_density
+from .digits_density import DigitsDensity
 from .images import ImageClassification
+from .tabular import TabularDensity
 from .toy2d import Toy2DClassification, make_toy2d
+from .toy_density import Toy2DDensity, make_toy_density, toy_log_density
 
 __all__ = [
     "DigitsDensity",

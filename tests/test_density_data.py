@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ctdl.datamodules import DigitsDensity, TabularDensity, Toy2DDensity, make_toy_density, toy_log_density
-from ctdl.datamodules.density import (
+from ctdl.datamodules.tabular import (
     TABULAR_DIMS,
     preprocess_hepmass,
     preprocess_power,
