@@ -28,15 +28,19 @@ class FiniteLossGuard(L.Callback):
         if not self.enabled:
             return
         value = float(loss.detach())
-        if math.isfinite(value):
+        bad = not math.isfinite(value)
+        if trainer.world_size > 1:  # every rank must stop together, or the others hang in all-reduce
+            bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if not bad:
             self.last_finite = (trainer.global_step, value)
             return
         last = (f"the last finite loss was {self.last_finite[1]:.6g} at step {self.last_finite[0]}"
                 if self.last_finite else "no finite loss was seen before")
         ckpt_dir = getattr(trainer.checkpoint_callback, "dirpath", None)
         kept = f"the last good checkpoint is kept in {ckpt_dir}" if ckpt_dir else "no checkpoint was written"
+        what = value if not math.isfinite(value) else "non-finite on another rank"
         raise NonFiniteLossError(
-            f"training loss became {value} at step {trainer.global_step} (epoch {trainer.current_epoch}); "
+            f"training loss became {what} at step {trainer.global_step} (epoch {trainer.current_epoch}); "
             f"{last}; training stopped and {kept}. Try a smaller learning rate, more integration "
             f"steps, or float64 (--trainer.precision 64-true)."
         )

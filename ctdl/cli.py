@@ -67,6 +67,9 @@ class CTDLCLI(LightningCLI):
             "checkpoint.auto_insert_metric_name": False,
         })
         parser.add_lightning_class_args(FiniteLossGuard, "nan_guard")
+        # evaluation under no_grad, not inference_mode: flows that differentiate inside their
+        # forward pass (OT-Flow's autograd and Hutchinson traces) must work in validation/test
+        parser.set_defaults({"trainer.inference_mode": False})
 
     def _run_name(self, cfg: Any) -> str:
         if cfg.get("run_name"):

@@ -58,18 +58,23 @@ class TimeParameter(nn.Module):
     def forward(self, t: Tensor | float) -> Tensor:
         if self.pieces == 1:
             return self.values[0]
-        s = float(t) / self.T * (self.pieces if self.interpolation == "constant" else self.pieces - 1)
+        # the piece is found on the values' device: no host sync per evaluation on a GPU
+        t = torch.as_tensor(t, dtype=self.values.dtype, device=self.values.device).reshape(1)
         if self.interpolation == "constant":
-            return self.values[min(max(int(math.floor(s)), 0), self.pieces - 1)]
-        k = min(max(int(math.floor(s)), 0), self.pieces - 2)
-        w = min(max(s - k, 0.0), 1.0)
-        return torch.lerp(self.values[k], self.values[k + 1], w)
+            k = (t / self.T * self.pieces).floor().clamp(0, self.pieces - 1).long()
+            return self.values.index_select(0, k)[0]
+        s = t / self.T * (self.pieces - 1)
+        k = s.floor().clamp(0, self.pieces - 2)
+        w = (s - k).clamp(0.0, 1.0)
+        pair = self.values.index_select(0, torch.cat([k, k + 1]).long())
+        return torch.lerp(pair[0], pair[1], w[0])
 
     def smoothness(self) -> Tensor:
-        """sum_k ||theta_{k+1} - theta_k||^2 / dt: discrete H1 seminorm of theta in time."""
+        """sum_k ||theta_{k+1} - theta_k||^2 / dt: discrete H1 seminorm of theta in time
+        (dt = T/pieces between piece centres, T/(pieces-1) between linear nodes)."""
         if self.pieces == 1:
             return self.values.new_zeros(())
-        dt = self.T / self.pieces
+        dt = self.T / (self.pieces if self.interpolation == "constant" else self.pieces - 1)
         return (self.values[1:] - self.values[:-1]).pow(2).sum() / dt
 
 

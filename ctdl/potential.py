@@ -30,6 +30,15 @@ def log_cosh(a: Tensor) -> Tensor:
     return torch.logaddexp(a, -a)
 
 
+def _common_dtype(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """Cast to one dtype (the widest), so the hand-written backwards below also hold under
+    autocast (bf16-mixed), where some inputs arrive in bfloat16 and others in float32."""
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return tuple(t.to(dtype) for t in tensors)
+
+
 class _ScaledRows(torch.autograd.Function):
     """J[l, n, j] = s[l, n] * B[l, j]: the first Jacobian diag(sigma'(a_0)) K_0 E of every sample,
     laid out (m, n, d). The backward contracts with batched matrix products instead of
@@ -37,12 +46,14 @@ class _ScaledRows(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, s: Tensor, B: Tensor) -> Tensor:
+        s, B = _common_dtype(s, B)
         ctx.save_for_backward(s, B)
         return s.unsqueeze(2) * B.unsqueeze(1)
 
     @staticmethod
     def backward(ctx, dJ: Tensor):
         s, B = ctx.saved_tensors
+        dJ = dJ.to(s.dtype)
         ds = torch.bmm(dJ, B.unsqueeze(2)).squeeze(2) if ctx.needs_input_grad[0] else None
         dB = torch.bmm(s.unsqueeze(1), dJ).squeeze(1) if ctx.needs_input_grad[1] else None
         return ds, dB
@@ -56,6 +67,7 @@ class _WeightedSquaredNorms(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, K: Tensor, J: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+        K, J, w = _common_dtype(K, J, w)
         m, n, d = J.shape
         KJ = (K @ J.reshape(m, n * d)).view(m, n, d)
         sq = torch.linalg.vector_norm(KJ, dim=2).square()  # (m, n)
@@ -66,9 +78,9 @@ class _WeightedSquaredNorms(torch.autograd.Function):
     def backward(ctx, g: Tensor, dKJ_out: Tensor | None):
         K, J, w, KJ, sq = ctx.saved_tensors
         m, n, d = J.shape
-        dKJ = KJ * (2.0 * w * g).unsqueeze(2)
+        dKJ = KJ * (2.0 * w * g.to(w.dtype)).unsqueeze(2)
         if dKJ_out is not None:
-            dKJ = dKJ + dKJ_out
+            dKJ = dKJ + dKJ_out.to(KJ.dtype)
         flat = dKJ.reshape(m, n * d)
         dK = flat @ J.reshape(m, n * d).T if ctx.needs_input_grad[0] else None
         dJ = (K.T @ flat).view(m, n, d) if ctx.needs_input_grad[1] else None

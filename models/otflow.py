@@ -169,7 +169,8 @@ class OTFlow(L.LightningModule):
         self._eval_step(batch, "test")
 
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
-        return self.log_prob(batch[0])
+        """`ctdl predict` samples the model: as many samples as the batch holds."""
+        return self.sample(len(batch[0]))
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

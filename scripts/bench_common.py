@@ -50,9 +50,14 @@ def save(topic: str, part: str, result: dict) -> None:
 
 
 def table(rows: list[dict]) -> str:
-    """A markdown table; floats below 1 with 4 decimals."""
+    """A markdown table; floats below 1 with 4 decimals, tiny ones in scientific notation."""
     keys = list(rows[0])
-    cell = lambda v: f"{v:.4f}" if isinstance(v, float) and abs(v) < 1 else str(v)  # noqa: E731
+
+    def cell(v) -> str:
+        if isinstance(v, float) and 0 < abs(v) < 1e-3:
+            return f"{v:.2e}"
+        return f"{v:.4f}" if isinstance(v, float) and abs(v) < 1 else str(v)
+
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(cell(r[k]) for k in keys) + " |" for r in rows]
     return "\n".join(lines)

@@ -192,3 +192,15 @@ def test_otflow_fit_and_test_log_the_density_metrics(cli):
     assert {"test/nll", "test/transport", "test/hjb", "test/inv_err"} <= set(metrics)
     assert next(test.model.parameters()).dtype == torch.float64  # the toys run in float64
     assert metrics["test/inv_err"] < 1e-2 and torch.isfinite(metrics["test/nll"])
+
+
+@pytest.mark.parametrize("trace", ["autograd", "hutchinson"])
+def test_otflow_other_traces_validate_and_test_through_the_cli(cli, trace):
+    config = ROOT / "configs" / "otflow" / "8gaussians.yaml"
+    small = ["--config", config, "--data.n_train", "512", "--data.n_val", "256", "--data.n_test", "256",
+             "--data.batch_size", "256", "--model.eval_steps", "2", "--model.test_steps", "2",
+             "--model.trace", trace, "--trainer.callbacks", "[]"]
+    fit = cli("fit", *small, "--trainer.max_steps", "2", "--trainer.val_check_interval", "2")
+    assert torch.isfinite(fit.trainer.callback_metrics["val/nll"])
+    test = cli("test", *small, "--ckpt_path", Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt")
+    assert torch.isfinite(test.trainer.callback_metrics["test/nll"])

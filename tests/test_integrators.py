@@ -194,3 +194,11 @@ def test_bad_input_errors():
         odeint(lambda t, s: s, (y0, y0), t, method="leapfrog")
     with pytest.raises(ValueError, match="no adjoint"):
         odeint(Oscillator(), (y0, y0), t, method="leapfrog", adjoint=True)
+
+
+def test_steps_is_the_exact_total_over_uneven_intervals():
+    from ctdl.integrators.fixed_step import step_counts
+
+    for times, steps in [([0.0, 1 / 3, 2 / 3, 1.0], 8), ([0.0, 0.1, 1.0], 10), ([0.0, 0.5, 1.0], 2)]:
+        counts = step_counts(torch.tensor(times), steps)
+        assert sum(counts) == steps and min(counts) >= 1

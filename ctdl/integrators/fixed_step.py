@@ -110,7 +110,8 @@ FIXED_STEP_METHODS: dict[str, type[Stepper]] = {
 
 
 def step_counts(t: Tensor, steps: int | None) -> list[int]:
-    """Steps per output interval: `steps` spread over [t0, t_end] in proportion to length."""
+    """Steps per output interval: exactly `steps` in total, spread over [t0, t_end] in proportion
+    to the intervals' lengths (largest remainder), at least one per interval."""
     n_intervals = t.numel() - 1
     if steps is None:
         return [1] * n_intervals
@@ -118,7 +119,13 @@ def step_counts(t: Tensor, steps: int | None) -> list[int]:
         raise ValueError(f"steps={steps} is smaller than the number of output intervals {n_intervals}")
     lengths = (t[1:] - t[:-1]).abs().tolist()
     total = sum(lengths)
-    return [max(1, round(steps * length / total)) for length in lengths]
+    spare = steps - n_intervals  # one step per interval first, the rest by length
+    shares = [spare * length / total for length in lengths]
+    counts = [1 + int(share) for share in shares]
+    by_remainder = sorted(range(n_intervals), key=lambda i: shares[i] - int(shares[i]), reverse=True)
+    for i in by_remainder[: steps - sum(counts)]:
+        counts[i] += 1
+    return counts
 
 
 def time_grid(t: Tensor, steps: int | None) -> Tensor:
