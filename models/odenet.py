@@ -13,7 +13,6 @@ down-sampling layers between ResNet stages. Vector inputs use dense dynamics, im
 from __future__ import annotations
 
 import lightning as L
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
@@ -21,6 +20,8 @@ from torchmetrics.classification import MulticlassAccuracy
 from ctdl.blocks import ODEBlock
 from ctdl.dynamics import build_dynamics
 from ctdl.integrators import known_methods
+
+from .optim import adamw_with_schedule, check_scheduler
 
 
 class ODENetClassifier(L.LightningModule):
@@ -76,8 +77,7 @@ class ODENetClassifier(L.LightningModule):
         self.save_hyperparameters()
         if method not in known_methods():
             raise ValueError(f"unknown ODE method {method!r}; known methods: {', '.join(known_methods())}")
-        if scheduler not in ("cosine", "none"):
-            raise ValueError(f"unknown scheduler {scheduler!r}; known: cosine, none")
+        check_scheduler(scheduler)
         self.input_shape = tuple(input_shape)
         if len(self.input_shape) not in (1, 3):
             raise ValueError(f"input_shape must be [d] or [C, H, W], got {list(input_shape)}")
@@ -170,10 +170,4 @@ class ODENetClassifier(L.LightningModule):
         return self(batch[0]).softmax(-1)
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
-                                weight_decay=self.hparams.weight_decay)
-        if self.hparams.scheduler == "none":
-            return opt
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return adamw_with_schedule(self)

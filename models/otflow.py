@@ -22,6 +22,8 @@ from torch import Tensor
 from ctdl.integrators import odeint
 from ctdl.potential import TRACE_METHODS, Potential, potential_derivatives
 
+from .optim import adamw_with_schedule, check_scheduler
+
 
 class OTFlow(L.LightningModule):
     """Density estimation with OT-Flow; logs train/loss, val/nll, test/nll, test/transport,
@@ -65,8 +67,7 @@ class OTFlow(L.LightningModule):
         self.save_hyperparameters()
         if trace not in TRACE_METHODS:
             raise ValueError(f"unknown trace method {trace!r}; known methods: {', '.join(TRACE_METHODS)}")
-        if scheduler not in ("cosine", "none"):
-            raise ValueError(f"unknown scheduler {scheduler!r}; known: cosine, none")
+        check_scheduler(scheduler)
         self.dim = dim
         self.potential = Potential(dim, width, depth=depth, rank=rank)
 
@@ -173,9 +174,4 @@ class OTFlow(L.LightningModule):
         return self.sample(len(batch[0]))
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        if self.hparams.scheduler == "none":
-            return opt
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return adamw_with_schedule(self)
