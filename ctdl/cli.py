@@ -151,8 +151,15 @@ def run_cli(args: list[str] | None = None, run: bool = True) -> CTDLCLI:
 
 
 def main() -> None:
-    """Console entry point `ctdl`."""
-    run_cli()
+    """Console entry point `ctdl`. Under DDP the process group is destroyed before exit, so the
+    gloo/NCCL threads do not outlive the interpreter (an unjoined thread aborts the process)."""
+    try:
+        run_cli()
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 if __name__ == "__main__":
