@@ -146,11 +146,15 @@ class OTFlow(L.LightningModule):
         self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=True, batch_size=len(batch[0]))
         return terms["loss"]
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+    @torch.no_grad()
+    def clamp_parameters(self) -> None:
+        """Clamp every parameter to [-clamp, clamp] (no-op when clamp is None)."""
         if self.hparams.clamp is not None:
-            with torch.no_grad():
-                for p in self.parameters():
-                    p.clamp_(-self.hparams.clamp, self.hparams.clamp)
+            for p in self.parameters():
+                p.clamp_(-self.hparams.clamp, self.hparams.clamp)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self.clamp_parameters()
 
     def _eval_step(self, batch: tuple[Tensor, ...], stage: str) -> None:
         x = batch[0]

@@ -238,20 +238,15 @@ def part_peer(budget: float) -> None:
 
     def ot_run(seconds: float) -> list[dict]:
         torch.manual_seed(0)
-        ot = OTFlow(dim=2, **{k: v for k, v in OT_RACE.items() if k != "lr"})
+        ot = OTFlow(dim=2, **OT_RACE)
 
         def ot_eval():
             with torch.no_grad():
                 return torch.cat([-ot.log_prob(c) for c in test.split(5000)]).mean().item()
 
         label = f"OT-Flow (exact trace, RK4 {OT_RACE['steps']} steps)"
-        def clamp():  # what OTFlow.on_train_batch_end does in the trainer
-            with torch.no_grad():
-                for p in ot.parameters():
-                    p.clamp_(-OT_RACE["clamp"], OT_RACE["clamp"])
-
         return race(label, lambda x: ot.loss_terms(x, OT_RACE["steps"])["loss"], ot_eval, ot.parameters(),
-                    OT_RACE["lr"], seconds, train, 1024, after_step=clamp)
+                    OT_RACE["lr"], seconds, train, 1024, after_step=ot.clamp_parameters)
 
     torch.manual_seed(0)
     peer = FFJORDStyleCNF(2)
