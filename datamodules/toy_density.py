@@ -8,8 +8,8 @@ scikit-learn without a random state), every generator returns exactly n points (
 2spirals dropped n mod 5 and n mod 2), and rings, circles and moons draw uniform angles instead of
 a fixed lattice of angles (so the data are i.i.d. draws of a density; FFJORD's rings also built
 one ring's x from another ring's angles, and its 2spirals made the second spiral the mirror image
-of the first one's very points). The true density is known in closed form for 8gaussians and
-checkerboard (`toy_log_density`)."""
+of the first one's very points). The true density is known in closed form for 8gaussians,
+checkerboard, circles and rings (`toy_log_density`)."""
 
 from __future__ import annotations
 
@@ -22,12 +22,14 @@ from torch.utils.data import TensorDataset
 from .base import TensorDataModule
 
 TOY_NAMES = ["8gaussians", "checkerboard", "swissroll", "pinwheel", "2spirals", "circles", "moons", "rings"]
-TOYS_WITH_DENSITY = ["8gaussians", "checkerboard"]
+TOYS_WITH_DENSITY = ["8gaussians", "checkerboard", "circles", "rings"]
 
 _8G_SCALE = 1.414  # FFJORD divides by 1.414 (not sqrt 2); kept so the scale matches exactly
 _8G_RADIUS = 4.0 / _8G_SCALE
 _8G_STD = 0.5 / _8G_SCALE
 _CHECKER_AREA = 32.0  # 8 squares of side 2
+# Noisy rings as (radii, noise std): equal weights (circles' and rings' counts are equal up to n mod k)
+_RINGS = {"circles": ((3.0, 1.5), 0.24), "rings": ((3.0, 2.25, 1.5, 0.75), 0.08)}
 
 
 def _8g_centers() -> np.ndarray:
@@ -169,7 +171,10 @@ def toy_log_density(name: str, x: torch.Tensor) -> torch.Tensor:
     8gaussians: log p(x) = logsumexp_k(-|x - mu_k|^2 / (2 s^2)) - log 8 - log(2 pi s^2),
     mu_k = (4/1.414)(cos k pi/4, sin k pi/4), s = 0.5/1.414.
     checkerboard: log(1/32) on the 8 squares {floor(x/2) + floor(y/2) even} inside [-4, 4)^2,
-    -inf elsewhere. Other toys: NotImplementedError.
+    -inf elsewhere.
+    circles, rings: equal mixtures of rings R (cos phi, sin phi) + N(0, s^2 I), phi ~ U[0, 2 pi):
+    p_R(x) = exp(-(r^2 + R^2) / (2 s^2)) I_0(r R / s^2) / (2 pi s^2), r = |x| (circles: R in {3, 1.5},
+    s = 0.24; rings: R in {3, 2.25, 1.5, 0.75}, s = 0.08). Other toys: NotImplementedError.
     """
     _check_toy(name)
     if name not in TOYS_WITH_DENSITY:
@@ -185,17 +190,29 @@ def toy_log_density(name: str, x: torch.Tensor) -> torch.Tensor:
         sq = (x[:, None, :] - mu[None]).pow(2).sum(-1)
         var = _8G_STD**2
         return torch.logsumexp(-sq / (2 * var), dim=1) - math.log(8.0) - math.log(2 * math.pi * var)
+    if name in _RINGS:
+        return _log_ring_mixture(x, *_RINGS[name])
     cell = torch.floor(x / 2.0)
     inside = ((x >= -4.0) & (x < 4.0)).all(dim=1) & (cell.sum(dim=1) % 2 == 0)
     out = torch.full(x.shape[:1], -math.inf, dtype=x.dtype, device=x.device)
     return out.masked_fill(inside, -math.log(_CHECKER_AREA))
 
 
+def _log_ring_mixture(x: torch.Tensor, radii: tuple[float, ...], s: float) -> torch.Tensor:
+    """log of the equal mixture of noisy rings; I_0(z) = i0e(z) e^z keeps large z finite:
+    log p_R = -(r - R)^2 / (2 s^2) + log i0e(r R / s^2) - log(2 pi s^2)."""
+    r = x.norm(dim=1, keepdim=True)
+    big_r = torch.tensor(radii, dtype=x.dtype, device=x.device)
+    log_p = -(r - big_r).pow(2) / (2 * s * s) + torch.special.i0e(r * big_r / (s * s)).log()
+    return torch.logsumexp(log_p, dim=1) - math.log(len(radii)) - math.log(2 * math.pi * s * s)
+
+
 class Toy2DDensity(TensorDataModule):
     """FFJORD's 2-D toy densities held in memory: batches are 1-tuples (x,) of float32 (b, 2).
 
     Train, validation and test come from independent child streams of ``SeedSequence(seed)``.
-    ``log_density(x)`` is the true log density where it is known (8gaussians, checkerboard).
+    ``log_density(x)`` is the true log density where it is known (8gaussians, checkerboard, circles,
+    rings).
     """
 
     def __init__(

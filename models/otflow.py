@@ -78,6 +78,10 @@ class OTFlow(L.LightningModule):
                 f"the data has samples of shape {list(x.shape[1:])} but the model was built for "
                 f"dim={self.dim}; set model.dim to the data's dimension (the datamodule's dim)"
             )
+        dtype = self.potential.A.dtype
+        if x.dtype != dtype:
+            raise TypeError(f"x is {x.dtype} but the model's parameters are {dtype}; "
+                            f"pass x.to({dtype}) or convert the model with .to({x.dtype})")
 
     def _field(self, noise: Tensor | None):
         """The right-hand side of the (x, l, L, R) system; `noise` is Hutchinson's probe."""

@@ -50,8 +50,9 @@ def save(topic: str, part: str, result: dict) -> None:
 
 
 def table(rows: list[dict]) -> str:
-    """A markdown table; floats below 1 with 4 decimals, tiny ones in scientific notation."""
-    keys = list(rows[0])
+    """A markdown table over the union of the rows' keys (a missing value shows as "-"); floats
+    below 1 with 4 decimals, tiny ones in scientific notation."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
 
     def cell(v) -> str:
         if isinstance(v, float) and 0 < abs(v) < 1e-3:
@@ -59,7 +60,7 @@ def table(rows: list[dict]) -> str:
         return f"{v:.4f}" if isinstance(v, float) and abs(v) < 1 else str(v)
 
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(cell(r[k]) for k in keys) + " |" for r in rows]
+    lines += ["| " + " | ".join(cell(r.get(k, "-")) for k in keys) + " |" for r in rows]
     return "\n".join(lines)
 
 

@@ -98,7 +98,9 @@ def part_speed() -> None:
 
 
 # ---------------------------------------------------------------------------------- quality
-def part_quality(max_steps: int, runs_dir: str, toys: list[str]) -> None:
+def part_quality(max_steps: int, runs_dir: str, toys: list[str], precision: str | None = None) -> None:
+    """Train each toy through the CLI (its config; `precision` overrides the training precision)
+    and measure the KL gap and the inversion error in float64."""
     from ctdl.cli import run_cli
 
     rows = []
@@ -107,8 +109,8 @@ def part_quality(max_steps: int, runs_dir: str, toys: list[str]) -> None:
     kept = [r for r in kept if r["data"] not in toys]
     for name in toys:
         cli = run_cli(["--config", str(ROOT / f"configs/otflow/{name}.yaml"), "--runs_dir", runs_dir,
-                       "--trainer.max_steps", str(max_steps), "--trainer.enable_progress_bar", "false"],
-                      run=False)
+                       "--trainer.max_steps", str(max_steps), "--trainer.enable_progress_bar", "false"]
+                      + (["--trainer.precision", precision] if precision else []), run=False)
         start = time.perf_counter()
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
         seconds = time.perf_counter() - start
@@ -122,6 +124,7 @@ def part_quality(max_steps: int, runs_dir: str, toys: list[str]) -> None:
             x = fresh[:10_000]
             inv = (best.inverse(best(x, steps), steps) - x).norm(dim=1)
         rows.append({"data": name, "iterations": cli.trainer.global_step, "train_seconds": round(seconds, 1),
+                     "train_precision": str(cli.trainer.precision),
                      "nll_model": round(nll_model, 4), "nll_true": round(nll_true, 4),
                      "gap_nats": round(nll_model - nll_true, 4), "test_steps": steps,
                      "inv_err_mean": float(f"{inv.mean().item():.2e}"),
@@ -129,8 +132,9 @@ def part_quality(max_steps: int, runs_dir: str, toys: list[str]) -> None:
                      "run_dir": cli.trainer.log_dir})
         print(rows[-1], flush=True)
     save("otflow", "quality", {
-        "setup": "configs/otflow/<data>.yaml (float64, width 32, batch 1024, lr 0.05 with cosine decay), "
-                 "best checkpoint by val/nll; gap on 100k fresh samples; inversion error "
+        "setup": "configs/otflow/<data>.yaml (width 32; train_precision: the training precision, the "
+                 "config's unless --precision overrides it), best checkpoint by val/nll, evaluated in "
+                 "float64 with test_steps RK4 steps; gap on 100k fresh samples; inversion error "
                  "||F^-1(F(x)) - x|| on 10k",
         "target": "gap <= 0.05 nats; inversion error <= 1e-4", "rows": kept + rows})
 
@@ -256,7 +260,9 @@ def part_peer(budget: float) -> None:
     quarter, full = ot_run(budget / 4), ot_run(budget)
     curves, peer_final = peer_curve + quarter + full, peer_curve[-1]
     reached = next((c for c in quarter + full if c["test_nll"] <= peer_final["test_nll"]), None)
-    summary = {"nll_true": round(nll_true, 4), "peer_final_nll": peer_final["test_nll"],
+    summary = {"peer_parameters": sum(p.numel() for p in peer.parameters()),
+               "ot_parameters": sum(p.numel() for p in OTFlow(dim=2, **OT_RACE).parameters()),
+               "nll_true": round(nll_true, 4), "peer_final_nll": peer_final["test_nll"],
                "peer_seconds": peer_final["train_seconds"],
                "ot_nll_at_quarter_budget": quarter[-1]["test_nll"],
                "ot_nll_at_full_budget": full[-1]["test_nll"],
@@ -297,6 +303,7 @@ def main() -> None:
                         choices=["trace", "speed", "quality", "peer", "sampling", "report"])
     parser.add_argument("--max_steps", type=int, default=2000, help="quality: training iterations")
     parser.add_argument("--toys", nargs="+", default=["8gaussians", "checkerboard"], help="quality: data")
+    parser.add_argument("--precision", default=None, help="quality: training precision")
     parser.add_argument("--budget", type=float, default=240.0, help="peer: training seconds per model")
     parser.add_argument("--runs_dir", default=None)
     args = parser.parse_args()
@@ -305,7 +312,7 @@ def main() -> None:
         if part == "report":
             report("otflow", "OT-Flow benchmarks")
         elif part == "quality":
-            part_quality(args.max_steps, runs_dir, args.toys)
+            part_quality(args.max_steps, runs_dir, args.toys, args.precision)
         elif part == "peer":
             part_peer(args.budget)
         else:

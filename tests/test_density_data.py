@@ -48,13 +48,13 @@ def test_toy_depends_only_on_the_passed_generator(name):
 def test_toy_unknown_names_and_missing_densities():
     with pytest.raises(ValueError, match="known: 8gaussians, checkerboard, swissroll"):
         make_toy_density("spiral", 10, 0)
-    with pytest.raises(NotImplementedError, match="known for: 8gaussians, checkerboard"):
+    with pytest.raises(NotImplementedError, match="known for: 8gaussians, checkerboard, circles, rings"):
         toy_log_density("moons", torch.zeros(3, 2))
     with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
         toy_log_density("8gaussians", torch.zeros(3, 3))
 
 
-@pytest.mark.parametrize("name", ["8gaussians", "checkerboard"])
+@pytest.mark.parametrize("name", ["8gaussians", "checkerboard", "circles", "rings"])
 def test_true_density_integrates_to_one(name):
     h = 0.01  # midpoints of a grid aligned with the checkerboard's squares
     s = torch.arange(-6 + h / 2, 6, h, dtype=torch.float64)
@@ -71,7 +71,7 @@ def _bin_probabilities(name, lo, hi, bins, sub=8):
     return p.reshape(bins, sub, bins, sub).sum(dim=(1, 3)).numpy()
 
 
-@pytest.mark.parametrize("name", ["8gaussians", "checkerboard"])
+@pytest.mark.parametrize("name", ["8gaussians", "checkerboard", "circles", "rings"])
 def test_true_density_matches_sample_histogram(name):
     n, lo, hi, bins = 100_000, -6.0, 6.0, 24
     x = make_toy_density(name, n, np.random.default_rng(3))
@@ -123,7 +123,7 @@ def test_toy2d_density_module_splits_batches_and_seeding():
     with pytest.raises(ValueError, match="known: 8gaussians"):
         Toy2DDensity("banana")
     with pytest.raises(NotImplementedError):
-        Toy2DDensity("rings").log_density(torch.zeros(2, 2))
+        Toy2DDensity("moons").log_density(torch.zeros(2, 2))
 
 
 # ----------------------------------------------------------------------------- MAF tabular

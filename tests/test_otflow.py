@@ -78,6 +78,8 @@ def test_samples_and_log_prob_shapes_and_clamping(flow):
 def test_bad_input():
     with pytest.raises(ValueError, match=r"samples of shape \[3\] but the model was built for dim=2"):
         OTFlow(dim=2).log_prob(torch.randn(5, 3))
+    with pytest.raises(TypeError, match=r"x is torch.float32 but the model's parameters are torch.float64"):
+        OTFlow(dim=2).double().log_prob(torch.randn(5, 2))
     with pytest.raises(ValueError, match="unknown trace method 'hutch'; known methods: exact, autograd"):
         OTFlow(trace="hutch")
 

@@ -51,19 +51,36 @@ class GradLaplacian(torch.nn.Module):
         return self.potential.grad_laplacian(x, t, y)
 
 
-@pytest.mark.parametrize("dim", [3, 6])  # the per-coordinate path (d <= 4) and the stacked one
-def test_gradient_of_a_loss_through_the_exact_laplacian_matches_finite_differences(dim):
-    module = GradLaplacian(perturbed(dim, 3, 2, width=5))
+@pytest.mark.parametrize("dim, depth", [(3, 2), (3, 3), (6, 2)])  # per-coordinate path (d <= 4), stacked one
+def test_gradient_of_a_loss_through_the_exact_laplacian_matches_finite_differences(dim, depth):
+    """Gradients with respect to the parameters and to x, t and y (training backpropagates
+    through x(t) as well as through the weights)."""
+    module = GradLaplacian(perturbed(dim, depth, 2, width=5))
     x, t = torch.randn(4, dim, dtype=torch.float64), torch.rand(4, dtype=torch.float64)
     y = torch.randn(4, 2, dtype=torch.float64)
     names = [name for name, _ in module.named_parameters()]
 
-    def loss(*params):
+    def loss(x, t, y, *params):
         g, dt, lap = functional_call(module, dict(zip(names, params, strict=True)), (x, t, y))
         return (lap + 0.5 * g.pow(2).sum(1) - dt).pow(2).mean()
 
-    params = tuple(p.detach().clone().requires_grad_() for p in module.parameters())
-    assert torch.autograd.gradcheck(loss, params)
+    inputs = (x, t, y) + tuple(p.detach().clone() for p in module.parameters())
+    assert torch.autograd.gradcheck(loss, tuple(v.requires_grad_() for v in inputs))
+
+
+@pytest.mark.parametrize("dim", [3, 6])
+def test_second_derivatives_through_the_exact_laplacian(dim):
+    """Double backward (e.g. a loss on grad_x of the Laplacian) is exact on both paths, including
+    the fused hand-written backwards of the stacked one (d > 4)."""
+    module = GradLaplacian(perturbed(dim, 3, 1, width=4))
+    t, y = torch.rand(3, dtype=torch.float64), torch.randn(3, 1, dtype=torch.float64)
+
+    def laplacian(x, K):
+        return functional_call(module, {"potential.K": K}, (x, t, y))[2]
+
+    x = torch.randn(3, dim, dtype=torch.float64, requires_grad=True)
+    K = module.potential.K.detach().clone().requires_grad_()
+    assert torch.autograd.gradgradcheck(laplacian, (x, K))
 
 
 def test_float32_agrees_with_float64():
