@@ -78,6 +78,7 @@ def part_trace(batch: int = 256, steps: int = 2, repeats: int = 3) -> None:
 
 # ------------------------------------------------------------------------------------ speed
 def part_speed() -> None:
+    torch.set_num_threads(2)  # the setting (and this machine's core count)
     rows = []
     for name, (d, m, batch, steps) in SHAPES.items():
         torch.manual_seed(0)
