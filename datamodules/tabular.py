@@ -203,7 +203,10 @@ def load_tabular(dataset: str, data_dir: str | Path) -> Splits:
             df = pd.read_pickle(paths[0])
         except Exception as err:
             raise RuntimeError(
-                f"GAS: pandas {pd.__version__} could not read {paths[0]} ({type(err).__name__}: {err})"
+                f"GAS: pandas {pd.__version__} could not read {paths[0]} ({type(err).__name__}: {err}). "
+                "The archive's pickle may come from an old pandas: re-save it once with pandas 1.x, e.g. "
+                "`pip install 'pandas<2'` in a scratch environment and run `import pandas as pd; "
+                f"df = pd.read_pickle('{paths[0]}'); df.to_pickle('{paths[0]}', protocol=4)`"
             ) from err
         return preprocess_gas(df)
     if dataset == "hepmass":

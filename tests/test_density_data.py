@@ -11,6 +11,7 @@ import torch
 from ctdl.datamodules import DigitsDensity, TabularDensity, Toy2DDensity, make_toy_density, toy_log_density
 from ctdl.datamodules.tabular import (
     TABULAR_DIMS,
+    load_tabular,
     preprocess_hepmass,
     preprocess_power,
     repeated_min_features,
@@ -162,6 +163,13 @@ def test_gas_drops_labels_and_correlated_sensors_then_standardises(tmp_path):
     assert [len(p) for p in parts] == [810, 90, 100]
     expected = (kept - kept.mean(0)) / kept.std(0, ddof=1)  # whole-data standardisation, no shuffle
     np.testing.assert_allclose(np.concatenate(parts), expected, atol=1e-5)
+
+
+def test_gas_unreadable_pickle_says_how_to_convert_it(tmp_path):
+    (tmp_path / "gas").mkdir()
+    (tmp_path / "gas" / "ethylene_CO.pickle").write_bytes(b"written by a pandas from 2017")
+    with pytest.raises(RuntimeError, match=r"could not read .*ethylene_CO.pickle.*re-save it once"):
+        load_tabular("gas", tmp_path)
 
 
 @pytest.mark.parametrize("mass_values", [True, False])
