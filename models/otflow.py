@@ -27,7 +27,8 @@ from .optim import adamw_with_schedule, check_scheduler
 
 class OTFlow(L.LightningModule):
     """Density estimation with OT-Flow; logs train/loss, val/nll, test/nll, test/transport,
-    test/hjb and test/inv_err. After training: `log_prob(x)`, `sample(n)`, `forward(x)`."""
+    test/hjb and test/inv_err, plus test/nll_true and test/gap (the KL gap) when the datamodule
+    knows its true density. After training: `log_prob(x)`, `sample(n)`, `forward(x)`."""
 
     def __init__(
         self,
@@ -169,7 +170,16 @@ class OTFlow(L.LightningModule):
         if stage == "test":
             back = self.inverse(self.forward(x, steps), steps)
             logs["test/inv_err"] = (back - x).norm(dim=1).mean()
+            true_density = self._true_log_density()
+            if true_density is not None:  # KL gap E[-log p_model] - E[-log p_true] >= 0
+                logs["test/nll_true"] = -true_density(x).to(x.dtype).mean()
+                logs["test/gap"] = logs["test/nll"] - logs["test/nll_true"]
         self.log_dict(logs, prog_bar=stage == "val", batch_size=len(x), sync_dist=True)
+
+    def _true_log_density(self):
+        """The datamodule's closed-form log density where it has one (e.g. 8gaussians), else None."""
+        data = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        return data.log_density if getattr(data, "has_log_density", False) else None
 
     def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
         self._eval_step(batch, "val")

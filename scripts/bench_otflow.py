@@ -9,6 +9,8 @@ speed     seconds per training iteration at the MINIBOONE, BSDS300 and 2-D toy s
           against the original OT-Flow code's figures measured on this kind of machine
 quality   8gaussians and checkerboard trained through the CLI; E[-log p_model] - E[-log p_true]
           (a KL divergence) on 100k fresh samples, training wall time, inversion error
+          (--toys any of the eight; --precision 32-true trains in float32, evaluation is float64)
+clamp     checkerboard at equal iterations with the parameter clamp at each of --clamps
 peer      an FFJORD-style CNF (torchdiffeq dopri5 + Hutchinson) against OT-Flow on the same data:
           NLL against wall clock, all in one process: the peer for --budget seconds, OT-Flow for a
           quarter of it and for all of it (each run with a cosine learning rate over its budget)
@@ -99,45 +101,64 @@ def part_speed() -> None:
 
 
 # ---------------------------------------------------------------------------------- quality
-def part_quality(max_steps: int, runs_dir: str, toys: list[str], precision: str | None = None) -> None:
-    """Train each toy through the CLI (its config; `precision` overrides the training precision)
-    and measure the KL gap and the inversion error in float64."""
+def train_and_measure(name: str, max_steps: int, runs_dir: str, overrides: list[str]) -> dict:
+    """Train configs/otflow/<name>.yaml through the CLI (plus `overrides`), then measure the best
+    checkpoint (by val/nll) in float64 with its test step count: the KL gap on 100k fresh samples
+    and the inversion error ||F^-1(F(x)) - x|| on 10k of them."""
     from ctdl.cli import run_cli
 
-    rows = []
-    previous = OUT / "otflow_quality.json"  # keep the rows of toys not rerun now
+    cli = run_cli(["--config", str(ROOT / f"configs/otflow/{name}.yaml"), "--runs_dir", runs_dir,
+                   "--trainer.max_steps", str(max_steps), "--trainer.enable_progress_bar", "false",
+                   *overrides], run=False)
+    start = time.perf_counter()
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    seconds = time.perf_counter() - start
+    best = OTFlow.load_from_checkpoint(cli.trainer.checkpoint_callback.best_model_path).double().eval()
+    data = cli.datamodule
+    fresh = torch.as_tensor(data.sample(100_000, stream=7), dtype=torch.float64)
+    steps = best.hparams.test_steps
+    with torch.no_grad():
+        nll_model = torch.cat([-best.log_prob(c, steps) for c in fresh.split(10_000)]).mean().item()
+        nll_true = -data.log_density(fresh).double().mean().item() if data.has_log_density else None
+        x = fresh[:10_000]
+        inv = (best.inverse(best(x, steps), steps) - x).norm(dim=1)
+    row = {"data": name, "iterations": cli.trainer.global_step, "train_seconds": round(seconds, 1),
+           "train_precision": str(cli.trainer.precision), "clamp": best.hparams.clamp,
+           "nll_model": round(nll_model, 4), "nll_true": None if nll_true is None else round(nll_true, 4),
+           "gap_nats": None if nll_true is None else round(nll_model - nll_true, 4), "test_steps": steps,
+           "inv_err_mean": float(f"{inv.mean().item():.2e}"), "inv_err_max": float(f"{inv.max().item():.2e}"),
+           "run_dir": cli.trainer.log_dir}
+    print(row, flush=True)
+    return row
+
+
+def part_quality(max_steps: int, runs_dir: str, toys: list[str], precision: str | None = None) -> None:
+    """The KL gap and the inversion error of each toy's config (`precision` overrides the training
+    precision); rows of toys not rerun now are kept."""
+    previous = OUT / "otflow_quality.json"
     kept = json.loads(previous.read_text())["rows"] if previous.exists() else []
     kept = [r for r in kept if r["data"] not in toys]
-    for name in toys:
-        cli = run_cli(["--config", str(ROOT / f"configs/otflow/{name}.yaml"), "--runs_dir", runs_dir,
-                       "--trainer.max_steps", str(max_steps), "--trainer.enable_progress_bar", "false"]
-                      + (["--trainer.precision", precision] if precision else []), run=False)
-        start = time.perf_counter()
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-        seconds = time.perf_counter() - start
-        best = OTFlow.load_from_checkpoint(cli.trainer.checkpoint_callback.best_model_path).double().eval()
-        data = cli.datamodule
-        fresh = torch.as_tensor(data.sample(100_000, stream=7), dtype=torch.float64)
-        steps = best.hparams.test_steps
-        with torch.no_grad():
-            nll_model = torch.cat([-best.log_prob(c, steps) for c in fresh.split(10_000)]).mean().item()
-            nll_true = -data.log_density(fresh).double().mean().item()
-            x = fresh[:10_000]
-            inv = (best.inverse(best(x, steps), steps) - x).norm(dim=1)
-        rows.append({"data": name, "iterations": cli.trainer.global_step, "train_seconds": round(seconds, 1),
-                     "train_precision": str(cli.trainer.precision),
-                     "nll_model": round(nll_model, 4), "nll_true": round(nll_true, 4),
-                     "gap_nats": round(nll_model - nll_true, 4), "test_steps": steps,
-                     "inv_err_mean": float(f"{inv.mean().item():.2e}"),
-                     "inv_err_max": float(f"{inv.max().item():.2e}"),
-                     "run_dir": cli.trainer.log_dir})
-        print(rows[-1], flush=True)
+    overrides = ["--trainer.precision", precision] if precision else []
+    rows = [train_and_measure(name, max_steps, runs_dir, overrides) for name in toys]
     save("otflow", "quality", {
         "setup": "configs/otflow/<data>.yaml (width 32; train_precision: the training precision, the "
                  "config's unless --precision overrides it), best checkpoint by val/nll, evaluated in "
                  "float64 with test_steps RK4 steps; gap on 100k fresh samples; inversion error "
                  "||F^-1(F(x)) - x|| on 10k",
         "target": "gap <= 0.05 nats; inversion error <= 1e-4", "rows": kept + rows})
+
+
+def part_clamp(max_steps: int, runs_dir: str, precision: str | None, clamps: list[float]) -> None:
+    """Checkerboard with the parameter clamp at each value, same iterations: does the published
+    [-1.5, 1.5] box limit how sharp the learned density's edges can get?"""
+    overrides = ["--trainer.precision", precision] if precision else []
+    rows = [train_and_measure("checkerboard", max_steps, runs_dir, [*overrides, "--model.clamp", str(c)])
+            for c in clamps]
+    save("otflow", "clamp", {
+        "setup": f"configs/otflow/checkerboard.yaml with --model.clamp at each value, {max_steps} "
+                 f"iterations (cosine lr over them), training precision {precision or 'the config'}; "
+                 "best checkpoint by val/nll measured in float64 as in the quality part",
+        "target": "diagnostic (no target): the clamp's effect on the checkerboard gap", "rows": rows})
 
 
 # ------------------------------------------------------------------------------------- peer
@@ -301,10 +322,11 @@ def part_sampling() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("parts", nargs="+",
-                        choices=["trace", "speed", "quality", "peer", "sampling", "report"])
+                        choices=["trace", "speed", "quality", "clamp", "peer", "sampling", "report"])
     parser.add_argument("--max_steps", type=int, default=2000, help="quality: training iterations")
     parser.add_argument("--toys", nargs="+", default=["8gaussians", "checkerboard"], help="quality: data")
-    parser.add_argument("--precision", default=None, help="quality: training precision")
+    parser.add_argument("--precision", default=None, help="quality, clamp: training precision")
+    parser.add_argument("--clamps", nargs="+", type=float, default=[1.5, 3.0], help="clamp: values")
     parser.add_argument("--budget", type=float, default=240.0, help="peer: training seconds per model")
     parser.add_argument("--runs_dir", default=None)
     args = parser.parse_args()
@@ -314,6 +336,8 @@ def main() -> None:
             report("otflow", "OT-Flow benchmarks")
         elif part == "quality":
             part_quality(args.max_steps, runs_dir, args.toys, args.precision)
+        elif part == "clamp":
+            part_clamp(args.max_steps, runs_dir, args.precision, args.clamps)
         elif part == "peer":
             part_peer(args.budget)
         else:

@@ -192,6 +192,10 @@ def test_otflow_fit_and_test_log_the_density_metrics(cli):
     assert {"test/nll", "test/transport", "test/hjb", "test/inv_err"} <= set(metrics)
     assert next(test.model.parameters()).dtype == torch.float64  # the toys run in float64
     assert metrics["test/inv_err"] < 1e-2 and torch.isfinite(metrics["test/nll"])
+    x = test.datamodule.test_dataset.tensors[0].double()  # 8gaussians: the true density is known
+    assert metrics["test/nll_true"].item() == pytest.approx(-test.datamodule.log_density(x).mean().item())
+    gap = metrics["test/nll"] - metrics["test/nll_true"]
+    assert metrics["test/gap"].item() == pytest.approx(gap.item())
 
 
 @pytest.mark.parametrize("trace", ["autograd", "hutchinson"])
