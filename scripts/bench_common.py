@@ -50,9 +50,10 @@ def save(topic: str, part: str, result: dict) -> None:
 
 
 def table(rows: list[dict]) -> str:
-    """A markdown table over the union of the rows' keys (a missing value shows as "-"); floats
-    below 1 with 4 decimals, tiny ones in scientific notation."""
-    keys = list(dict.fromkeys(k for r in rows for k in r))
+    """A markdown table over the union of the rows' scalar keys (nested values such as training
+    curves stay in the JSON; a missing value shows as "-"); floats below 1 with 4 decimals, tiny
+    ones in scientific notation."""
+    keys = list(dict.fromkeys(k for r in rows for k, v in r.items() if not isinstance(v, dict | list)))
 
     def cell(v) -> str:
         if isinstance(v, float) and 0 < abs(v) < 1e-3:

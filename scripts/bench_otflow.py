@@ -101,6 +101,21 @@ def part_speed() -> None:
 
 
 # ---------------------------------------------------------------------------------- quality
+def training_curve(run_dir: str, every: int = 1000) -> dict:
+    """From a run's metrics.csv: val/nll at each validation and the mean train/nll over each
+    `every` steps (train/nll below the true entropy with val/nll rising is the signature of the
+    optimiser exploiting the coarse training discretisation)."""
+    import csv
+
+    rows = list(csv.DictReader(open(Path(run_dir) / "metrics.csv")))
+    val = {int(r["step"]) + 1: round(float(r["val/nll"]), 4) for r in rows if r.get("val/nll")}
+    train: dict[int, list[float]] = {}
+    for r in rows:
+        if r.get("train/nll"):
+            train.setdefault((int(r["step"]) // every + 1) * every, []).append(float(r["train/nll"]))
+    return {"val_nll": val, "train_nll_mean": {k: round(statistics.mean(v), 4) for k, v in train.items()}}
+
+
 def train_and_measure(name: str, max_steps: int, runs_dir: str, overrides: list[str]) -> dict:
     """Train configs/otflow/<name>.yaml through the CLI (plus `overrides`), then measure the best
     checkpoint (by val/nll) in float64 with its test step count: the KL gap on 100k fresh samples
@@ -127,8 +142,8 @@ def train_and_measure(name: str, max_steps: int, runs_dir: str, overrides: list[
            "nll_model": round(nll_model, 4), "nll_true": None if nll_true is None else round(nll_true, 4),
            "gap_nats": None if nll_true is None else round(nll_model - nll_true, 4), "test_steps": steps,
            "inv_err_mean": float(f"{inv.mean().item():.2e}"), "inv_err_max": float(f"{inv.max().item():.2e}"),
-           "run_dir": cli.trainer.log_dir}
-    print(row, flush=True)
+           "run_dir": cli.trainer.log_dir, "curve": training_curve(cli.trainer.log_dir)}
+    print({k: v for k, v in row.items() if k != "curve"}, flush=True)
     return row
 
 
