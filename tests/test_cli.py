@@ -187,6 +187,7 @@ def test_otflow_fit_and_test_log_the_density_metrics(cli):
     assert (run_dir / "figures" / "density_final.png").is_file()
     logged = set(fit.trainer.callback_metrics)
     assert {"train/loss", "train/nll", "train/transport", "train/hjb", "val/nll"} <= logged
+    assert "val/nll_train_steps" in logged  # training uses 8 RK4 steps, validation 4 here
     test = cli("test", *small, "--ckpt_path", run_dir / "checkpoints" / "last.ckpt")
     metrics = test.trainer.callback_metrics
     assert {"test/nll", "test/transport", "test/hjb", "test/inv_err"} <= set(metrics)
