@@ -183,7 +183,7 @@ class OTFlow(L.LightningModule):
 
     def _true_log_density(self):
         """The datamodule's closed-form log density where it has one (e.g. 8gaussians), else None."""
-        data = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        data = getattr(self._trainer, "datamodule", None)
         return data.log_density if getattr(data, "has_log_density", False) else None
 
     def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:

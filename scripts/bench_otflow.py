@@ -20,6 +20,7 @@ sampling  samples per second in 2-D and 43-D
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import statistics
@@ -105,9 +106,8 @@ def training_curve(run_dir: str, every: int = 1000) -> dict:
     """From a run's metrics.csv: val/nll at each validation and the mean train/nll over each
     `every` steps (train/nll below the true entropy with val/nll rising is the signature of the
     optimiser exploiting the coarse training discretisation)."""
-    import csv
-
-    rows = list(csv.DictReader(open(Path(run_dir) / "metrics.csv")))
+    with open(Path(run_dir) / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     val = {int(r["step"]) + 1: round(float(r["val/nll"]), 4) for r in rows if r.get("val/nll")}
     train: dict[int, list[float]] = {}
     for r in rows:
@@ -116,15 +116,17 @@ def training_curve(run_dir: str, every: int = 1000) -> dict:
     return {"val_nll": val, "train_nll_mean": {k: round(statistics.mean(v), 4) for k, v in train.items()}}
 
 
-def train_and_measure(name: str, max_steps: int, runs_dir: str, overrides: list[str]) -> dict:
-    """Train configs/otflow/<name>.yaml through the CLI (plus `overrides`), then measure the best
+def train_and_measure(name: str, max_steps: int, runs_dir: str, precision: str | None = None,
+                      overrides: tuple[str, ...] = ()) -> dict:
+    """Train configs/otflow/<name>.yaml through the CLI (`precision` overrides the training
+    precision, `overrides` are more CLI arguments), then measure the best
     checkpoint (by val/nll) in float64 with its test step count: the KL gap on 100k fresh samples
     and the inversion error ||F^-1(F(x)) - x|| on 10k of them."""
     from ctdl.cli import run_cli
 
     cli = run_cli(["--config", str(ROOT / f"configs/otflow/{name}.yaml"), "--runs_dir", runs_dir,
                    "--trainer.max_steps", str(max_steps), "--trainer.enable_progress_bar", "false",
-                   *overrides], run=False)
+                   *(["--trainer.precision", precision] if precision else []), *overrides], run=False)
     start = time.perf_counter()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     seconds = time.perf_counter() - start
@@ -153,8 +155,7 @@ def part_quality(max_steps: int, runs_dir: str, toys: list[str], precision: str 
     previous = OUT / "otflow_quality.json"
     kept = json.loads(previous.read_text())["rows"] if previous.exists() else []
     kept = [r for r in kept if r["data"] not in toys]
-    overrides = ["--trainer.precision", precision] if precision else []
-    rows = [train_and_measure(name, max_steps, runs_dir, overrides) for name in toys]
+    rows = [train_and_measure(name, max_steps, runs_dir, precision) for name in toys]
     save("otflow", "quality", {
         "setup": "configs/otflow/<data>.yaml (width 32; train_precision: the training precision, the "
                  "config's unless --precision overrides it), best checkpoint by val/nll, evaluated in "
@@ -166,8 +167,7 @@ def part_quality(max_steps: int, runs_dir: str, toys: list[str], precision: str 
 def part_clamp(max_steps: int, runs_dir: str, precision: str | None, clamps: list[float]) -> None:
     """Checkerboard with the parameter clamp at each value, same iterations: does the published
     [-1.5, 1.5] box limit how sharp the learned density's edges can get?"""
-    overrides = ["--trainer.precision", precision] if precision else []
-    rows = [train_and_measure("checkerboard", max_steps, runs_dir, [*overrides, "--model.clamp", str(c)])
+    rows = [train_and_measure("checkerboard", max_steps, runs_dir, precision, ("--model.clamp", str(c)))
             for c in clamps]
     save("otflow", "clamp", {
         "setup": f"configs/otflow/checkerboard.yaml with --model.clamp at each value, {max_steps} "
@@ -338,7 +338,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("parts", nargs="+",
                         choices=["trace", "speed", "quality", "clamp", "peer", "sampling", "report"])
-    parser.add_argument("--max_steps", type=int, default=2000, help="quality: training iterations")
+    parser.add_argument("--max_steps", type=int, default=2000, help="quality, clamp: training iterations")
     parser.add_argument("--toys", nargs="+", default=["8gaussians", "checkerboard"], help="quality: data")
     parser.add_argument("--precision", default=None, help="quality, clamp: training precision")
     parser.add_argument("--clamps", nargs="+", type=float, default=[1.5, 3.0], help="clamp: values")
