@@ -10,7 +10,11 @@ speed     seconds per training iteration at the MINIBOONE, BSDS300 and 2-D toy s
 quality   8gaussians and checkerboard trained through the CLI; E[-log p_model] - E[-log p_true]
           (a KL divergence) on 100k fresh samples, training wall time, inversion error
           (--toys any of the eight; --precision 32-true trains in float32, evaluation is float64)
-clamp     checkerboard at equal iterations with the parameter clamp at each of --clamps
+clamp     checkerboard at equal iterations with the parameter clamp at each of --values
+width     the same with the potential's width at each of --values
+depth     the same with the potential's depth (nTh) at each of --values
+steps     the same with the training RK4 step count at each of --values
+alpha_C   the same with the NLL weight at each of --values (the penalties' relative weight)
 peer      an FFJORD-style CNF (torchdiffeq dopri5 + Hutchinson) against OT-Flow on the same data:
           NLL against wall clock, all in one process: the peer for --budget seconds, OT-Flow for a
           quarter of it and for all of it (each run with a cosine learning rate over its budget)
@@ -164,16 +168,35 @@ def part_quality(max_steps: int, runs_dir: str, toys: list[str], precision: str 
         "target": "gap <= 0.05 nats; inversion error <= 1e-4", "rows": kept + rows})
 
 
-def part_clamp(max_steps: int, runs_dir: str, precision: str | None, clamps: list[float]) -> None:
-    """Checkerboard with the parameter clamp at each value, same iterations: does the published
-    [-1.5, 1.5] box limit how sharp the learned density's edges can get?"""
-    rows = [train_and_measure("checkerboard", max_steps, runs_dir, precision, ("--model.clamp", str(c)))
-            for c in clamps]
-    save("otflow", "clamp", {
-        "setup": f"configs/otflow/checkerboard.yaml with --model.clamp at each value, {max_steps} "
-                 f"iterations (cosine lr over them), training precision {precision or 'the config'}; "
-                 "best checkpoint by val/nll measured in float64 as in the quality part",
-        "target": "diagnostic (no target): the clamp's effect on the checkerboard gap", "rows": rows})
+ABLATIONS = {"clamp": "does the published [-1.5, 1.5] parameter box limit how sharp the edges get?",
+             "width": "does the width of the potential (published 32 for the toys) limit the gap?",
+             "depth": "does a deeper potential (published nTh = 2) fit the edges better?",
+             "steps": "does training with more RK4 steps stop the optimiser exploiting the coarse grid?",
+             "alpha_C": "how much do the transport and HJB penalties cost in NLL? (Adam is invariant to "
+                        "the loss's scale, so raising alpha_C is lowering alpha_L and alpha_R)"}
+
+
+def part_ablation(option: str, values: list[str], max_steps: int, runs_dir: str,
+                  precision: str | None, fixed: dict[str, str]) -> None:
+    """Checkerboard with `--model.<option>` at each value, `--model.<key> <value>` for each of
+    `fixed` and everything else as in its config, same iterations; rows go to
+    benchmarks/otflow_<option>.json (earlier rows with other settings are kept)."""
+    previous = OUT / f"otflow_{option}.json"
+    kept = json.loads(previous.read_text())["rows"] if previous.exists() else []
+    common = tuple(a for key, v in fixed.items() for a in (f"--model.{key}", v))
+    rows = [train_and_measure("checkerboard", max_steps, runs_dir, precision,
+                              (*common, f"--model.{option}", v)) for v in values]
+    for row, value in zip(rows, values, strict=True):
+        row.update({key: int(v) if key in ("width", "depth", "steps") else float(v)
+                    for key, v in {**fixed, option: value}.items()})
+    settings = [option, *fixed, "iterations", "train_precision"]
+    measured = {tuple(r[k] for k in settings) for r in rows}
+    kept = [r for r in kept if tuple(r.get(k) for k in settings) not in measured]
+    save("otflow", option, {
+        "setup": f"configs/otflow/checkerboard.yaml with --model.{option} at each value (and the "
+                 "model settings a row names), the iterations of each row (cosine lr over them); best "
+                 "checkpoint by val/nll measured in float64 as in the quality part",
+        "target": f"diagnostic (no target): {ABLATIONS[option]}", "rows": kept + rows})
 
 
 # ------------------------------------------------------------------------------------- peer
@@ -337,11 +360,14 @@ def part_sampling() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("parts", nargs="+",
-                        choices=["trace", "speed", "quality", "clamp", "peer", "sampling", "report"])
-    parser.add_argument("--max_steps", type=int, default=2000, help="quality, clamp: training iterations")
+                        choices=["trace", "speed", "quality", *ABLATIONS, "peer", "sampling", "report"])
+    parser.add_argument("--max_steps", type=int, default=2000, help="quality, ablations: training iterations")
     parser.add_argument("--toys", nargs="+", default=["8gaussians", "checkerboard"], help="quality: data")
-    parser.add_argument("--precision", default=None, help="quality, clamp: training precision")
-    parser.add_argument("--clamps", nargs="+", type=float, default=[1.5, 3.0], help="clamp: values")
+    parser.add_argument("--precision", default=None, help="quality and ablations: training precision")
+    parser.add_argument("--values", nargs="+", default=None,
+                        help="ablations: the values to compare (default: published, then one other)")
+    parser.add_argument("--fixed", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="ablations: model settings shared by every row, e.g. steps=16")
     parser.add_argument("--budget", type=float, default=240.0, help="peer: training seconds per model")
     parser.add_argument("--runs_dir", default=None)
     args = parser.parse_args()
@@ -351,8 +377,12 @@ def main() -> None:
             report("otflow", "OT-Flow benchmarks")
         elif part == "quality":
             part_quality(args.max_steps, runs_dir, args.toys, args.precision)
-        elif part == "clamp":
-            part_clamp(args.max_steps, runs_dir, args.precision, args.clamps)
+        elif part in ABLATIONS:
+            values = args.values or {"clamp": ["1.5", "3.0"], "width": ["32", "64"], "depth": ["2", "3"],
+                                     "steps": ["8", "16"],
+                                     "alpha_C": ["100", "1000"]}[part]
+            fixed = dict(item.split("=", 1) for item in args.fixed)
+            part_ablation(part, values, args.max_steps, runs_dir, args.precision, fixed)
         elif part == "peer":
             part_peer(args.budget)
         else:
