@@ -15,6 +15,8 @@ width     the same with the potential's width at each of --values
 depth     the same with the potential's depth (nTh) at each of --values
 steps     the same with the training RK4 step count at each of --values
 alpha_C   the same with the NLL weight at each of --values (the penalties' relative weight)
+edges     where the checkerboard's gap is made: split by distance to the squares' edges
+          (--checkpoints: trained checkerboard models)
 peer      an FFJORD-style CNF (torchdiffeq dopri5 + Hutchinson) against OT-Flow on the same data:
           NLL against wall clock, all in one process: the peer for --budget seconds, OT-Flow for a
           quarter of it and for all of it (each run with a cosine learning rate over its budget)
@@ -139,17 +141,21 @@ def train_and_measure(name: str, max_steps: int, runs_dir: str, precision: str |
     fresh = torch.as_tensor(data.sample(100_000, stream=7), dtype=torch.float64)
     steps = best.hparams.test_steps
     with torch.no_grad():
-        nll_model = torch.cat([-best.log_prob(c, steps) for c in fresh.split(10_000)]).mean().item()
-        nll_true = -data.log_density(fresh).double().mean().item() if data.has_log_density else None
+        log_p = torch.cat([best.log_prob(c, steps) for c in fresh.split(10_000)])
+        log_true = data.log_density(fresh).double() if data.has_log_density else None
         x = fresh[:10_000]
         inv = (best.inverse(best(x, steps), steps) - x).norm(dim=1)
+    nll_model = -log_p.mean().item()
+    nll_true = None if log_true is None else -log_true.mean().item()
     row = {"data": name, "iterations": cli.trainer.global_step, "train_seconds": round(seconds, 1),
            "train_precision": str(cli.trainer.precision), "clamp": best.hparams.clamp,
            "nll_model": round(nll_model, 4), "nll_true": None if nll_true is None else round(nll_true, 4),
            "gap_nats": None if nll_true is None else round(nll_model - nll_true, 4), "test_steps": steps,
            "inv_err_mean": float(f"{inv.mean().item():.2e}"), "inv_err_max": float(f"{inv.max().item():.2e}"),
            "run_dir": cli.trainer.log_dir, "curve": training_curve(cli.trainer.log_dir)}
-    print({k: v for k, v in row.items() if k != "curve"}, flush=True)
+    if data.name == "checkerboard":
+        row["edge_bands"] = edge_bands(fresh, log_true - log_p)
+    print({k: v for k, v in row.items() if k not in ("curve", "edge_bands")}, flush=True)
     return row
 
 
@@ -197,6 +203,51 @@ def part_ablation(option: str, values: list[str], max_steps: int, runs_dir: str,
                  "model settings a row names), the iterations of each row (cosine lr over them); best "
                  "checkpoint by val/nll measured in float64 as in the quality part",
         "target": f"diagnostic (no target): {ABLATIONS[option]}", "rows": kept + rows})
+
+
+EDGE_BANDS = (0.0, 0.025, 0.05, 0.1, 0.2, 0.4, 1.0)
+
+
+def edge_bands(x: torch.Tensor, excess: torch.Tensor) -> list[dict]:
+    """The checkerboard's gap split by each point's distance to the nearest edge of its square
+    (squares of side 2 with corners on even integers, so the distance is at most 1): per band,
+    its probability mass, its contribution to the gap (sum of log p_true - log p_model over the
+    band, divided by all points) and the mean excess inside it."""
+    r = torch.remainder(x, 2.0)
+    distance = torch.minimum(r, 2.0 - r).min(dim=1).values
+    band = torch.bucketize(distance, torch.tensor(EDGE_BANDS[1:-1], dtype=x.dtype), right=True)
+    rows = []
+    for i, (lo, hi) in enumerate(zip(EDGE_BANDS[:-1], EDGE_BANDS[1:], strict=True)):
+        inside = band == i
+        rows.append({"distance": f"[{lo}, {hi}{']' if hi == EDGE_BANDS[-1] else ')'}",
+                     "mass": round(inside.double().mean().item(), 4),
+                     "gap_contribution": round(excess[inside].sum().item() / len(excess), 4),
+                     "mean_excess": round(excess[inside].mean().item(), 4) if inside.any() else None})
+    return rows
+
+
+def part_edges(checkpoints: list[str]) -> None:
+    """Where the checkerboard's gap comes from: for each checkpoint, the gap on 100k fresh
+    samples (float64, the model's test steps) split by distance to the squares' edges."""
+    from ctdl.datamodules import Toy2DDensity
+
+    data = Toy2DDensity(dataset="checkerboard")
+    fresh = torch.as_tensor(data.sample(100_000, stream=7), dtype=torch.float64)
+    rows = []
+    for path in checkpoints:
+        model = OTFlow.load_from_checkpoint(path).double().eval()
+        with torch.no_grad():
+            log_p = torch.cat([model.log_prob(c, model.hparams.test_steps) for c in fresh.split(10_000)])
+        excess = data.log_density(fresh).double() - log_p
+        rows.append({"checkpoint": path, "width": model.hparams.width, "depth": model.hparams.depth,
+                     "gap_nats": round(excess.mean().item(), 4), "bands": edge_bands(fresh, excess)})
+        print(rows[-1], flush=True)
+    save("otflow", "edges", {
+        "setup": "checkerboard checkpoints given by --checkpoints; 100k fresh samples (stream 7, as in "
+                 "the quality part), float64, test_steps RK4 steps; bands by distance to the nearest "
+                 "square edge",
+        "target": "diagnostic (no target): is the gap made at the edges or inside the squares?",
+        "rows": rows})
 
 
 # ------------------------------------------------------------------------------------- peer
@@ -359,8 +410,8 @@ def part_sampling() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("parts", nargs="+",
-                        choices=["trace", "speed", "quality", *ABLATIONS, "peer", "sampling", "report"])
+    parts = ["trace", "speed", "quality", *ABLATIONS, "edges", "peer", "sampling", "report"]
+    parser.add_argument("parts", nargs="+", choices=parts)
     parser.add_argument("--max_steps", type=int, default=2000, help="quality, ablations: training iterations")
     parser.add_argument("--toys", nargs="+", default=["8gaussians", "checkerboard"], help="quality: data")
     parser.add_argument("--precision", default=None, help="quality and ablations: training precision")
@@ -368,6 +419,7 @@ def main() -> None:
                         help="ablations: the values to compare (default: published, then one other)")
     parser.add_argument("--fixed", nargs="+", default=[], metavar="KEY=VALUE",
                         help="ablations: model settings shared by every row, e.g. steps=16")
+    parser.add_argument("--checkpoints", nargs="+", default=[], help="edges: checkerboard checkpoints")
     parser.add_argument("--budget", type=float, default=240.0, help="peer: training seconds per model")
     parser.add_argument("--runs_dir", default=None)
     args = parser.parse_args()
@@ -383,6 +435,8 @@ def main() -> None:
                                      "alpha_C": ["100", "1000"]}[part]
             fixed = dict(item.split("=", 1) for item in args.fixed)
             part_ablation(part, values, args.max_steps, runs_dir, args.precision, fixed)
+        elif part == "edges":
+            part_edges(args.checkpoints)
         elif part == "peer":
             part_peer(args.budget)
         else:
