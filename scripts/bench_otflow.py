@@ -239,8 +239,12 @@ def part_edges(checkpoints: list[str]) -> None:
         with torch.no_grad():
             log_p = torch.cat([model.log_prob(c, model.hparams.test_steps) for c in fresh.split(10_000)])
         excess = data.log_density(fresh).double() - log_p
+        bands = edge_bands(fresh, excess)
+        near = bands[:EDGE_BANDS.index(0.1)]
         rows.append({"checkpoint": path, "width": model.hparams.width, "depth": model.hparams.depth,
-                     "gap_nats": round(excess.mean().item(), 4), "bands": edge_bands(fresh, excess)})
+                     "gap_nats": round(excess.mean().item(), 4),
+                     "mass_within_0.1": round(sum(b["mass"] for b in near), 4),
+                     "gap_within_0.1": round(sum(b["gap_contribution"] for b in near), 4), "bands": bands})
         print(rows[-1], flush=True)
     save("otflow", "edges", {
         "setup": "checkerboard checkpoints given by --checkpoints; 100k fresh samples (stream 7, as in "
