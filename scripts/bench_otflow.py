@@ -122,6 +122,15 @@ def training_curve(run_dir: str, every: int = 1000) -> dict:
     return {"val_nll": val, "train_nll_mean": {k: round(statistics.mean(v), 4) for k, v in train.items()}}
 
 
+def fresh_log_prob(model: OTFlow, data) -> tuple[torch.Tensor, torch.Tensor]:
+    """100k fresh float64 samples of `data` (stream 7) and the model's log density on them,
+    integrated with its test step count in chunks of 10k."""
+    fresh = torch.as_tensor(data.sample(100_000, stream=7), dtype=torch.float64)
+    with torch.no_grad():
+        log_p = torch.cat([model.log_prob(c, model.hparams.test_steps) for c in fresh.split(10_000)])
+    return fresh, log_p
+
+
 def train_and_measure(name: str, max_steps: int, runs_dir: str, precision: str | None = None,
                       overrides: tuple[str, ...] = ()) -> dict:
     """Train configs/otflow/<name>.yaml through the CLI (`precision` overrides the training
@@ -138,11 +147,10 @@ def train_and_measure(name: str, max_steps: int, runs_dir: str, precision: str |
     seconds = time.perf_counter() - start
     best = OTFlow.load_from_checkpoint(cli.trainer.checkpoint_callback.best_model_path).double().eval()
     data = cli.datamodule
-    fresh = torch.as_tensor(data.sample(100_000, stream=7), dtype=torch.float64)
+    fresh, log_p = fresh_log_prob(best, data)
+    log_true = data.log_density(fresh).double() if data.has_log_density else None
     steps = best.hparams.test_steps
     with torch.no_grad():
-        log_p = torch.cat([best.log_prob(c, steps) for c in fresh.split(10_000)])
-        log_true = data.log_density(fresh).double() if data.has_log_density else None
         x = fresh[:10_000]
         inv = (best.inverse(best(x, steps), steps) - x).norm(dim=1)
     nll_model = -log_p.mean().item()
@@ -174,12 +182,15 @@ def part_quality(max_steps: int, runs_dir: str, toys: list[str], precision: str 
         "target": "gap <= 0.05 nats; inversion error <= 1e-4", "rows": kept + rows})
 
 
-ABLATIONS = {"clamp": "does the published [-1.5, 1.5] parameter box limit how sharp the edges get?",
-             "width": "does the width of the potential (published 32 for the toys) limit the gap?",
-             "depth": "does a deeper potential (published nTh = 2) fit the edges better?",
-             "steps": "does training with more RK4 steps stop the optimiser exploiting the coarse grid?",
-             "alpha_C": "how much do the transport and HJB penalties cost in NLL? (Adam is invariant to "
-                        "the loss's scale, so raising alpha_C is lowering alpha_L and alpha_R)"}
+# option -> (the question it answers, default values: the published one first)
+ABLATIONS = {
+    "clamp": ("does the published [-1.5, 1.5] parameter box limit how sharp the edges get?", ["1.5", "3.0"]),
+    "width": ("does the width of the potential (published 32 for the toys) limit the gap?", ["32", "64"]),
+    "depth": ("does a deeper potential (published nTh = 2) fit the edges better?", ["2", "3"]),
+    "steps": ("do more training RK4 steps stop the optimiser exploiting the coarse grid?", ["8", "16"]),
+    "alpha_C": ("how much do the transport and HJB penalties cost in NLL? (Adam is invariant to the "
+                "loss's scale, so raising alpha_C is lowering alpha_L and alpha_R)", ["100", "1000"]),
+}
 
 
 def part_ablation(option: str, values: list[str], max_steps: int, runs_dir: str,
@@ -202,7 +213,7 @@ def part_ablation(option: str, values: list[str], max_steps: int, runs_dir: str,
         "setup": f"configs/otflow/checkerboard.yaml with --model.{option} at each value (and the "
                  "model settings a row names), the iterations of each row (cosine lr over them); best "
                  "checkpoint by val/nll measured in float64 as in the quality part",
-        "target": f"diagnostic (no target): {ABLATIONS[option]}", "rows": kept + rows})
+        "target": f"diagnostic (no target): {ABLATIONS[option][0]}", "rows": kept + rows})
 
 
 EDGE_BANDS = (0.0, 0.025, 0.05, 0.1, 0.2, 0.4, 1.0)
@@ -232,12 +243,10 @@ def part_edges(checkpoints: list[str]) -> None:
     from ctdl.datamodules import Toy2DDensity
 
     data = Toy2DDensity(dataset="checkerboard")
-    fresh = torch.as_tensor(data.sample(100_000, stream=7), dtype=torch.float64)
     rows = []
     for path in checkpoints:
         model = OTFlow.load_from_checkpoint(path).double().eval()
-        with torch.no_grad():
-            log_p = torch.cat([model.log_prob(c, model.hparams.test_steps) for c in fresh.split(10_000)])
+        fresh, log_p = fresh_log_prob(model, data)
         excess = data.log_density(fresh).double() - log_p
         bands = edge_bands(fresh, excess)
         near = bands[:EDGE_BANDS.index(0.1)]
@@ -434,9 +443,7 @@ def main() -> None:
         elif part == "quality":
             part_quality(args.max_steps, runs_dir, args.toys, args.precision)
         elif part in ABLATIONS:
-            values = args.values or {"clamp": ["1.5", "3.0"], "width": ["32", "64"], "depth": ["2", "3"],
-                                     "steps": ["8", "16"],
-                                     "alpha_C": ["100", "1000"]}[part]
+            values = args.values or ABLATIONS[part][1]
             fixed = dict(item.split("=", 1) for item in args.fixed)
             part_ablation(part, values, args.max_steps, runs_dir, args.precision, fixed)
         elif part == "edges":
