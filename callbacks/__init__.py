@@ -3,6 +3,8 @@
 from .density_figure import DensityFigure
 from .figure import FigureCallback
 from .finite_loss import FiniteLossGuard, NonFiniteLossError
+from .run_checkpoint import RunCheckpoint
 from .transport_figure import TransportFigure
 
-__all__ = ["FigureCallback", "DensityFigure", "FiniteLossGuard", "NonFiniteLossError", "TransportFigure"]
+__all__ = ["FigureCallback", "DensityFigure", "FiniteLossGuard", "NonFiniteLossError", "RunCheckpoint",
+           "TransportFigure"]

@@ -5,7 +5,7 @@
     ctdl test --config configs/odenet/peaks.yaml --ckpt_path runs/odenet/peaks/version_0/checkpoints/last.ckpt
 
 Each run writes one directory, runs/<config folder>/<config name>/version_<k>/, holding the
-resolved config.yaml, checkpoints/ (last.ckpt and the best by `checkpoint.monitor`),
+resolved config.yaml, checkpoints/ (last.ckpt: the latest state; best-*.ckpt by `checkpoint.monitor`),
 metrics.csv, TensorBoard events and figures/. `fit --ckpt_path .../last.ckpt` resumes in the
 same directory; `test`/`validate`/`predict` with a checkpoint of a run log to <run>/<subcommand>/.
 """
@@ -18,7 +18,6 @@ from typing import Any
 
 import lightning as L
 from lightning.fabric.loggers.logger import rank_zero_experiment
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
@@ -26,7 +25,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 import ctdl.callbacks  # noqa: F401  (registers the callbacks for short names)
 import ctdl.datamodules  # noqa: F401  (registers every DataModule for --data <Name>)
 import ctdl.models  # noqa: F401  (registers every LightningModule for --model <Name>)
-from ctdl.callbacks import FiniteLossGuard
+from ctdl.callbacks import FiniteLossGuard, RunCheckpoint
 
 
 class _AppendingWriter(ExperimentWriter):
@@ -58,7 +57,7 @@ class CTDLCLI(LightningCLI):
         parser.add_argument("--run_name", type=str | None, default=None,
                             help="run folder under runs_dir (default: <config folder>/<config name>)")
         parser.add_argument("--runs_dir", type=str, default="runs", help="where run folders go")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         parser.set_defaults({
             "checkpoint.save_last": True,
             "checkpoint.monitor": "val/loss",

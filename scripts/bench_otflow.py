@@ -204,7 +204,7 @@ def part_ablation(option: str, values: list[str], max_steps: int, runs_dir: str,
     rows = [train_and_measure("checkerboard", max_steps, runs_dir, precision,
                               (*common, f"--model.{option}", v)) for v in values]
     for row, value in zip(rows, values, strict=True):
-        row.update({key: int(v) if key in ("width", "depth", "steps") else float(v)
+        row.update({key: int(v) if key in ("width", "depth", "steps", "eval_steps", "test_steps") else float(v)
                     for key, v in {**fixed, option: value}.items()})
     settings = [option, *fixed, "iterations", "train_precision"]
     measured = {tuple(r[k] for k in settings) for r in rows}

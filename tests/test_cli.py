@@ -142,6 +142,18 @@ def test_missing_data_directory_says_how_to_get_the_files(cli, tmp_path):
     assert "download" in message
 
 
+
+def test_last_checkpoint_is_the_latest_state_when_the_best_is_older(cli):
+    # monitoring "step" in mode min makes the first validation the best forever after
+    fit = cli("fit", *SMALL_PEAKS, "--trainer.max_epochs", "3",
+              "--checkpoint.monitor", "step", "--checkpoint.mode", "min")
+    checkpoints = Path(fit.trainer.log_dir) / "checkpoints"
+    best = torch.load(fit.trainer.checkpoint_callback.best_model_path, weights_only=False)
+    last = torch.load(checkpoints / "last.ckpt", weights_only=False)
+    assert 0 < best["global_step"] < last["global_step"] == fit.trainer.global_step
+    assert last["epoch"] == 2
+
+
 class PoisonWeightsAt(L.Callback):
     """Test helper: turn one weight into NaN just before training step `step`."""
 
@@ -174,7 +186,7 @@ def test_the_cli_always_has_the_nan_guard_and_checkpointing(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     built = run_cli(["--config", str(PEAKS)], run=False)
     kinds = {type(c).__name__ for c in built.trainer.callbacks}
-    assert {"FiniteLossGuard", "ModelCheckpoint", "TransportFigure"} <= kinds
+    assert {"FiniteLossGuard", "RunCheckpoint", "TransportFigure"} <= kinds
     assert built.trainer.checkpoint_callback.monitor == "val/acc"
 
 
