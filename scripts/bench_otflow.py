@@ -193,6 +193,9 @@ ABLATIONS = {
 }
 
 
+INTEGER_OPTIONS = ("width", "depth", "steps", "eval_steps", "test_steps")
+
+
 def part_ablation(option: str, values: list[str], max_steps: int, runs_dir: str,
                   precision: str | None, fixed: dict[str, str]) -> None:
     """Checkerboard with `--model.<option>` at each value, `--model.<key> <value>` for each of
@@ -204,7 +207,7 @@ def part_ablation(option: str, values: list[str], max_steps: int, runs_dir: str,
     rows = [train_and_measure("checkerboard", max_steps, runs_dir, precision,
                               (*common, f"--model.{option}", v)) for v in values]
     for row, value in zip(rows, values, strict=True):
-        row.update({key: int(v) if key in ("width", "depth", "steps", "eval_steps", "test_steps") else float(v)
+        row.update({key: int(v) if key in INTEGER_OPTIONS else float(v)
                     for key, v in {**fixed, option: value}.items()})
     settings = [option, *fixed, "iterations", "train_precision"]
     measured = {tuple(r[k] for k in settings) for r in rows}
