@@ -15,6 +15,7 @@ width     the same with the potential's width at each of --values
 depth     the same with the potential's depth (nTh) at each of --values
 steps     the same with the training RK4 step count at each of --values
 alpha_C   the same with the NLL weight at each of --values (the penalties' relative weight)
+seed      the same with the global seed (initialisation and batch order) at each of --values
 edges     where the checkerboard's gap is made: split by distance to the squares' edges
           (--checkpoints: trained checkerboard models)
 peer      an FFJORD-style CNF (torchdiffeq dopri5 + Hutchinson) against OT-Flow on the same data:
@@ -190,22 +191,26 @@ ABLATIONS = {
     "steps": ("do more training RK4 steps stop the optimiser exploiting the coarse grid?", ["8", "16"]),
     "alpha_C": ("how much do the transport and HJB penalties cost in NLL? (Adam is invariant to the "
                 "loss's scale, so raising alpha_C is lowering alpha_L and alpha_R)", ["100", "1000"]),
+    "seed": ("how far apart are runs that differ only in initialisation and batch order?", ["0", "1", "2"]),
 }
+INTEGER_OPTIONS = ("width", "depth", "steps", "eval_steps", "test_steps", "seed")
 
 
-INTEGER_OPTIONS = ("width", "depth", "steps", "eval_steps", "test_steps")
+def cli_flag(option: str) -> str:
+    """The CLI argument that sets an ablation option: the global seed, or a model setting."""
+    return "--seed_everything" if option == "seed" else f"--model.{option}"
 
 
 def part_ablation(option: str, values: list[str], max_steps: int, runs_dir: str,
                   precision: str | None, fixed: dict[str, str]) -> None:
-    """Checkerboard with `--model.<option>` at each value, `--model.<key> <value>` for each of
-    `fixed` and everything else as in its config, same iterations; rows go to
+    """Checkerboard with `option` (a model setting or the seed) at each value, each of `fixed`
+    set the same way and everything else as in its config, same iterations; rows go to
     benchmarks/otflow_<option>.json (earlier rows with other settings are kept)."""
     previous = OUT / f"otflow_{option}.json"
     kept = json.loads(previous.read_text())["rows"] if previous.exists() else []
-    common = tuple(a for key, v in fixed.items() for a in (f"--model.{key}", v))
+    common = tuple(a for key, v in fixed.items() for a in (cli_flag(key), v))
     rows = [train_and_measure("checkerboard", max_steps, runs_dir, precision,
-                              (*common, f"--model.{option}", v)) for v in values]
+                              (*common, cli_flag(option), v)) for v in values]
     for row, value in zip(rows, values, strict=True):
         row.update({key: int(v) if key in INTEGER_OPTIONS else float(v)
                     for key, v in {**fixed, option: value}.items()})
@@ -213,8 +218,8 @@ def part_ablation(option: str, values: list[str], max_steps: int, runs_dir: str,
     measured = {tuple(r[k] for k in settings) for r in rows}
     kept = [r for r in kept if tuple(r.get(k) for k in settings) not in measured]
     save("otflow", option, {
-        "setup": f"configs/otflow/checkerboard.yaml with --model.{option} at each value (and the "
-                 "model settings a row names), the iterations of each row (cosine lr over them); best "
+        "setup": f"configs/otflow/checkerboard.yaml with {cli_flag(option)} at each value (and the "
+                 "settings a row names), the iterations of each row (cosine lr over them); best "
                  "checkpoint by val/nll measured in float64 as in the quality part",
         "target": f"diagnostic (no target): {ABLATIONS[option][0]}", "rows": kept + rows})
 
@@ -434,7 +439,7 @@ def main() -> None:
     parser.add_argument("--values", nargs="+", default=None,
                         help="ablations: the values to compare (default: published, then one other)")
     parser.add_argument("--fixed", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="ablations: model settings shared by every row, e.g. steps=16")
+                        help="ablations: settings shared by every row, e.g. steps=16 or seed=1")
     parser.add_argument("--checkpoints", nargs="+", default=[], help="edges: checkerboard checkpoints")
     parser.add_argument("--budget", type=float, default=240.0, help="peer: training seconds per model")
     parser.add_argument("--runs_dir", default=None)
