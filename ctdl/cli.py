@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -57,6 +58,9 @@ class CTDLCLI(LightningCLI):
         parser.add_argument("--run_name", type=str | None, default=None,
                             help="run folder under runs_dir (default: <config folder>/<config name>)")
         parser.add_argument("--runs_dir", type=str, default="runs", help="where run folders go")
+        parser.add_argument("--init_from", type=str | None, default=None,
+                            help="a checkpoint whose weights the model starts from (a new run: fresh "
+                                 "optimiser and schedule, step 0; to resume a run use --ckpt_path)")
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         parser.set_defaults({
             "checkpoint.save_last": True,
@@ -130,10 +134,31 @@ class CTDLCLI(LightningCLI):
     def after_test(self) -> None:
         self._report()
 
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        if cfg.get("init_from"):
+            load_weights(self.model, cfg.init_from)
+
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> L.Trainer:
         if config.get("logger") in (None, True):
             config["logger"] = self._loggers()
         return super()._instantiate_trainer(config, callbacks)
+
+
+def load_weights(model: L.LightningModule, checkpoint: str | Path) -> None:
+    """Copy a checkpoint's weights into `model` (same architecture; dtypes follow the model)."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"--init_from: no checkpoint at {path}; runs keep theirs in "
+                                "runs/<config folder>/<config name>/version_<k>/checkpoints/")
+    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise ValueError(f"--init_from {path}: its weights do not fit this model; build the model with "
+                         f"the settings the checkpoint was trained with (hparams.yaml beside it)\n{error}"
+                         ) from error
 
 
 def run_cli(args: list[str] | None = None, run: bool = True) -> CTDLCLI:

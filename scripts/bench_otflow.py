@@ -197,8 +197,16 @@ INTEGER_OPTIONS = ("width", "depth", "steps", "eval_steps", "test_steps", "seed"
 
 
 def cli_flag(option: str) -> str:
-    """The CLI argument that sets an ablation option: the global seed, or a model setting."""
-    return "--seed_everything" if option == "seed" else f"--model.{option}"
+    """The CLI argument that sets an ablation option: the global seed, the checkpoint the model
+    starts from, or a model setting."""
+    return {"seed": "--seed_everything", "init_from": "--init_from"}.get(option, f"--model.{option}")
+
+
+def option_value(option: str, value: str) -> int | float | str:
+    """An option's value as a row records it."""
+    if option == "init_from":
+        return value
+    return int(value) if option in INTEGER_OPTIONS else float(value)
 
 
 def part_ablation(option: str, values: list[str], max_steps: int, runs_dir: str,
@@ -212,8 +220,7 @@ def part_ablation(option: str, values: list[str], max_steps: int, runs_dir: str,
     rows = [train_and_measure("checkerboard", max_steps, runs_dir, precision,
                               (*common, cli_flag(option), v)) for v in values]
     for row, value in zip(rows, values, strict=True):
-        row.update({key: int(v) if key in INTEGER_OPTIONS else float(v)
-                    for key, v in {**fixed, option: value}.items()})
+        row.update({key: option_value(key, v) for key, v in {**fixed, option: value}.items()})
     settings = [option, *fixed, "iterations", "train_precision"]
     measured = {tuple(r[k] for k in settings) for r in rows}
     kept = [r for r in kept if tuple(r.get(k) for k in settings) not in measured]
@@ -439,7 +446,8 @@ def main() -> None:
     parser.add_argument("--values", nargs="+", default=None,
                         help="ablations: the values to compare (default: published, then one other)")
     parser.add_argument("--fixed", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="ablations: settings shared by every row, e.g. steps=16 or seed=1")
+                        help="ablations: settings shared by every row, e.g. steps=16, seed=1 or "
+                             "init_from=<checkpoint> (a second stage that starts from trained weights)")
     parser.add_argument("--checkpoints", nargs="+", default=[], help="edges: checkerboard checkpoints")
     parser.add_argument("--budget", type=float, default=240.0, help="peer: training seconds per model")
     parser.add_argument("--runs_dir", default=None)

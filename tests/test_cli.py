@@ -154,6 +154,23 @@ def test_last_checkpoint_is_the_latest_state_when_the_best_is_older(cli):
     assert last["epoch"] == 2
 
 
+
+def test_init_from_starts_a_new_run_from_a_checkpoints_weights(cli, tmp_path):
+    first = cli("fit", *SMALL_PEAKS, "--trainer.max_epochs", "1")
+    last = Path(first.trainer.log_dir) / "checkpoints" / "last.ckpt"
+    weights = torch.load(last, weights_only=False)["state_dict"]
+    # zero epochs: the model is exactly what --init_from loaded, in a new run folder at step 0
+    second = cli("fit", *SMALL_PEAKS, "--trainer.max_epochs", "0", "--init_from", last)
+    assert Path(second.trainer.log_dir).name == "version_1" and second.trainer.global_step == 0
+    loaded = second.model.state_dict()
+    assert weights.keys() == loaded.keys()
+    assert all(torch.equal(weights[k], loaded[k]) for k in weights)
+
+    with pytest.raises(ValueError, match=r"(?s)do not fit this model.*size mismatch"):
+        cli("fit", *SMALL_PEAKS, "--model.width", "8", "--init_from", last)
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        cli("fit", *SMALL_PEAKS, "--init_from", tmp_path / "missing.ckpt")
+
 class PoisonWeightsAt(L.Callback):
     """Test helper: turn one weight into NaN just before training step `step`."""
 
