@@ -168,13 +168,18 @@ def train_and_measure(name: str, max_steps: int, runs_dir: str, precision: str |
     return row
 
 
+def saved_rows(part: str) -> list[dict]:
+    """The rows in benchmarks/otflow_<part>.json now (read after training, so runs of the same part
+    in parallel processes keep each other's rows)."""
+    path = OUT / f"otflow_{part}.json"
+    return json.loads(path.read_text())["rows"] if path.exists() else []
+
+
 def part_quality(max_steps: int, runs_dir: str, toys: list[str], precision: str | None = None) -> None:
     """The KL gap and the inversion error of each toy's config (`precision` overrides the training
     precision); rows of toys not rerun now are kept."""
-    previous = OUT / "otflow_quality.json"
-    kept = json.loads(previous.read_text())["rows"] if previous.exists() else []
-    kept = [r for r in kept if r["data"] not in toys]
     rows = [train_and_measure(name, max_steps, runs_dir, precision) for name in toys]
+    kept = [r for r in saved_rows("quality") if r["data"] not in toys]
     save("otflow", "quality", {
         "setup": "configs/otflow/<data>.yaml (width 32; train_precision: the training precision, the "
                  "config's unless --precision overrides it), best checkpoint by val/nll, evaluated in "
@@ -214,8 +219,6 @@ def part_ablation(option: str, values: list[str], max_steps: int, runs_dir: str,
     """Checkerboard with `option` (a model setting or the seed) at each value, each of `fixed`
     set the same way and everything else as in its config, same iterations; rows go to
     benchmarks/otflow_<option>.json (earlier rows with other settings are kept)."""
-    previous = OUT / f"otflow_{option}.json"
-    kept = json.loads(previous.read_text())["rows"] if previous.exists() else []
     common = tuple(a for key, v in fixed.items() for a in (cli_flag(key), v))
     rows = [train_and_measure("checkerboard", max_steps, runs_dir, precision,
                               (*common, cli_flag(option), v)) for v in values]
@@ -223,7 +226,7 @@ def part_ablation(option: str, values: list[str], max_steps: int, runs_dir: str,
         row.update({key: option_value(key, v) for key, v in {**fixed, option: value}.items()})
     settings = [option, *fixed, "iterations", "train_precision"]
     measured = {tuple(r[k] for k in settings) for r in rows}
-    kept = [r for r in kept if tuple(r.get(k) for k in settings) not in measured]
+    kept = [r for r in saved_rows(option) if tuple(r.get(k) for k in settings) not in measured]
     save("otflow", option, {
         "setup": f"configs/otflow/checkerboard.yaml with {cli_flag(option)} at each value (and the "
                  "settings a row names), the iterations of each row (cosine lr over them); best "
