@@ -74,6 +74,10 @@ class CTDLCLI(LightningCLI):
         # forward pass (OT-Flow's autograd and Hutchinson traces) must work in validation/test
         parser.set_defaults({"trainer.inference_mode": False})
 
+    def _active_config(self) -> Any:
+        """The parsed config of the running subcommand (the whole config when run=False)."""
+        return self.config[self.subcommand] if self.subcommand else self.config
+
     def _run_name(self, cfg: Any) -> str:
         if cfg.get("run_name"):
             return cfg.run_name
@@ -86,7 +90,7 @@ class CTDLCLI(LightningCLI):
         return f"{model}/{data}"
 
     def _loggers(self) -> list[L.pytorch.loggers.Logger]:
-        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        cfg = self._active_config()
         ckpt = cfg.get("ckpt_path")
         run_dir = None
         if ckpt and Path(ckpt).parent.name == "checkpoints":
@@ -136,7 +140,7 @@ class CTDLCLI(LightningCLI):
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
-        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        cfg = self._active_config()
         if cfg.get("init_from"):
             load_weights(self.model, cfg.init_from)
 

@@ -447,7 +447,7 @@ def main() -> None:
     parser.add_argument("--toys", nargs="+", default=["8gaussians", "checkerboard"], help="quality: data")
     parser.add_argument("--precision", default=None, help="quality and ablations: training precision")
     parser.add_argument("--values", nargs="+", default=None,
-                        help="ablations: the values to compare (default: published, then one other)")
+                        help="ablations: the values to compare (default: the option's own, published first)")
     parser.add_argument("--fixed", nargs="+", default=[], metavar="KEY=VALUE",
                         help="ablations: settings shared by every row, e.g. steps=16, seed=1 or "
                              "init_from=<checkpoint> (a second stage that starts from trained weights)")
