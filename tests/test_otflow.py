@@ -98,3 +98,26 @@ def test_bf16_autocast_training_step_runs_on_both_trace_layouts():
 def test_predict_samples_the_model(flow):
     out = flow.predict_step((torch.zeros(7, 2, dtype=torch.float64),), 0)
     assert out.shape == (7, 2) and out.std() > 0.1
+
+
+def test_widened_checkpoint_defines_the_same_flow(flow, tmp_path):
+    """scripts/widen_otflow.py: a wider potential, the same log-density, loadable by --init_from."""
+    import importlib.util
+    from pathlib import Path
+
+    import lightning as L
+
+    path = Path(__file__).parents[1] / "scripts" / "widen_otflow.py"
+    spec = importlib.util.spec_from_file_location("widen_otflow", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    trainer = L.Trainer(max_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(flow)
+    trainer.save_checkpoint(tmp_path / "narrow.ckpt")
+    script.widen_checkpoint(tmp_path / "narrow.ckpt", tmp_path / "wide.ckpt", width=24)
+
+    wide = OTFlow(dim=2, width=24).double()
+    wide.load_state_dict(torch.load(tmp_path / "wide.ckpt", weights_only=False)["state_dict"])
+    x = torch.randn(50, 2, dtype=torch.float64)
+    torch.testing.assert_close(wide.log_prob(x, steps=8), flow.log_prob(x, steps=8), rtol=1e-10, atol=1e-10)
