@@ -28,7 +28,8 @@ def widen_checkpoint(source: str | Path, target: str | Path, width: int) -> OTFl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", help="a trained OTFlow checkpoint")
     parser.add_argument("target", help="where to write the widened checkpoint")
     parser.add_argument("--width", type=int, required=True, help="the new width m (>= the old one)")
