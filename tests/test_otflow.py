@@ -1,7 +1,10 @@
 """OTFlow as a module: invertibility, change of variables, trace modes, training, bad input."""
 
+import importlib.util
 import math
+from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 
@@ -102,11 +105,6 @@ def test_predict_samples_the_model(flow):
 
 def test_widened_checkpoint_defines_the_same_flow(flow, tmp_path):
     """scripts/widen_otflow.py: a wider potential, the same log-density, loadable by --init_from."""
-    import importlib.util
-    from pathlib import Path
-
-    import lightning as L
-
     path = Path(__file__).parents[1] / "scripts" / "widen_otflow.py"
     spec = importlib.util.spec_from_file_location("widen_otflow", path)
     script = importlib.util.module_from_spec(spec)
