@@ -159,7 +159,10 @@ class OTFlow(L.LightningModule):
             for p in self.parameters():
                 p.clamp_(-self.hparams.clamp, self.hparams.clamp)
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+    def optimizer_step(self, *args, **kwargs) -> None:
+        """The optimiser's step, then the clamp: so callbacks that read the weights after the step
+        (EMAWeightAveraging) see them inside the box."""
+        super().optimizer_step(*args, **kwargs)
         self.clamp_parameters()
 
     def _eval_step(self, batch: tuple[Tensor, ...], stage: str) -> None:

@@ -203,15 +203,18 @@ INTEGER_OPTIONS = ("width", "depth", "steps", "eval_steps", "test_steps", "seed"
 
 def cli_flag(option: str) -> str:
     """The CLI argument that sets an ablation option: the global seed, the checkpoint the model
-    starts from, or a model setting."""
+    starts from, a data or trainer setting (``data.n_train``, ``trainer.callbacks+``) or a model
+    setting."""
+    if option.startswith(("data.", "trainer.")):
+        return f"--{option}"
     return {"seed": "--seed_everything", "init_from": "--init_from"}.get(option, f"--model.{option}")
 
 
 def option_value(option: str, value: str) -> int | float | str:
     """An option's value as a row records it."""
-    if option == "init_from":
+    if option == "init_from" or option.startswith("trainer."):
         return value
-    return int(value) if option in INTEGER_OPTIONS else float(value)
+    return int(value) if option in INTEGER_OPTIONS or option.startswith("data.") else float(value)
 
 
 def part_ablation(option: str, values: list[str], max_steps: int, runs_dir: str,

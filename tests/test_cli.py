@@ -228,6 +228,28 @@ def test_otflow_fit_and_test_log_the_density_metrics(cli):
     assert metrics["test/gap"].item() == pytest.approx(gap.item())
 
 
+def test_otflow_with_weight_averaging_keeps_the_average_in_the_box_and_in_checkpoints(cli):
+    # the staged checkerboard run's last stage: EMA weights (Lightning's callback) are what
+    # validation sees, what the checkpoints hold and what --init_from starts from
+    config = ROOT / "configs" / "otflow" / "8gaussians.yaml"
+    small = ["--config", config, "--data.n_train", "1024", "--data.n_val", "256", "--data.batch_size", "256",
+             "--model.eval_steps", "2", "--model.steps", "2", "--model.lr", "0.2", "--model.clamp", "0.3",
+             "--trainer.callbacks", "[]"]
+    ema = ["--trainer.callbacks+", "lightning.pytorch.callbacks.EMAWeightAveraging",
+           "--trainer.callbacks.decay", "0.5"]
+    fit = cli("fit", *small, *ema, "--trainer.max_steps", "6", "--trainer.val_check_interval", "3")
+    saved = torch.load(Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt", weights_only=False)
+    average, current = saved["state_dict"], saved["current_model_state"]
+    assert any(not torch.equal(average[k], current[k]) for k in average)
+    # lr 0.2 pushes weights onto the walls of the box [-0.3, 0.3]: the clamp runs right after the
+    # optimiser's step, before the average is updated, so the average stays inside
+    assert max(v.abs().max().item() for v in current.values()) == pytest.approx(0.3)
+    assert max(v.abs().max().item() for v in average.values()) <= torch.tensor(0.3).item()  # float32's 0.3
+    again = cli("fit", *small, "--trainer.max_epochs", "0", "--init_from", Path(fit.trainer.log_dir) /
+                "checkpoints" / "last.ckpt")
+    assert all(torch.equal(average[k], v) for k, v in again.model.state_dict().items())
+
+
 @pytest.mark.parametrize("trace", ["autograd", "hutchinson"])
 def test_otflow_other_traces_validate_and_test_through_the_cli(cli, trace):
     config = ROOT / "configs" / "otflow" / "8gaussians.yaml"
