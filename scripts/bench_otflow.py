@@ -18,6 +18,7 @@ alpha_C   the same with the NLL weight at each of --values (the penalties' relat
 seed      the same with the global seed (initialisation and batch order) at each of --values
 edges     where the checkerboard's gap is made: split by distance to the squares' edges
           (--checkpoints: trained checkerboard models)
+streams   the same checkpoints' gaps on several independent 100k fresh sets (--streams)
 peer      an FFJORD-style CNF (torchdiffeq dopri5 + Hutchinson) against OT-Flow on the same data:
           NLL against wall clock, all in one process: the peer for --budget seconds, OT-Flow for a
           quarter of it and for all of it (each run with a cosine learning rate over its budget)
@@ -123,10 +124,10 @@ def training_curve(run_dir: str, every: int = 1000) -> dict:
     return {"val_nll": val, "train_nll_mean": {k: round(statistics.mean(v), 4) for k, v in train.items()}}
 
 
-def fresh_log_prob(model: OTFlow, data) -> tuple[torch.Tensor, torch.Tensor]:
-    """100k fresh float64 samples of `data` (stream 7) and the model's log density on them,
-    integrated with its test step count in chunks of 10k."""
-    fresh = torch.as_tensor(data.sample(100_000, stream=7), dtype=torch.float64)
+def fresh_log_prob(model: OTFlow, data, stream: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
+    """100k fresh float64 samples of `data` (stream 7 unless told) and the model's log density on
+    them, integrated with its test step count in chunks of 10k."""
+    fresh = torch.as_tensor(data.sample(100_000, stream=stream), dtype=torch.float64)
     with torch.no_grad():
         log_p = torch.cat([model.log_prob(c, model.hparams.test_steps) for c in fresh.split(10_000)])
     return fresh, log_p
@@ -282,6 +283,34 @@ def part_edges(checkpoints: list[str]) -> None:
                  "square edge",
         "target": "diagnostic (no target): is the gap made at the edges or inside the squares?",
         "rows": rows})
+
+
+def part_streams(checkpoints: list[str], streams: list[int]) -> None:
+    """How much of a checkerboard gap is the draw of the 100k fresh samples: each checkpoint's gap
+    on several independent fresh sets (streams; the other parts use stream 7), with each set's
+    standard error and the mean over all of them."""
+    from ctdl.datamodules import Toy2DDensity
+
+    data = Toy2DDensity(dataset="checkerboard")
+    rows = []
+    for path in checkpoints:
+        model = OTFlow.load_from_checkpoint(path).double().eval()
+        gaps = {}
+        for stream in streams:
+            fresh, log_p = fresh_log_prob(model, data, stream)
+            excess = data.log_density(fresh).double() - log_p
+            gaps[stream] = (excess.mean().item(), excess.std().item() / len(excess) ** 0.5)
+        row = {"checkpoint": path, **{f"gap_stream_{k}": round(g, 4) for k, (g, _) in gaps.items()},
+               "standard_error": round(max(se for _, se in gaps.values()), 4),
+               "gap_mean": round(sum(g for g, _ in gaps.values()) / len(gaps), 4),
+               "samples": 100_000 * len(gaps)}
+        rows.append(row)
+        print(row, flush=True)
+    save("otflow", "streams", {
+        "setup": "checkerboard checkpoints given by --checkpoints, each measured as in the quality part "
+                 "(float64, test_steps RK4 steps) on 100k fresh samples of each stream given by "
+                 "--streams (Toy2DDensity.sample(n, stream), independent of the training data)",
+        "target": "diagnostic: is a gap near 0.05 nats below it on more than one draw?", "rows": rows})
 
 
 # ------------------------------------------------------------------------------------- peer
@@ -444,7 +473,7 @@ def part_sampling() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parts = ["trace", "speed", "quality", *ABLATIONS, "edges", "peer", "sampling", "report"]
+    parts = ["trace", "speed", "quality", *ABLATIONS, "edges", "streams", "peer", "sampling", "report"]
     parser.add_argument("parts", nargs="+", choices=parts)
     parser.add_argument("--max_steps", type=int, default=2000, help="quality, ablations: training iterations")
     parser.add_argument("--toys", nargs="+", default=["8gaussians", "checkerboard"], help="quality: data")
@@ -452,9 +481,13 @@ def main() -> None:
     parser.add_argument("--values", nargs="+", default=None,
                         help="ablations: the values to compare (default: the option's own, published first)")
     parser.add_argument("--fixed", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="ablations: settings shared by every row, e.g. steps=16, seed=1 or "
-                             "init_from=<checkpoint> (a second stage that starts from trained weights)")
-    parser.add_argument("--checkpoints", nargs="+", default=[], help="edges: checkerboard checkpoints")
+                        help="ablations: settings shared by every row, e.g. steps=16, seed=1, "
+                             "init_from=<checkpoint> (a second stage that starts from trained weights), "
+                             "data.n_train=2000000 or trainer.callbacks+=<callback class>")
+    parser.add_argument("--checkpoints", nargs="+", default=[],
+                        help="edges, streams: checkerboard checkpoints")
+    parser.add_argument("--streams", nargs="+", type=int, default=[7, 8, 9, 10],
+                        help="streams: the fresh sample sets (7 is the one the other parts use)")
     parser.add_argument("--budget", type=float, default=240.0, help="peer: training seconds per model")
     parser.add_argument("--runs_dir", default=None)
     args = parser.parse_args()
@@ -470,6 +503,8 @@ def main() -> None:
             part_ablation(part, values, args.max_steps, runs_dir, args.precision, fixed)
         elif part == "edges":
             part_edges(args.checkpoints)
+        elif part == "streams":
+            part_streams(args.checkpoints, args.streams)
         elif part == "peer":
             part_peer(args.budget)
         else:
