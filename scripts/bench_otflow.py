@@ -306,6 +306,7 @@ def part_streams(checkpoints: list[str], streams: list[int]) -> None:
                "samples": 100_000 * len(gaps)}
         rows.append(row)
         print(row, flush=True)
+    rows = [r for r in saved_rows("streams") if r["checkpoint"] not in checkpoints] + rows
     save("otflow", "streams", {
         "setup": "checkerboard checkpoints given by --checkpoints, each measured as in the quality part "
                  "(float64, test_steps RK4 steps) on 100k fresh samples of each stream given by "
