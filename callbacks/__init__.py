@@ -1,10 +1,11 @@
 """Lightning callbacks: figures, guards, evaluation hooks (imported as ctdl.callbacks)."""
 
 from .density_figure import DensityFigure
+from .ema import EMAWeights
 from .figure import FigureCallback
 from .finite_loss import FiniteLossGuard, NonFiniteLossError
 from .run_checkpoint import RunCheckpoint
 from .transport_figure import TransportFigure
 
-__all__ = ["FigureCallback", "DensityFigure", "FiniteLossGuard", "NonFiniteLossError", "RunCheckpoint",
-           "TransportFigure"]
+__all__ = ["FigureCallback", "DensityFigure", "EMAWeights", "FiniteLossGuard", "NonFiniteLossError",
+           "RunCheckpoint", "TransportFigure"]

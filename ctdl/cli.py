@@ -142,6 +142,8 @@ class CTDLCLI(LightningCLI):
         super().instantiate_classes()
         cfg = self._active_config()
         if cfg.get("init_from"):
+            if str(self.trainer.precision) == "64-true":
+                self.model.double()  # as the trainer will: float64 weights then load without rounding
             load_weights(self.model, cfg.init_from)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> L.Trainer:
