@@ -1,0 +1,159 @@
+"""The contracts between ctdl's models, datamodules and callbacks, written down once.
+
+Each is a `typing.Protocol`: a part that needs something from another one asks
+``isinstance(obj, Contract)`` (runtime-checkable protocols check that the members exist, not their
+signatures) and names the missing members in its error or warning (`missing_members`), instead
+of guessing with ``hasattr``. Tensors are batch first everywhere: a batch of n points in R^d is
+(n, d), a batch of images (n, C, H, W).
+
+Models: `DensityModel` (log_prob, sample), `Flow` (a density model with a map to its latent
+space), `TransportModel` (a classifier whose features move along ODE blocks), and the `Predictor`
+contract of ``predict_step`` (`Predictions`). Datamodules: `SplitData` (train/val/test splits),
+`KnownDensity` (may know its true density), and the data facts a config links into the model
+(`DataFacts`: dim, input_shape, num_classes).
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+from torch import Generator, Tensor, nn
+from torch.utils.data import Dataset
+
+Predictions = dict[str, Tensor]
+"""What ``predict_step`` returns: named tensors, each (batch, ...) with the batch of the input
+first and the same batch size for every name; names are short identifiers (file names of the
+prediction writer: ``<name>.npy``)."""
+
+STAGES = ("train", "val", "test")
+
+
+@runtime_checkable
+class DensityModel(Protocol):
+    """A model of a probability density p on R^d."""
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Natural-log density log p(x) at x (n, d); returns (n,)."""
+        ...
+
+    def sample(self, n: int, generator: Generator | None = None) -> Tensor:
+        """n samples (n, d) of p; reproducible when a seeded `generator` is given."""
+        ...
+
+
+@runtime_checkable
+class Flow(DensityModel, Protocol):
+    """A density model given by an invertible map F from data to a standard normal latent space:
+    log p(x) = log N(F(x); 0, I) + log |det dF/dx|, samples F^{-1}(z) with z ~ N(0, I)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The map F: data x (n, d) -> latent z (n, d)."""
+        ...
+
+    def inverse(self, z: Tensor) -> Tensor:
+        """F^{-1}: latent z (n, d) -> data (n, d)."""
+        ...
+
+
+@runtime_checkable
+class TransportModel(Protocol):
+    """A classifier whose features u(t) move along ODE blocks on [0, T] (as ODENetClassifier)."""
+
+    T: float
+    """Final time of each block."""
+    classifier: nn.Module
+    """The map from the pooled final features to the logits."""
+
+    def features(self, x: Tensor, n_times: int | None = None) -> list[Tensor]:
+        """Features through time, one (n_times, batch, ...) tensor per stage."""
+        ...
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """Class logits (batch, num_classes)."""
+        ...
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """A module whose ``predict_step`` returns `Predictions` (a dict of named batch-first tensors).
+
+    ``ctdl predict`` writes every name to ``<run>/predict/<name>.npy`` (and the per-sample columns to
+    ``predictions.csv``) through ``ctdl.callbacks.PredictionWriter``, which checks the returned value.
+    """
+
+    def predict_step(self, batch: Any, batch_idx: int) -> Predictions:
+        ...
+
+
+@runtime_checkable
+class SplitData(Protocol):
+    """A datamodule that holds its train / validation / test splits as map-style datasets (None
+    before ``setup()``); a sample is a tensor or a tuple whose first item is the input."""
+
+    train_dataset: Dataset | None
+    val_dataset: Dataset | None
+    test_dataset: Dataset | None
+
+
+@runtime_checkable
+class KnownDensity(Protocol):
+    """Data that may know its true density in closed form (e.g. FFJORD's 8gaussians)."""
+
+    has_log_density: bool
+    """Whether `log_density` can be called for this data set."""
+
+    def log_density(self, x: Tensor) -> Tensor:
+        """The true natural-log density at x (n, d); returns (n,)."""
+        ...
+
+
+@runtime_checkable
+class VectorData(Protocol):
+    """Data whose samples are vectors in R^dim."""
+
+    dim: int
+
+
+@runtime_checkable
+class ShapedData(Protocol):
+    """Data whose samples all have one shape: [d] for vectors, [C, H, W] for images."""
+
+    input_shape: list[int]
+
+
+@runtime_checkable
+class ClassificationData(ShapedData, Protocol):
+    """Labelled data: integer labels in 0 .. num_classes - 1."""
+
+    num_classes: int
+
+
+DATA_FACTS: dict[str, type] = {
+    "dim": VectorData, "input_shape": ShapedData, "num_classes": ClassificationData,
+}
+"""The facts a datamodule states about its data and a model takes as an argument of the same name:
+``ctdl``'s CLI links each one from the datamodule into every model whose ``__init__`` has it, so a
+config writes the data dimension once (in the data section, or not at all)."""
+
+
+def missing_members(obj: object, protocol: type) -> list[str]:
+    """The members of `protocol` that `obj` lacks (sorted; empty when isinstance would hold)."""
+    get_members = getattr(typing, "get_protocol_members", None)  # Python >= 3.13
+    members = get_members(protocol) if get_members else protocol.__protocol_attrs__
+    return sorted(m for m in members if not hasattr(obj, m))
+
+
+def split(data: SplitData, stage: str) -> Dataset | None:
+    """The dataset of one stage ("train", "val" or "test") of `data`."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
+    return {"train": data.train_dataset, "val": data.val_dataset, "test": data.test_dataset}[stage]
+
+
+def true_log_density(data: object) -> Callable[[Tensor], Tensor] | None:
+    """The data's closed-form log density if it is `KnownDensity` and knows it, else None."""
+    if isinstance(data, KnownDensity) and data.has_log_density:
+        return data.log_density
+    return None
