@@ -101,7 +101,7 @@ class Potential(nn.Module):
             raise ValueError(f"depth must be >= 2 (an opening layer and residual layers), got {depth}")
         self.dim, self.width, self.depth, self.cond_dim = dim, width, depth, cond_dim
         n_in = dim + 1 + cond_dim
-        self.rank = rank if rank is not None else min(10, dim + 1)
+        self.rank = rank if rank is not None else min(10, n_in)
         self.h = 1.0 / (depth - 1)
         self.K0 = nn.Parameter(torch.empty(width, n_in))
         self.b0 = nn.Parameter(torch.empty(width))
@@ -122,28 +122,6 @@ class Potential(nn.Module):
         nn.init.xavier_uniform_(self.A)
         with torch.no_grad():
             self.w.fill_(1.0), self.c.zero_(), self.c0.zero_()
-
-    @torch.no_grad()
-    def widened(self, width: int) -> Potential:
-        """The same Phi with `width` units (function-preserving widening, as in Net2Net).
-
-        The old units keep their weights; the new ones get fresh K_0, b_0 and b rows and fresh
-        rows of K_i, while their output weights w and the columns of K_i that old units would
-        read them through are zero. So Phi, its gradient and Laplacian are unchanged, and the
-        new units still learn: d Phi / d w_new = u_new(s) is not zero.
-        """
-        if width < self.width:
-            raise ValueError(f"widened: width {width} is smaller than this potential's {self.width}")
-        wide = Potential(self.dim, width, self.depth, self.rank, self.cond_dim)
-        wide.to(self.A)
-        m = self.width
-        for name in ("A", "c", "c0"):
-            getattr(wide, name).copy_(getattr(self, name))
-        wide.K0[:m], wide.b0[:m], wide.b[:, :m] = self.K0, self.b0, self.b
-        wide.K[:, :m, :m] = self.K
-        wide.K[:, :m, m:] = 0.0
-        wide.w[:m], wide.w[m:] = self.w, 0.0
-        return wide
 
     def _inputs(self, x: Tensor, t: Tensor | float, y: Tensor | None) -> Tensor:
         if x.ndim != 2 or x.shape[1] != self.dim:
@@ -240,6 +218,12 @@ class Potential(nn.Module):
 TRACE_METHODS = ("exact", "autograd", "hutchinson")
 
 
+def check_trace(trace: str) -> None:
+    """Raise a ValueError naming the known trace methods unless `trace` is one of them."""
+    if trace not in TRACE_METHODS:
+        raise ValueError(f"unknown trace method {trace!r}; known methods: {', '.join(TRACE_METHODS)}")
+
+
 def potential_derivatives(potential: Potential, x: Tensor, t: Tensor | float, y: Tensor | None = None,
                           trace: str = "exact", noise: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """(grad_x Phi, d_t Phi, tr Hess_x Phi) with the trace computed by `trace`:
@@ -252,8 +236,7 @@ def potential_derivatives(potential: Potential, x: Tensor, t: Tensor | float, y:
     """
     if trace == "exact":
         return potential.grad_laplacian(x, t, y)
-    if trace not in TRACE_METHODS:
-        raise ValueError(f"unknown trace method {trace!r}; known methods: {', '.join(TRACE_METHODS)}")
+    check_trace(trace)
     if trace == "hutchinson" and (noise is None or noise.shape != x.shape):
         got = None if noise is None else tuple(noise.shape)
         raise ValueError(f"trace='hutchinson' needs noise of shape {tuple(x.shape)}, got {got}")

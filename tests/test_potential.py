@@ -96,6 +96,7 @@ def test_float32_agrees_with_float64():
 def test_defaults_and_bad_inputs():
     P = Potential(5, 8)
     assert P.rank == 6 and Potential(43, 8).rank == 10
+    assert Potential(2, 8, cond_dim=3).rank == 6 and Potential(5, 8, cond_dim=6).rank == 10  # min(10, d+1+q)
     assert torch.equal(P.w.detach(), torch.ones(8)) and P.c.abs().sum() == 0
     with pytest.raises(ValueError, match=r"x must have shape \(batch, 5\), got \(4, 3\)"):
         P(torch.randn(4, 3), 0.0)
@@ -134,23 +135,3 @@ def test_gradient_alone_matches_grad_laplacian():
     g, dt = P.gradient(x, t, y)
     g2, dt2, _ = P.grad_laplacian(x, t, y)
     assert torch.equal(g, g2) and torch.equal(dt, dt2)
-
-
-@pytest.mark.parametrize("depth, cond_dim", [(2, 0), (3, 2)])
-def test_widened_potential_is_the_same_function_and_its_new_units_learn(depth, cond_dim):
-    torch.manual_seed(0)
-    phi = Potential(3, 6, depth=depth, cond_dim=cond_dim).double()
-    with torch.no_grad():
-        for p in phi.parameters():
-            p.add_(0.3 * torch.randn_like(p))  # a "trained" potential, w != 1 and A, c != 0
-    wide = phi.widened(10)
-    x, t = torch.randn(7, 3, dtype=torch.float64), torch.rand(7, dtype=torch.float64)
-    y = torch.randn(7, cond_dim, dtype=torch.float64) if cond_dim else None
-    torch.testing.assert_close(wide(x, t, y), phi(x, t, y), rtol=1e-12, atol=1e-12)
-    for narrow_out, wide_out in zip(phi.grad_laplacian(x, t, y), wide.grad_laplacian(x, t, y), strict=True):
-        torch.testing.assert_close(wide_out, narrow_out, rtol=1e-12, atol=1e-12)
-    # the zero output weights of the new units get a gradient, so training can use them
-    wide(x, t, y).sum().backward()
-    assert wide.w.grad[6:].abs().min() > 0
-    with pytest.raises(ValueError, match="smaller"):
-        phi.widened(4)
