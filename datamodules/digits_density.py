@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from .base import TensorDataModule
+from .base import Splits, TensorDataModule
 
 
 class DigitsDensity(TensorDataModule):
@@ -38,23 +38,17 @@ class DigitsDensity(TensorDataModule):
             seed: the only source of randomness (split, dequantisation noise, shuffling).
             num_workers: DataLoader worker processes.
         """
-        super().__init__()
+        super().__init__(batch_size=batch_size, seed=seed, num_workers=num_workers)
         self.save_hyperparameters()
         if n_val < 0 or n_test < 0 or n_val + n_test >= 1797:
             raise ValueError(f"n_val={n_val} and n_test={n_test} leave no digits for training (1,797 in all)")
         self.name = "digits"
-        self.batch_size = batch_size
         self.n_val, self.n_test = n_val, n_test
-        self.seed = seed
-        self.num_workers = num_workers
         self.dim = 64
         self.input_shape = [64]
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None
         self.log_det_standardise: float | None = None
-        self.train_dataset: TensorDataset | None = None
-        self.val_dataset: TensorDataset | None = None
-        self.test_dataset: TensorDataset | None = None
 
     def to_unit(self, x: torch.Tensor) -> torch.Tensor:
         """Map standardised points (n, 64) back to the dequantised pixel scale [0, 1) (not clipped)."""
@@ -62,16 +56,14 @@ class DigitsDensity(TensorDataModule):
             raise RuntimeError("call setup() before to_unit()")
         return x * self.std.to(x) + self.mean.to(x)
 
-    def setup(self, stage: str | None = None) -> None:
-        """Load, dequantise, split and standardise (once)."""
-        if self.train_dataset is not None:
-            return
+    def make_splits(self) -> Splits:
+        """Load, dequantise, split and standardise."""
         from sklearn.datasets import load_digits
 
         v = load_digits().data.astype(np.float64)  # (1797, 64), values 0..16
-        split_seq, noise_seq = np.random.SeedSequence(self.seed).spawn(2)
-        u = (v + np.random.default_rng(noise_seq).uniform(size=v.shape)) / 17.0
-        perm = np.random.default_rng(split_seq).permutation(len(u))
+        split_rng, noise_rng = self.streams(2)
+        u = (v + noise_rng.uniform(size=v.shape)) / 17.0
+        perm = split_rng.permutation(len(u))
         test_idx, val_idx = perm[: self.n_test], perm[self.n_test : self.n_test + self.n_val]
         train_idx = perm[self.n_test + self.n_val :]
         mean = u[train_idx].mean(axis=0)
@@ -83,6 +75,4 @@ class DigitsDensity(TensorDataModule):
         def tensor(idx: np.ndarray) -> TensorDataset:
             return TensorDataset(torch.from_numpy((u[idx] - mean) / std).float())
 
-        self.train_dataset, self.val_dataset, self.test_dataset = (
-            tensor(train_idx), tensor(val_idx), tensor(test_idx),
-        )  # fmt: skip
+        return tensor(train_idx), tensor(val_idx), tensor(test_idx)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from .base import TensorDataModule
+from .base import Splits, TensorDataModule
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -148,24 +148,18 @@ class ImageClassification(TensorDataModule):
             num_workers: DataLoader worker processes.
             normalize: standardise with the training split's mean and std.
         """
-        super().__init__()
+        super().__init__(batch_size=batch_size, seed=seed, num_workers=num_workers)
         self.save_hyperparameters()
         shape, names, default_dir, self._subfolder = _lookup(dataset)
         self.dataset = dataset
         self.data_dir = Path(data_dir if data_dir is not None else default_dir or ".")
         self.download = download
-        self.batch_size = batch_size
         self.n_val = n_val if n_val is not None else (180 if dataset == "digits" else 5000)
-        self.seed = seed
-        self.num_workers = num_workers
         self.normalize = normalize
         self.input_shape = list(shape)
-        self.num_classes = 10
+        self.num_classes = len(names)
         self.class_names = list(names)
         self.mean, self.std = 0.0, 1.0
-        self.train_dataset: TensorDataset | None = None
-        self.val_dataset: TensorDataset | None = None
-        self.test_dataset: TensorDataset | None = None
 
     def prepare_data(self) -> None:
         """Download MNIST / Fashion-MNIST with torchvision when asked and not present."""
@@ -211,10 +205,8 @@ class ImageClassification(TensorDataModule):
         x = torch.from_numpy(d.data).float().div_(16.0).reshape(-1, 1, 8, 8)
         return x, torch.from_numpy(d.target.astype(np.int64))
 
-    def setup(self, stage: str | None = None) -> None:
-        """Load the images (once) and make the seeded train / validation split."""
-        if self.train_dataset is not None:
-            return
+    def make_splits(self) -> Splits:
+        """Load the images and make the seeded train / validation (/ test for digits) split."""
         gen = torch.Generator().manual_seed(self.seed)
         if self.dataset == "digits":
             x, y = self._load_digits()
@@ -235,6 +227,4 @@ class ImageClassification(TensorDataModule):
             self.mean, self.std = x_train.mean().item(), x_train.std().item()
             for t in (x_train, x_val, x_test):  # fresh copies (advanced indexing): in place
                 t.sub_(self.mean).div_(self.std)
-        self.train_dataset = TensorDataset(x_train, y_train)
-        self.val_dataset = TensorDataset(x_val, y_val)
-        self.test_dataset = TensorDataset(x_test, y_test)
+        return TensorDataset(x_train, y_train), TensorDataset(x_val, y_val), TensorDataset(x_test, y_test)

@@ -256,19 +256,15 @@ class TabularDensity(TensorDataModule):
             max_train: keep a seeded random subset of this many training rows (quick runs);
                 validation and test are unchanged.
         """
-        super().__init__()
+        name = _check_tabular(dataset)
+        super().__init__(batch_size=batch_size if batch_size is not None else TABULAR_BATCH[name], seed=seed,
+                         num_workers=num_workers)
         self.save_hyperparameters()
-        self.name = _check_tabular(dataset)
+        self.name = name
         self.data_dir = Path(data_dir)
-        self.batch_size = batch_size if batch_size is not None else TABULAR_BATCH[self.name]
-        self.seed = seed
-        self.num_workers = num_workers
         self.max_train = max_train
         self.dim = TABULAR_DIMS[self.name]
         self.input_shape = [self.dim]
-        self.train_dataset: TensorDataset | None = None
-        self.val_dataset: TensorDataset | None = None
-        self.test_dataset: TensorDataset | None = None
 
     def prepare_data(self) -> None:
         """Fail early, with directions, when the archive's files are not in data_dir."""
@@ -276,10 +272,8 @@ class TabularDensity(TensorDataModule):
         if missing:
             raise _missing_archive_error(self.name, self.data_dir, missing)
 
-    def setup(self, stage: str | None = None) -> None:
-        """Read and preprocess the files (once); optionally subsample the training rows."""
-        if self.train_dataset is not None:
-            return
+    def make_splits(self) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
+        """Read and preprocess the files; optionally subsample the training rows."""
         train, val, test = load_tabular(self.name, self.data_dir)
         for split, a in (("train", train), ("val", val), ("test", test)):
             if a.ndim != 2 or a.shape[1] != self.dim:
@@ -294,4 +288,4 @@ class TabularDensity(TensorDataModule):
         def tensor(a: np.ndarray) -> TensorDataset:
             return TensorDataset(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)))
 
-        self.train_dataset, self.val_dataset, self.test_dataset = tensor(train), tensor(val), tensor(test)
+        return tensor(train), tensor(val), tensor(test)

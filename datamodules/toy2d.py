@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from .base import TensorDataModule
+from .base import Splits, TensorDataModule
 
 Sampler = Callable[[np.random.Generator, list[int], float], list[np.ndarray]]
 
@@ -167,30 +167,18 @@ class Toy2DClassification(TensorDataModule):
             seed: the only source of randomness (data and training-loader shuffling).
             num_workers: DataLoader worker processes.
         """
-        super().__init__()
+        super().__init__(batch_size=batch_size, seed=seed, num_workers=num_workers)
         self.save_hyperparameters()
-        self.class_names, _ = _lookup(dataset)
-        self.class_names = list(self.class_names)
+        self.class_names = list(_lookup(dataset)[0])
         self.dataset = dataset
         self.n_train, self.n_val, self.n_test = n_train, n_val, n_test
-        self.batch_size = batch_size
         self.noise = noise
-        self.seed = seed
-        self.num_workers = num_workers
+        self.dim = 2
         self.input_shape = [2]
         self.num_classes = len(self.class_names)
-        self.train_dataset: TensorDataset | None = None
-        self.val_dataset: TensorDataset | None = None
-        self.test_dataset: TensorDataset | None = None
 
-    def setup(self, stage: str | None = None) -> None:
-        """Draw the three splits (once) from independent streams of one seed."""
-        if self.train_dataset is not None:
-            return
-        streams = np.random.SeedSequence(self.seed).spawn(3)
+    def make_splits(self) -> Splits:
+        """The three splits, each from its own child stream of the seed."""
         sizes = (self.n_train, self.n_val, self.n_test)
-        train, val, test = (
-            TensorDataset(*make_toy2d(self.dataset, n, np.random.default_rng(s), self.noise))
-            for n, s in zip(sizes, streams, strict=True)
-        )
-        self.train_dataset, self.val_dataset, self.test_dataset = train, val, test
+        return tuple(TensorDataset(*make_toy2d(self.dataset, n, rng, self.noise))
+                     for n, rng in zip(sizes, self.streams(3), strict=True))

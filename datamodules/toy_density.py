@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from .base import TensorDataModule
+from .base import Splits, TensorDataModule
 
 TOY_NAMES = ["8gaussians", "checkerboard", "swissroll", "pinwheel", "2spirals", "circles", "moons", "rings"]
 TOYS_WITH_DENSITY = ["8gaussians", "checkerboard", "circles", "rings"]
@@ -212,7 +212,7 @@ class Toy2DDensity(TensorDataModule):
 
     Train, validation and test come from independent child streams of ``SeedSequence(seed)``.
     ``log_density(x)`` is the true log density where it is known (8gaussians, checkerboard, circles,
-    rings).
+    rings; `ctdl.protocols.KnownDensity`). Fresh points beyond the splits: ``make_toy_density``.
     """
 
     def __init__(
@@ -237,19 +237,13 @@ class Toy2DDensity(TensorDataModule):
             seed: the only source of randomness (data and training-loader shuffling).
             num_workers: DataLoader worker processes.
         """
-        super().__init__()
+        super().__init__(batch_size=batch_size, seed=seed, num_workers=num_workers)
         _check_toy(dataset)
         self.save_hyperparameters()
         self.name = dataset
         self.n_train, self.n_val, self.n_test = n_train, n_val, n_test
-        self.batch_size = batch_size
-        self.seed = seed
-        self.num_workers = num_workers
         self.dim = 2
         self.input_shape = [2]
-        self.train_dataset: TensorDataset | None = None
-        self.val_dataset: TensorDataset | None = None
-        self.test_dataset: TensorDataset | None = None
 
     @property
     def has_log_density(self) -> bool:
@@ -260,24 +254,8 @@ class Toy2DDensity(TensorDataModule):
         """True log density at x (n, 2), shape (n,); see toy_log_density."""
         return toy_log_density(self.name, x)
 
-    def sample(self, n: int, stream: int = 0) -> torch.Tensor:
-        """n fresh float32 points (n, 2) from child stream 3 + stream of SeedSequence(seed).
-
-        The splits use child streams 0, 1, 2, so these points are independent of them.
-        """
-        if stream < 0:
-            raise ValueError(f"stream must be >= 0, got {stream}")
-        seq = np.random.SeedSequence(self.seed, spawn_key=(3 + stream,))
-        return torch.from_numpy(make_toy_density(self.name, n, np.random.default_rng(seq))).float()
-
-    def setup(self, stage: str | None = None) -> None:
-        """Draw the three splits (once) from independent streams of one seed."""
-        if self.train_dataset is not None:
-            return
-        streams = np.random.SeedSequence(self.seed).spawn(3)
+    def make_splits(self) -> Splits:
+        """The three splits (float32), each from its own child stream of the seed."""
         sizes = (self.n_train, self.n_val, self.n_test)
-        train, val, test = (
-            TensorDataset(torch.from_numpy(make_toy_density(self.name, n, np.random.default_rng(s))).float())
-            for n, s in zip(sizes, streams, strict=True)
-        )
-        self.train_dataset, self.val_dataset, self.test_dataset = train, val, test
+        return tuple(TensorDataset(torch.from_numpy(make_toy_density(self.name, n, rng)).float())
+                     for n, rng in zip(sizes, self.streams(3), strict=True))

@@ -6,9 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import TensorDataset
 
 from ctdl.datamodules import ImageClassification, Toy2DClassification, make_toy2d
+from ctdl.datamodules.base import TensorDataModule
 from ctdl.datamodules.images import read_idx
+from ctdl.protocols import SplitData
 
 TOYS = ["peaks", "ellipses", "moons", "swissroll"]
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -111,6 +114,36 @@ def test_toy_datamodule_splits_and_loaders():
     dm3 = Toy2DClassification("ellipses", n_train=60, n_val=40, n_test=20, seed=6)
     dm3.setup("fit")
     assert not torch.allclose(dm3.train_dataset.tensors[0], dm.train_dataset.tensors[0])
+
+
+def test_the_base_owns_loader_settings_and_makes_the_splits_once():
+    class Counting(TensorDataModule):
+        calls = 0
+
+        def make_splits(self):
+            Counting.calls += 1
+            sizes = (10, 4, 3)
+            return tuple(TensorDataset(torch.from_numpy(rng.normal(size=(n, 2))))
+                         for n, rng in zip(sizes, self.streams(3), strict=True))
+
+    dm = Counting(batch_size=4, seed=2, num_workers=0)
+    assert isinstance(dm, SplitData) and (dm.batch_size, dm.seed, dm.num_workers) == (4, 2, 0)
+    with pytest.raises(RuntimeError, match="call setup"):
+        dm.train_dataloader()
+    dm.setup("fit")
+    first = dm.train_dataset
+    dm.setup("test")
+    assert Counting.calls == 1 and dm.train_dataset is first
+    assert [len(b[0]) for b in dm.train_dataloader()] == [4, 4, 2]
+    assert torch.equal(next(iter(dm.predict_dataloader()))[0], dm.test_dataset.tensors[0])
+
+    class Missing(TensorDataModule):
+        pass
+
+    with pytest.raises(NotImplementedError, match=r"Missing must define make_splits\(\)"):
+        Missing(batch_size=2).setup()
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        Counting(batch_size=0)
 
 
 # ----------------------------------------------------------------------------- images
