@@ -197,7 +197,7 @@ def test_bad_input_errors():
 
 
 def test_steps_is_the_exact_total_over_uneven_intervals():
-    from ctdl.integrators.fixed_step import step_counts
+    from ctdl.integrators.grid import step_counts
 
     for times, steps in [([0.0, 1 / 3, 2 / 3, 1.0], 8), ([0.0, 0.1, 1.0], 10), ([0.0, 0.5, 1.0], 2)]:
         counts = step_counts(torch.tensor(times), steps)

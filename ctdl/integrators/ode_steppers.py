@@ -1,18 +1,19 @@
-"""Fixed-step one-step methods: forward Euler (= ResNet), classic RK4, leapfrog/Verlet.
+"""ODE steppers for the grid loop: forward Euler (= ResNet), classic RK4, leapfrog/Verlet.
 
 Each stepper maps (func, t, h, y) -> y(t + h) for a state y that is a tensor or a tuple of
 tensors (torchdiffeq's convention for multi-part states such as [z, log-det, costs]).
+`FIXED_STEP_METHODS` maps a method name to its class, as torchdiffeq's SOLVERS does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-import torch
 from torch import Tensor
 
-State = Tensor | tuple[Tensor, ...]
+from .grid import State
+
 VectorField = Callable[[Tensor, State], State]
 
 
@@ -28,12 +29,16 @@ def _rk4_combine(k1: Tensor, k2: Tensor, k3: Tensor, k4: Tensor) -> Tensor:
 
 
 class Stepper:
-    """One step of a fixed-step method; subclasses set `order` and implement `step`."""
+    """One step of a fixed-step method, `step(problem, t, h, y) -> y(t + h)`.
 
-    order: int = 0
+    The problem is the vector field func(t, y) for ODE steppers and an `SDE` (drift, diffusion,
+    noise) for SDE steppers; subclasses set `name` and `order` and implement `step`.
+    """
+
+    order: float = 0
     name: str = ""
 
-    def step(self, func: VectorField, t: Tensor, h: float, y: State) -> State:
+    def step(self, func: Any, t: Tensor, h: float, y: State) -> State:
         raise NotImplementedError
 
 
@@ -107,49 +112,3 @@ FIXED_STEP_METHODS: dict[str, type[Stepper]] = {
     "leapfrog": Leapfrog,
     "verlet": Leapfrog,
 }
-
-
-def step_counts(t: Tensor, steps: int | None) -> list[int]:
-    """Steps per output interval: exactly `steps` in total, spread over [t0, t_end] in proportion
-    to the intervals' lengths (largest remainder), at least one per interval."""
-    n_intervals = t.numel() - 1
-    if steps is None:
-        return [1] * n_intervals
-    if steps < n_intervals:
-        raise ValueError(f"steps={steps} is smaller than the number of output intervals {n_intervals}")
-    lengths = (t[1:] - t[:-1]).abs().tolist()
-    total = sum(lengths)
-    spare = steps - n_intervals  # one step per interval first, the rest by length
-    shares = [spare * length / total for length in lengths]
-    counts = [1 + int(share) for share in shares]
-    by_remainder = sorted(range(n_intervals), key=lambda i: shares[i] - int(shares[i]), reverse=True)
-    for i in by_remainder[: steps - sum(counts)]:
-        counts[i] += 1
-    return counts
-
-
-def time_grid(t: Tensor, steps: int | None) -> Tensor:
-    """The full grid of step times (output times included), as torchdiffeq's grid_constructor."""
-    pieces = [t[:1]]
-    for i, n in enumerate(step_counts(t, steps)):
-        pieces.append(torch.linspace(t[i].item(), t[i + 1].item(), n + 1, dtype=t.dtype,
-                                     device=t.device)[1:])
-    return torch.cat(pieces)
-
-
-def integrate_fixed(stepper: Stepper, func: VectorField, y0: State, t: Tensor,
-                    steps: int | None) -> State:
-    """Integrate with `stepper` and return the states at the output times t (first axis)."""
-    counts = step_counts(t, steps)
-    grid = time_grid(t, steps)  # step times on t's device, indexed without host syncs
-    grid_host = grid.detach().to("cpu", torch.float64).tolist()
-    y, j = y0, 0
-    outs = [y0]
-    for n in counts:
-        for _ in range(n):
-            y = stepper.step(func, grid[j], grid_host[j + 1] - grid_host[j], y)
-            j += 1
-        outs.append(y)
-    if isinstance(y0, Tensor):
-        return torch.stack(outs)
-    return tuple(torch.stack(parts) for parts in zip(*outs, strict=True))

@@ -4,43 +4,25 @@ Calling convention is torchdiffeq's: `func(t, y)` with `t` a 0-d tensor, `t` (th
 a 1-D tensor of output times, `y0` a tensor or a tuple of tensors; the result stacks the
 states at the output times along a new first axis.
 
-Our own fixed-step methods (euler, rk4 = classic RK4, leapfrog) run in `fixed_step`;
-every other method name and every `adjoint=True` solve go to torchdiffeq.
+Our own fixed-step methods (euler, rk4 = classic RK4, leapfrog; `ode_steppers`) run on the
+grid loop `grid.walk_grid`; every other method name and every `adjoint=True` solve go to
+torchdiffeq (its private parts only through `torchdiffeq_bridge`).
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import torch
 import torchdiffeq
 from torch import Tensor
-from torchdiffeq._impl.misc import Perturb
-from torchdiffeq._impl.rk_common import rk4_step_func
-from torchdiffeq._impl.solvers import FixedGridODESolver
 
-from .fixed_step import FIXED_STEP_METHODS, State, VectorField, integrate_fixed, time_grid
-
-# the module, not the function of the same name that torchdiffeq._impl re-exports
-_TDQ_SOLVERS: dict = importlib.import_module("torchdiffeq._impl.odeint").SOLVERS
-
-
-class _ClassicRK4Grid(FixedGridODESolver):
-    """torchdiffeq fixed-grid solver with the classic RK4 tableau (theirs is the 3/8 rule)."""
-
-    order = 4
-
-    def _step_func(self, func, t0, dt, t1, y0):
-        f0 = func(t0, y0, perturb=Perturb.NEXT if self.perturb else Perturb.NONE)
-        return rk4_step_func(func, t0, dt, t1, y0, f0=f0, perturb=self.perturb), f0
-
-
-# Registered once so that adjoint solves use exactly the same classic RK4 as forward solves.
-_TDQ_SOLVERS.setdefault("ctdl_rk4", _ClassicRK4Grid)
+from .grid import State, time_grid, walk_grid
+from .ode_steppers import FIXED_STEP_METHODS, VectorField
+from .torchdiffeq_bridge import CLASSIC_RK4, torchdiffeq_methods
 
 # Our names -> torchdiffeq names for the adjoint route.
-_ADJOINT_NAMES = {"euler": "euler", "rk4": "ctdl_rk4"}
+_ADJOINT_NAMES = {"euler": "euler", "rk4": CLASSIC_RK4}
 # torchdiffeq's own fixed-grid methods, which also honour `steps`.
 _TORCHDIFFEQ_FIXED = {"midpoint", "heun2", "heun3", "explicit_adams", "implicit_adams",
                       "fixed_adams"}
@@ -65,7 +47,7 @@ def _grid_within(grid: Tensor):
 
 def known_methods() -> list[str]:
     """All method names `odeint` accepts."""
-    theirs = {name for name in _TDQ_SOLVERS if name != "ctdl_rk4"}
+    theirs = torchdiffeq_methods()
     theirs.discard("rk4")  # our "rk4" is the classic tableau
     return sorted(set(FIXED_STEP_METHODS) | theirs)
 
@@ -116,7 +98,7 @@ def odeint(
     """
     _check_inputs(y0, t, method, steps)
     if method in FIXED_STEP_METHODS and not adjoint:
-        return integrate_fixed(FIXED_STEP_METHODS[method](), func, y0, t, steps)
+        return walk_grid(FIXED_STEP_METHODS[method](), func, y0, t, steps)
 
     options = dict(options or {})
     if method in FIXED_STEP_METHODS or method in _TORCHDIFFEQ_FIXED:
