@@ -58,13 +58,14 @@ class StochasticHeun(SDEStepper):
 
     For autonomous additive noise this is Platen's explicit weak order 2.0 scheme (Kloeden &
     Platen 1992, eq. 15.1.1, whose b(U+-) terms vanish when b does not depend on Y); averaging g
-    over the step supplies the term g'(t) (h dW - dZ) ~ h/2 g'(t) dW of the weak order 2.0 Taylor
-    scheme (14.2.2) when g depends on t. Weak order 2 needs f smooth with polynomial growth and
-    Gaussian increments (Brownian or coloured, dW = sqrt(|h|) A xi: still additive noise g A).
+    over the step supplies the term g'(t) (h dW - dZ) ~ h/2 g'(t) dW of the simplified weak
+    order 2.0 Taylor scheme (Sect. 14.2) when g depends on t. Weak order 2 needs f and g smooth
+    with polynomial growth and Gaussian increments (Brownian, or coloured dW = sqrt(|h|) A xi,
+    which is still additive noise, g A). Strong order 1, as Euler-Maruyama's for additive noise.
     With additive noise Ito and Stratonovich calculus agree; for noise that depends on Y this
     scheme converges to the Stratonovich solution, not the Ito one, so on the first step it
     evaluates g(t + h, Y) as well and raises if that differs from g(t + h, Ybar)
-    (`check_additive=False` skips that one extra evaluation).
+    (`check_additive=False` skips that one extra evaluation and host sync).
     """
 
     name, order, strong_order, weak_order = "heun", 2, 1.0, 2.0
