@@ -12,8 +12,6 @@ histogram contours of model samples against data, and 1-D histograms on the diag
 
 from __future__ import annotations
 
-import inspect
-
 import lightning as L
 import numpy as np
 import torch
@@ -21,6 +19,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle
 from torch import Tensor
+
+from ctdl.protocols import Flow
 
 from .figure import FigureCallback
 
@@ -37,10 +37,10 @@ def _box_smooth(h: np.ndarray) -> np.ndarray:
 class DensityFigure(FigureCallback):
     """Draw a density model against its data as one PNG.
 
-    Works with models that have `sample(n)` -> (n, d) and `log_prob(x)` -> (n,) (as `OTFlow`;
-    `forward(x)` is taken to be the map to the latent space) and a datamodule with
-    `val_dataset` / `test_dataset` whose samples are d-vectors; for anything else it warns once
-    and draws nothing. Everything is computed in the model's dtype and on its device, with a
+    Works with a model that is a `ctdl.protocols.Flow` (`sample(n, generator)` -> (n, d),
+    `log_prob(x)` -> (n,), `forward(x)` the map to the latent space; as `OTFlow`) and a datamodule
+    that is `ctdl.protocols.SplitData` whose samples are d-vectors; for anything else it warns
+    once and draws nothing. Everything is computed in the model's dtype and on its device, with a
     seeded generator (and the global RNG forked, so training's random stream is untouched).
 
     Files go to `<log_dir>/figures/`: `density_epoch{epoch:03d}.png` (every `every_n_epochs`
@@ -88,9 +88,7 @@ class DensityFigure(FigureCallback):
                 stage: str) -> tuple[Tensor, list[int]] | None:
         """First n_samples points (n, d) of the datamodule's `<stage>_dataset` and the coordinates
         shown, or None (after a warning) if the model or the data do not fit."""
-        missing = [m for m in ("sample", "log_prob") if not callable(getattr(pl_module, m, None))]
-        if missing:
-            self._skip(f"{type(pl_module).__name__} has no {' / '.join(missing)} method")
+        if not self._conforms(pl_module, Flow, "the model"):
             return None
         data = self._samples(trainer, stage, self.n_samples)
         if data is None:
@@ -126,16 +124,8 @@ class DensityFigure(FigureCallback):
 
     def _sample(self, pl_module: L.LightningModule, n: int) -> Tensor:
         """n model samples (n, d) on the model's device, from a generator seeded with `seed`."""
-        try:
-            takes_generator = "generator" in inspect.signature(pl_module.sample).parameters
-        except (TypeError, ValueError):
-            takes_generator = False
-        if takes_generator:
-            gen = torch.Generator(device=pl_module.device).manual_seed(self.seed)
-            out = pl_module.sample(n, generator=gen)
-        else:  # the global RNG is forked and seeded by the caller
-            out = pl_module.sample(n)
-        return out.detach().reshape(n, -1)
+        gen = torch.Generator(device=pl_module.device).manual_seed(self.seed)
+        return pl_module.sample(n, generator=gen).detach().reshape(n, -1)
 
     def _chunked(self, fn, x: Tensor) -> Tensor:
         return torch.cat([fn(chunk).detach() for chunk in x.split(self.chunk_size)])

@@ -23,7 +23,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 from matplotlib.figure import Figure
 from torch import Tensor
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import TensorDataset
+
+from ctdl.protocols import SplitData, missing_members, split
 
 
 class FigureCallback(L.Callback):
@@ -108,14 +110,26 @@ class FigureCallback(L.Callback):
             rank_zero_warn(f"{type(self).__name__} draws nothing: {reason}")
             self._warned = True
 
+    def _conforms(self, obj: object, protocol: type, role: str) -> bool:
+        """Whether `obj` is a `protocol` (one of ctdl.protocols); if not, `_skip` naming what it lacks."""
+        if isinstance(obj, protocol):
+            return True
+        lacks = " / ".join(missing_members(obj, protocol))
+        self._skip(f"{role} ({type(obj).__name__}) is not a {protocol.__name__} (ctdl.protocols): "
+                   f"it lacks {lacks}")
+        return False
+
     def _samples(self, trainer: L.Trainer, stage: str, n: int,
                  labels: bool = False) -> tuple[Tensor, Tensor | None] | None:
-        """First n samples of the datamodule's `<stage>_dataset` and, if `labels`, their integer
-        labels (None where the samples carry none); None after `_skip` if they cannot be read."""
+        """First n samples of the datamodule's `<stage>_dataset` (a `SplitData` datamodule) and, if
+        `labels`, their integer labels (None where the samples carry none); None after `_skip` if
+        they cannot be read."""
         dm = trainer.datamodule
-        ds: Dataset | None = getattr(dm, f"{stage}_dataset", None) if dm is not None else None
+        if not self._conforms(dm, SplitData, "the datamodule"):
+            return None
+        ds = split(dm, stage)
         if ds is None:
-            self._skip(f"the datamodule has no {stage}_dataset")
+            self._skip(f"the datamodule's {stage}_dataset is None (not set up)")
             return None
         try:
             if isinstance(ds, TensorDataset):

@@ -16,7 +16,9 @@ import torch
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from torch import Tensor, nn
+from torch import Tensor
+
+from ctdl.protocols import TransportModel
 
 from .figure import FigureCallback
 
@@ -34,9 +36,10 @@ def _class_colors(n: int) -> list[str]:
 class TransportFigure(FigureCallback):
     """Draw the features of 2-D inputs through time and the decision regions as one PNG.
 
-    Works with models that have `features(x, n_times)` (one (n_times, batch, width) tensor per
-    stage, as `ODENetClassifier`) and data whose samples are 2-D vectors; for anything else it
-    warns once and draws nothing. Features of width > 2 are shown in the 2 leading principal
+    Works with a model that is a `ctdl.protocols.TransportModel` (`features(x, n_times)`: one
+    (n_times, batch, width) tensor per stage, its final time `T`, its `head`; as
+    `ODENetClassifier`) and a `SplitData` datamodule whose samples are 2-D vectors; for anything
+    else it warns once and draws nothing. Features of width > 2 are shown in the 2 leading principal
     directions of the final-time features (one projection for all panels).
 
     Files go to `<log_dir>/figures/`: `transport_epoch{epoch:03d}.png` (every `every_n_epochs`
@@ -76,9 +79,8 @@ class TransportFigure(FigureCallback):
     def _inputs(self, trainer: L.Trainer, pl_module: L.LightningModule,
                 stage: str) -> tuple[Tensor, Tensor | None] | None:
         """First n_points (inputs, labels) of the datamodule's `<stage>_dataset`, or None (after a
-        warning) if the model has no `features` or the inputs are not 2-D vectors."""
-        if not callable(getattr(pl_module, "features", None)):
-            self._skip(f"{type(pl_module).__name__} has no features(x, n_times) method")
+        warning) if the model is not a TransportModel or the inputs are not 2-D vectors."""
+        if not self._conforms(pl_module, TransportModel, "the model"):
             return None
         data = self._samples(trainer, stage, self.n_points, labels=True)
         if data is None:
@@ -136,24 +138,21 @@ class TransportFigure(FigureCallback):
         c_pad = 0.05 * np.maximum(c_hi - c_lo, 1e-6)
         c_lo, c_hi = c_lo - c_pad, c_hi + c_pad
 
-        T = float(pl_module.hparams.get("T", 1.0)) if hasattr(pl_module, "hparams") else 1.0
-        times = np.linspace(0.0, T, self.n_times)
+        times = np.linspace(0.0, float(pl_module.T), self.n_times)
         n_panels = self.n_times + 1
         fig = Figure(figsize=(3.3 * n_panels, 3.9), layout="constrained")
         axes = fig.subplots(1, n_panels)
         cmap = ListedColormap(colors[:n_classes])
 
-        # linear classifier regions in feature space at t = T (one stage of width 2 only)
-        head = getattr(pl_module, "classifier", None)
-        shade_last = (not pca and width == 2 and len(stages) == 1
-                      and isinstance(head, nn.Linear) and head.in_features == 2)
+        # the classifier's regions in feature space at t = T (one stage of 2-D features only)
+        shade_last = not pca and width == 2 and len(stages) == 1
 
         for i, ax in enumerate(axes[:-1]):
             if i == self.n_times - 1 and shade_last:
                 f0 = torch.linspace(float(c_lo[0]), float(c_hi[0]), self.grid_size)
                 f1 = torch.linspace(float(c_lo[1]), float(c_hi[1]), self.grid_size)
                 fgrid = torch.stack(torch.meshgrid(f0, f1, indexing="xy"), -1).reshape(-1, 2)
-                fcls = head(fgrid.to(device=device, dtype=dtype)).argmax(-1).cpu()
+                fcls = pl_module.head(fgrid.to(device=device, dtype=dtype)).argmax(-1).cpu()
                 ax.imshow(fcls.reshape(self.grid_size, self.grid_size).numpy(), origin="lower",
                           extent=(c_lo[0], c_hi[0], c_lo[1], c_hi[1]), cmap=cmap,
                           vmin=-0.5, vmax=n_classes - 0.5, alpha=0.25, aspect="auto",

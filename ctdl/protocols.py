@@ -15,11 +15,12 @@ contract of ``predict_step`` (`Predictions`). Datamodules: `SplitData` (train/va
 
 from __future__ import annotations
 
+import inspect
 import typing
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from torch import Generator, Tensor, nn
+from torch import Generator, Tensor
 from torch.utils.data import Dataset
 
 Predictions = dict[str, Tensor]
@@ -63,11 +64,13 @@ class TransportModel(Protocol):
 
     T: float
     """Final time of each block."""
-    classifier: nn.Module
-    """The map from the pooled final features to the logits."""
 
     def features(self, x: Tensor, n_times: int | None = None) -> list[Tensor]:
         """Features through time, one (n_times, batch, ...) tensor per stage."""
+        ...
+
+    def head(self, u: Tensor) -> Tensor:
+        """Class logits (batch, num_classes) from the last stage's final features u(T)."""
         ...
 
     def __call__(self, x: Tensor) -> Tensor:
@@ -139,10 +142,21 @@ config writes the data dimension once (in the data section, or not at all)."""
 
 
 def missing_members(obj: object, protocol: type) -> list[str]:
-    """The members of `protocol` that `obj` lacks (sorted; empty when isinstance would hold)."""
+    """The members of `protocol` that `obj` lacks (sorted; empty when isinstance would hold).
+
+    Looked up as isinstance does, without running ``__getattr__``: a protocol member cannot be an
+    ``nn.Module``'s submodule or parameter, which live behind ``nn.Module.__getattr__``."""
     get_members = getattr(typing, "get_protocol_members", None)  # Python >= 3.13
     members = get_members(protocol) if get_members else protocol.__protocol_attrs__
-    return sorted(m for m in members if not hasattr(obj, m))
+    return sorted(m for m in members if not _has_static(obj, m))
+
+
+def _has_static(obj: object, name: str) -> bool:
+    try:
+        inspect.getattr_static(obj, name)
+    except AttributeError:
+        return False
+    return True
 
 
 def split(data: SplitData, stage: str) -> Dataset | None:

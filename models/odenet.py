@@ -82,6 +82,7 @@ class ODENetClassifier(L.LightningModule):
         if len(self.input_shape) not in (1, 3):
             raise ValueError(f"input_shape must be [d] or [C, H, W], got {list(input_shape)}")
         self.is_image = len(self.input_shape) == 3
+        self.T = T
         widths = [width] if isinstance(width, int) else list(width)
 
         layer_kwargs = dict(pieces=pieces, T=T, act=act, interpolation=interpolation)
@@ -132,6 +133,10 @@ class ODENetClassifier(L.LightningModule):
         u = x
         for opening, block in zip(self.openings, self.blocks, strict=True):
             u = block(opening(u))
+        return self.head(u)
+
+    def head(self, u: Tensor) -> Tensor:
+        """Class logits (batch, num_classes) from the last stage's final features u(T)."""
         return self.classifier(self.pool(u).flatten(1))
 
     def regularizer(self) -> Tensor:

@@ -129,7 +129,8 @@ def test_model_without_sample_warns_once_and_draws_nothing(tmp_path):
         trainer.fit(NoDensity(), datamodule=dm)
         trainer.test(trainer.lightning_module, datamodule=dm)
     ours = [w for w in caught if "DensityFigure draws nothing" in str(w.message)]
-    assert len(ours) == 1 and "sample / log_prob" in str(ours[0].message)
+    assert len(ours) == 1 and "is not a Flow" in str(ours[0].message)
+    assert "inverse / log_prob / sample" in str(ours[0].message)
     assert not list(Path(tmp_path).rglob("*.png"))
 
 

@@ -101,6 +101,33 @@ def test_image_model_draws_nothing_and_warns_once(tmp_path):
     assert not list(Path(tmp_path).rglob("*.png"))
 
 
+class NoFeatures(L.LightningModule):
+    """A classifier without features(x, n_times): no transport to draw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.classifier = torch.nn.Linear(2, 2)
+
+    def training_step(self, batch, batch_idx):
+        return torch.nn.functional.cross_entropy(self.classifier(batch[0]), batch[1])
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/loss", torch.nn.functional.cross_entropy(self.classifier(batch[0]), batch[1]))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def test_model_that_is_not_a_transport_model_warns_with_what_it_lacks(tmp_path):
+    trainer = figure_trainer(tmp_path, [TransportFigure(every_n_epochs=1)], max_epochs=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(NoFeatures(), datamodule=TinyData(n=60))
+    ours = [str(w.message) for w in caught if "TransportFigure draws nothing" in str(w.message)]
+    assert len(ours) == 1 and "is not a TransportModel" in ours[0] and "T / features / head" in ours[0]
+    assert not list(Path(tmp_path).rglob("*.png"))
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="n_times"):
         TransportFigure(n_times=1)
