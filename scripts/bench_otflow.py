@@ -61,7 +61,7 @@ PUBLISHED_WIDTH = {2: 32, 6: 128, 8: 350, 21: 256, 43: 256, 63: 512}
 
 def training_loss(model: OTFlow, x: torch.Tensor, steps: int) -> torch.Tensor:
     """OT-Flow's training objective alpha_L mean L + alpha_C mean C + alpha_R mean R."""
-    C, cost_L, cost_R = model.nll_terms(x, steps)
+    C, cost_L, cost_R = model.nll_terms(x, steps=steps)
     h = model.hparams
     return h.alpha_L * cost_L.mean() + h.alpha_C * C.mean() + h.alpha_R * cost_R.mean()
 
@@ -352,7 +352,7 @@ def fresh_log_prob(model: OTFlow, name: str, seed: int = 0,
     with its test step count in chunks of 10k."""
     fresh = fresh_points(name, 100_000, stream, seed).double()
     with torch.no_grad():
-        log_p = torch.cat([model.log_prob(c, model.hparams.test_steps) for c in fresh.split(10_000)])
+        log_p = torch.cat([model.log_prob(c, steps=model.hparams.test_steps) for c in fresh.split(10_000)])
     return fresh, log_p
 
 
@@ -388,7 +388,7 @@ def train_and_measure(name: str, max_steps: int | None, runs_dir: str, precision
     steps = best.hparams.test_steps
     with torch.no_grad():
         x = fresh[:10_000]
-        inv = (best.inverse(best(x, steps), steps) - x).norm(dim=1)
+        inv = (best.inverse(best(x, steps=steps), steps=steps) - x).norm(dim=1)
     nll_model = -log_p.mean().item()
     nll_true = None if log_true is None else -log_true.mean().item()
     row = {"data": name, "iterations": cli.trainer.global_step, "train_seconds": round(seconds, 1),
