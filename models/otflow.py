@@ -45,6 +45,7 @@ class OTFlow(L.LightningModule):
         weight_decay: float = 0.0,
         scheduler: str = "cosine",
         predict_samples: bool = False,
+        cond_dim: int = 0,
     ) -> None:
         """
         Args:
@@ -62,14 +63,16 @@ class OTFlow(L.LightningModule):
             weight_decay: AdamW weight decay.
             scheduler: "cosine" (per step, to zero) or "none".
             predict_samples: `ctdl predict` also writes model samples (as many as data points).
+            cond_dim: dimension q of a condition y (0: an unconditional density). With q > 0 the
+                model learns p(x | y) from batches (x, y) and every method takes y.
         """
         super().__init__()
         self.save_hyperparameters()
         check_trace(trace)
         check_scheduler(scheduler)
         self.dim = dim
-        self.flow = PotentialFlow(Potential(dim, width, depth=depth, rank=rank), trace=trace,
-                                  steps=eval_steps)
+        self.flow = PotentialFlow(Potential(dim, width, depth=depth, rank=rank, cond_dim=cond_dim),
+                                  trace=trace, steps=eval_steps)
         # checkpoints written before the flow became its own module keep Phi under "potential."
         self._register_load_state_dict_pre_hook(_rename_legacy_keys)
 
@@ -78,36 +81,48 @@ class OTFlow(L.LightningModule):
         return self.flow.potential
 
     # ----------------------------------------------------------------------------- the flow
-    def forward(self, x: Tensor, steps: int | None = None) -> Tensor:
+    # y, the condition, comes last (and only with cond_dim > 0): (batch, q), or (q,) for all
+    def forward(self, x: Tensor, steps: int | None = None, y: Tensor | None = None) -> Tensor:
         """The flow map F: data x -> latent z = x(1)."""
-        return self.flow(x, steps=steps or self.hparams.eval_steps)
+        return self.flow(x, y, steps=steps or self.hparams.eval_steps)
 
-    def inverse(self, z: Tensor, steps: int | None = None) -> Tensor:
+    def inverse(self, z: Tensor, steps: int | None = None, y: Tensor | None = None) -> Tensor:
         """F^{-1}: latent z -> data, integrating dx/dt = -grad Phi backwards from t = 1 to 0."""
-        return self.flow.inverse(z, steps=steps or self.hparams.eval_steps)
+        return self.flow.inverse(z, y, steps=steps or self.hparams.eval_steps)
 
-    def nll_terms(self, x: Tensor, steps: int) -> tuple[Tensor, Tensor, Tensor]:
+    def nll_terms(self, x: Tensor, steps: int, y: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Per-sample (C, L, R): NLL in nats, transport cost, HJB penalty."""
-        return self.flow.nll_terms(x, steps=steps)
+        return self.flow.nll_terms(x, y, steps=steps)
 
-    def log_prob(self, x: Tensor, steps: int | None = None) -> Tensor:
-        """Natural-log density of the model at x, shape (batch,)."""
-        return self.flow.log_prob(x, steps=steps or self.hparams.eval_steps)
+    def log_prob(self, x: Tensor, steps: int | None = None, y: Tensor | None = None) -> Tensor:
+        """Natural-log density of the model at x (given y), shape (batch,)."""
+        return self.flow.log_prob(x, y, steps=steps or self.hparams.eval_steps)
 
-    def sample(self, n: int, steps: int | None = None, generator: torch.Generator | None = None) -> Tensor:
-        """n samples, shape (n, dim): z ~ N(0, I) pushed through F^{-1}."""
-        return self.flow.sample(n, steps=steps or self.hparams.eval_steps, generator=generator)
+    def sample(self, n: int, steps: int | None = None, generator: torch.Generator | None = None,
+               y: Tensor | None = None) -> Tensor:
+        """n samples, shape (n, dim): z ~ N(0, I) pushed through F^{-1} (given y)."""
+        return self.flow.sample(n, y, steps=steps or self.hparams.eval_steps, generator=generator)
+
+    def split_batch(self, batch: tuple[Tensor, ...]) -> tuple[Tensor, Tensor | None]:
+        """(x, y) of a batch: (x,) for a density, (x, y) for a conditional density."""
+        if self.hparams.cond_dim:
+            if len(batch) < 2:
+                raise ValueError(f"a conditional OTFlow (cond_dim={self.hparams.cond_dim}) needs batches "
+                                 f"(x, y); this one has {len(batch)} tensor(s)")
+            return batch[0], batch[1]
+        return batch[0], None
 
     # ------------------------------------------------------------------------------ training
-    def loss_terms(self, x: Tensor, steps: int) -> dict[str, Tensor]:
-        C, cost_L, cost_R = self.nll_terms(x, steps)
+    def loss_terms(self, x: Tensor, steps: int, y: Tensor | None = None) -> dict[str, Tensor]:
+        C, cost_L, cost_R = self.nll_terms(x, steps, y)
         h = self.hparams
         loss = h.alpha_L * cost_L.mean() + h.alpha_C * C.mean() + h.alpha_R * cost_R.mean()
         return {"loss": loss, "nll": C.mean(), "transport": cost_L.mean(), "hjb": cost_R.mean()}
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
-        terms = self.loss_terms(batch[0], self.hparams.steps)
-        self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=True, batch_size=len(batch[0]))
+        x, y = self.split_batch(batch)
+        terms = self.loss_terms(x, self.hparams.steps, y)
+        self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=True, batch_size=len(x))
         return terms["loss"]
 
     @torch.no_grad()
@@ -124,20 +139,20 @@ class OTFlow(L.LightningModule):
         self.clamp_parameters()
 
     def _eval_step(self, batch: tuple[Tensor, ...], stage: str) -> None:
-        x = batch[0]
+        x, y = self.split_batch(batch)
         h = self.hparams
         steps = (h.test_steps or h.eval_steps) if stage == "test" else h.eval_steps
-        terms = self.loss_terms(x, steps)
+        terms = self.loss_terms(x, steps, y)
         logs = {f"{stage}/{k}": v for k, v in terms.items()}
         if stage == "val" and h.steps != steps:
             # The NLL the training discretisation reports on the same data: far below val/nll means
             # the optimiser exploits the coarse steps' error in the log-determinant.
-            logs["val/nll_train_steps"] = self.nll_terms(x, h.steps)[0].mean()
+            logs["val/nll_train_steps"] = self.nll_terms(x, h.steps, y)[0].mean()
         if stage == "test":
-            back = self.inverse(self.forward(x, steps), steps)
+            back = self.inverse(self.forward(x, steps, y), steps, y)
             logs["test/inv_err"] = (back - x).norm(dim=1).mean()
             log_density = true_log_density(getattr(self._trainer, "datamodule", None))
-            if log_density is not None:  # KL gap E[-log p_model] - E[-log p_true] >= 0
+            if log_density is not None and y is None:  # KL gap E[-log p_model] - E[-log p_true] >= 0
                 logs["test/nll_true"] = -log_density(x).to(x.dtype).mean()
                 logs["test/gap"] = logs["test/nll"] - logs["test/nll_true"]
         self.log_dict(logs, prog_bar=stage == "val", batch_size=len(x), sync_dist=True)
@@ -148,9 +163,18 @@ class OTFlow(L.LightningModule):
     def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
         self._eval_step(batch, "test")
 
-    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
-        """`ctdl predict` samples the model: as many samples as the batch holds."""
-        return self.sample(len(batch[0]))
+    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
+        """`ctdl predict`: the model's log-density `log_prob` (batch,) at each point of the batch (the
+        datamodule's predict split, its test split), with test_steps RK4 steps as in testing; with
+        `predict_samples` also `sample` (batch, dim): as many model samples as the batch holds, from
+        a generator seeded with the batch's index (the same files on every run)."""
+        x = batch[0]
+        h = self.hparams
+        out = {"log_prob": self.log_prob(x, steps=h.test_steps or h.eval_steps)}
+        if h.get("predict_samples", False):
+            seed = batch_idx * self.trainer.world_size + self.global_rank
+            out["sample"] = self.sample(len(x), generator=torch.Generator(device=x.device).manual_seed(seed))
+        return out
 
     def configure_optimizers(self):
         return adamw_with_schedule(self)

@@ -96,9 +96,11 @@ def test_bf16_autocast_training_step_runs_on_both_trace_layouts():
         assert torch.isfinite(loss) and len(grads) >= 7 and all(torch.isfinite(g).all() for g in grads)
 
 
-def test_predict_samples_the_model(flow):
-    out = flow.predict_step((torch.zeros(7, 2, dtype=torch.float64),), 0)
-    assert out.shape == (7, 2) and out.std() > 0.1
+def test_predict_returns_the_log_density_of_the_batch(flow):
+    x = torch.randn(7, 2, dtype=torch.float64)
+    out = flow.predict_step((x,), 0)
+    assert set(out) == {"log_prob"}
+    torch.testing.assert_close(out["log_prob"], flow.log_prob(x, steps=flow.hparams.eval_steps))
 
 
 def test_checkpoint_with_the_potential_at_the_top_level_still_loads(flow, tmp_path):
@@ -114,3 +116,28 @@ def test_checkpoint_with_the_potential_at_the_top_level_still_loads(flow, tmp_pa
     for path in ("new.ckpt", "legacy.ckpt"):
         loaded = OTFlow.load_from_checkpoint(tmp_path / path, map_location="cpu").double()
         torch.testing.assert_close(loaded.log_prob(x, steps=8), flow.log_prob(x, steps=8), rtol=0, atol=0)
+
+
+def test_conditional_flow_learns_a_conjugate_gaussian_posterior():
+    """theta ~ N(0, 1), y = theta + N(0, s^2): p(theta | y) = N(y / (1 + s^2), s^2 / (1 + s^2))."""
+    s2 = 0.25
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    model = OTFlow(dim=1, cond_dim=1, width=8, alpha_C=100.0, alpha_R=1.0).double()
+    opt = torch.optim.Adam(model.parameters(), lr=0.03)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 200)
+    for _ in range(200):
+        theta = torch.randn(256, 1, dtype=torch.float64, generator=gen)
+        y = theta + math.sqrt(s2) * torch.randn(256, 1, dtype=torch.float64, generator=gen)
+        loss = model.loss_terms(theta, 4, y)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        schedule.step()
+    for y in (-1.0, 0.0, 1.5):
+        condition = torch.tensor([y], dtype=torch.float64)
+        samples = model.sample(4000, 16, torch.Generator().manual_seed(1), y=condition)
+        assert samples.mean().item() == pytest.approx(y / (1 + s2), abs=0.08)
+        assert samples.var().item() == pytest.approx(s2 / (1 + s2), rel=0.2)
+    with pytest.raises(ValueError, match=r"needs batches \(x, y\); this one has 1 tensor"):
+        model.training_step((theta,), 0)
