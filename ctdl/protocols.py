@@ -9,8 +9,9 @@ of guessing with ``hasattr``. Tensors are batch first everywhere: a batch of n p
 Models: `DensityModel` (log_prob, sample), `Flow` (a density model with a map to its latent
 space), `TransportModel` (a classifier whose features move along ODE blocks), and the `Predictor`
 contract of ``predict_step`` (`Predictions`). Datamodules: `SplitData` (train/val/test splits),
-`KnownDensity` (may know its true density), and the data facts a config links into the model
-(`DataFacts`: dim, input_shape, num_classes).
+`KnownDensity` (may know its true density), `PosteriorData` and `ReferencePosteriors` (simulation
+pairs for posterior estimation), and the data facts a config links into the model (`DATA_FACTS`:
+dim, input_shape, num_classes, cond_dim).
 """
 
 from __future__ import annotations
@@ -133,8 +134,46 @@ class ClassificationData(ShapedData, Protocol):
     num_classes: int
 
 
+@runtime_checkable
+class ConditionedData(Protocol):
+    """Data whose samples come with a condition y in R^cond_dim (batches (x, y))."""
+
+    cond_dim: int
+
+
+@runtime_checkable
+class PosteriorData(ConditionedData, Protocol):
+    """Simulation pairs (theta, y) standardised with the training split's statistics: batches hold
+    ((f(theta) - theta_mean) / theta_std, (y - y_mean) / y_std), f = log when `log_params`.
+    The statistics are float64 tensors, None before ``setup()``."""
+
+    dim: int
+    log_params: bool
+    theta_mean: Tensor | None
+    theta_std: Tensor | None
+    y_mean: Tensor | None
+    y_std: Tensor | None
+
+
+@runtime_checkable
+class ReferencePosteriors(Protocol):
+    """Data with observations 1..num_observations and reference posterior samples for each (raw
+    units), as sbibm's tasks ship them."""
+
+    num_observations: int
+
+    def observation(self, i: int) -> Tensor:
+        """Observation i (cond_dim,)."""
+        ...
+
+    def reference_posterior(self, i: int) -> Tensor:
+        """Reference posterior samples (m, dim) for observation i."""
+        ...
+
+
 DATA_FACTS: dict[str, type] = {
     "dim": VectorData, "input_shape": ShapedData, "num_classes": ClassificationData,
+    "cond_dim": ConditionedData,
 }
 """The facts a datamodule states about its data and a model takes as an argument of the same name:
 ``ctdl``'s CLI links each one from the datamodule into every model whose ``__init__`` has it, so a
