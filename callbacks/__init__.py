@@ -4,8 +4,9 @@ from .density_figure import DensityFigure
 from .ema import EMAWeights
 from .figure import FigureCallback
 from .finite_loss import FiniteLossGuard, NonFiniteLossError
+from .prediction_writer import PredictionWriter
 from .run_checkpoint import RunCheckpoint
 from .transport_figure import TransportFigure
 
 __all__ = ["FigureCallback", "DensityFigure", "EMAWeights", "FiniteLossGuard", "NonFiniteLossError",
-           "RunCheckpoint", "TransportFigure"]
+           "PredictionWriter", "RunCheckpoint", "TransportFigure"]

@@ -171,8 +171,14 @@ class ODENetClassifier(L.LightningModule):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "test", self.test_acc)
 
-    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
-        return self(batch[0]).softmax(-1)
+    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
+        """`ctdl predict`: class probabilities `probs` (batch, num_classes), the predicted class
+        `label` (batch,) and, when the batch carries labels, the data's own label `target` (batch,)."""
+        probs = self(batch[0]).softmax(-1)
+        out = {"probs": probs, "label": probs.argmax(-1)}
+        if len(batch) > 1:
+            out["target"] = batch[1]
+        return out
 
     def configure_optimizers(self):
         return adamw_with_schedule(self)

@@ -165,15 +165,18 @@ class OTFlow(L.LightningModule):
 
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
         """`ctdl predict`: the model's log-density `log_prob` (batch,) at each point of the batch (the
-        datamodule's predict split, its test split), with test_steps RK4 steps as in testing; with
-        `predict_samples` also `sample` (batch, dim): as many model samples as the batch holds, from
-        a generator seeded with the batch's index (the same files on every run)."""
-        x = batch[0]
+        datamodule's predict split, its test split; given the batch's y when conditional), with
+        test_steps RK4 steps as in testing; with `predict_samples` also `sample` (batch, dim): as
+        many model samples as the batch holds (the i-th given the i-th y), from a generator seeded
+        with the batch's index (the same files on every run)."""
+        x, y = self.split_batch(batch)
         h = self.hparams
-        out = {"log_prob": self.log_prob(x, steps=h.test_steps or h.eval_steps)}
+        steps = h.test_steps or h.eval_steps
+        out = {"log_prob": self.log_prob(x, steps=steps, y=y)}
         if h.get("predict_samples", False):
             seed = batch_idx * self.trainer.world_size + self.global_rank
-            out["sample"] = self.sample(len(x), generator=torch.Generator(device=x.device).manual_seed(seed))
+            gen = torch.Generator(device=x.device).manual_seed(seed)
+            out["sample"] = self.sample(len(x), steps=steps, generator=gen, y=y)
         return out
 
     def configure_optimizers(self):

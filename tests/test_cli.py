@@ -2,8 +2,10 @@
 
 import csv
 import os
+import pickle
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import lightning as L
@@ -119,8 +121,54 @@ def test_ddp_on_two_cpu_processes(tmp_path):
 
 # ---------------------------------------------------------------------------------- bad input
 def test_data_shape_that_does_not_match_the_model_names_both(cli):
-    with pytest.raises(ValueError, match=r"shape \[2\].*input_shape=\[3\]"):
+    with pytest.raises(ValueError, match=r"input_shape = \[3\] contradicts the data: Toy2DClassification has "
+                                         r"input_shape = \[2\]"):
         cli("fit", *SMALL_PEAKS, "--model.input_shape", "[3]", "--trainer.fast_dev_run", "true")
+
+
+@pytest.mark.parametrize("config, model, data, linked, absent", [
+    ("otflow/digits", "OTFlow", "DigitsDensity", {"dim": 64}, ["input_shape", "num_classes"]),
+    ("otflow/power", "OTFlow", "TabularDensity", {"dim": 6}, ["input_shape", "num_classes"]),
+    ("odenet/digits", "ODENetClassifier", "ImageClassification",
+     {"input_shape": [1, 8, 8], "num_classes": 10}, ["dim"]),
+    ("odenet/ellipses", "ODENetClassifier", "Toy2DClassification", {"input_shape": [2], "num_classes": 2},
+     ["dim"]),
+])
+def test_the_data_facts_are_written_once_and_linked_into_the_model(tmp_path, monkeypatch, config, model, data,
+                                                                     linked, absent):
+    from ctdl.cli import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    path = ROOT / "configs" / f"{config}.yaml"
+    assert not any(f"{fact}:" in path.read_text() for fact in linked)  # the config does not say them
+    built = run_cli(["--config", str(path)], run=False)
+    assert type(built.model).__name__ == model and type(built.datamodule).__name__ == data
+    hparams = dict(built.model.hparams)
+    assert {fact: hparams[fact] for fact in linked} == linked
+    assert not set(absent) & set(hparams)  # facts the model does not take are not slipped into it
+    fact, value = next(iter(linked.items()))
+    wrong = "3" if fact != "input_shape" else "[3]"
+    with pytest.raises(ValueError, match=rf"model.{fact} = \[?3\]? contradicts the data: {data} has {fact}"):
+        run_cli(["--config", str(path), f"--model.{fact}", wrong], run=False)
+    again = run_cli(["--config", str(path), f"--model.{fact}", str(value)], run=False)  # agreeing is fine
+    assert dict(again.model.hparams)[fact] == value
+
+
+def test_trainer_default_root_dir_says_where_run_folders_go(tmp_path, monkeypatch, cli):
+    from ctdl.cli import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    built = run_cli(["--config", str(PEAKS), "--trainer.default_root_dir", str(tmp_path / "elsewhere")],
+                    run=False)
+    assert Path(built.trainer.log_dir) == tmp_path / "elsewhere" / "odenet" / "peaks" / "version_0"
+    same = str(tmp_path / "same")
+    both = run_cli(["--config", str(PEAKS), "--trainer.default_root_dir", same, "--runs_dir", same],
+                   run=False)
+    assert Path(both.trainer.log_dir) == tmp_path / "same" / "odenet" / "peaks" / "version_0"
+    # the cli fixture passes --runs_dir <tmp_path>/runs
+    disagree = r"--runs_dir \S*runs and --trainer.default_root_dir \S*other disagree"
+    with pytest.raises(ValueError, match=disagree):
+        cli("fit", *SMALL_PEAKS, "--trainer.default_root_dir", tmp_path / "other")
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -170,6 +218,40 @@ def test_init_from_starts_a_new_run_from_a_checkpoints_weights(cli, tmp_path):
         cli("fit", *SMALL_PEAKS, "--model.width", "8", "--init_from", last)
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         cli("fit", *SMALL_PEAKS, "--init_from", tmp_path / "missing.ckpt")
+
+class WritesAFile:
+    """Unpickling this object creates the file `path`: a stand-in for a checkpoint that runs code."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_nothing_runs(cli, tmp_path):
+    from ctdl.cli import UntrustedCheckpointError, run_cli
+
+    state = {k: v + 1 for k, v in run_cli(["--config", str(PEAKS)], run=False).model.state_dict().items()}
+    marker, harmful = tmp_path / "code_ran", tmp_path / "harmful.ckpt"
+    torch.save({"state_dict": state, "hyper_parameters": {"note": WritesAFile(marker)}}, harmful)
+    refused = r"(?s)refused to load \S*harmful.ckpt.*names _io.open.*could run code.*--init_from_trusted true"
+    with pytest.raises(UntrustedCheckpointError, match=refused):
+        cli("fit", *SMALL_PEAKS, "--trainer.max_epochs", "0", "--init_from", harmful)
+    assert not marker.exists()
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):  # resume / evaluate
+        cli("test", *SMALL_PEAKS, "--ckpt_path", harmful)
+    assert not marker.exists()
+
+    # an object that is not a tensor nor a plain container is refused too, but a trusted file loads
+    other = tmp_path / "other.ckpt"
+    torch.save({"state_dict": state, "hyper_parameters": {"ratio": Fraction(1, 3)}}, other)
+    with pytest.raises(UntrustedCheckpointError, match="fractions.Fraction"):
+        cli("fit", *SMALL_PEAKS, "--trainer.max_epochs", "0", "--init_from", other)
+    trusted = cli("fit", *SMALL_PEAKS, "--trainer.max_epochs", "0", "--init_from", other,
+                  "--init_from_trusted", "true")
+    assert all(torch.equal(state[k], v) for k, v in trusted.model.state_dict().items())
+
 
 class PoisonWeightsAt(L.Callback):
     """Test helper: turn one weight into NaN just before training step `step`."""
