@@ -5,7 +5,12 @@ and vectorised over a batch of parameters, with its prior, summary statistics an
 """
 
 from .lotka_volterra import (
+    MAX_EVENTS,
+    PRIOR_HIGH,
+    PRIOR_LOW,
     SIMULATOR_VERSION,
+    STATISTICS,
+    T_RECORD,
     THETA_STAR,
     Y_STAR,
     Simulation,
@@ -17,7 +22,12 @@ from .lotka_volterra import (
 )
 
 __all__ = [
+    "MAX_EVENTS",
+    "PRIOR_HIGH",
+    "PRIOR_LOW",
     "SIMULATOR_VERSION",
+    "STATISTICS",
+    "T_RECORD",
     "THETA_STAR",
     "Y_STAR",
     "Simulation",

@@ -321,7 +321,7 @@ def _run_chunks(theta, seed, first_chunk, initial, max_events, statistics, repor
     n = theta.shape[0]
     sizes = [min(CHUNK_SIZE, n - a) for a in range(0, n, CHUNK_SIZE)]
     streams = [np.random.SeedSequence(seed, spawn_key=(first_chunk + c,)).spawn(2) for c in range(len(sizes))]
-    out = np.full((n, N_RECORD + 1, 2), -1, dtype=np.int64)  # column N_RECORD: scratch for late writes
+    out = np.full((2, n, N_RECORD + 1), -1, dtype=np.int64)  # (X or Y, chain, record); N_RECORD: scratch
     failed = np.zeros(n, dtype=bool)
     events = np.zeros(n, dtype=np.int64)
     exits = _direct_method(theta, sizes, [np.random.default_rng(s[0]) for s in streams], initial,
@@ -331,19 +331,22 @@ def _run_chunks(theta, seed, first_chunk, initial, max_events, statistics, repor
                   {k: v[order] for k, v in exits.items()}, max_events, out, failed, events)
     if report is not None and exits["idx"].size:
         report(int(exits["idx"].size))
-    series = _forward_fill(out[:, :N_RECORD])
-    if statistics:
-        return summary_statistics(series), failed, events
-    return series.astype(np.int32 if series.size and series.max() < 2**31 else np.int64), failed, events
+    kind = np.int32 if n and out.max() < 2**31 else np.int64
+    result = np.empty((n, 9) if statistics else (n, N_RECORD, 2), dtype=np.float64 if statistics else kind)
+    for a in range(0, n, CHUNK_SIZE):  # in slices: the arrays stay in cache
+        series = _forward_fill(out[:, a:a + CHUNK_SIZE, :N_RECORD])
+        result[a:a + CHUNK_SIZE] = summary_statistics(series) if statistics else series
+    return result, failed, events
 
 
 def _forward_fill(out: np.ndarray) -> np.ndarray:
-    """Each record slot left at -1 takes the last written slot before it (its state did not change)."""
-    n, k = out.shape[:2]
-    pos = np.where(out[:, :, 0] >= 0, np.arange(k), 0)
+    """(2, n, k) records -> (n, k, 2) series: each slot left at -1 takes the last written slot before
+    it (its state did not change)."""
+    n, k = out.shape[1:]
+    pos = np.where(out[0] >= 0, np.arange(k), 0)
     np.maximum.accumulate(pos, axis=1, out=pos)
     pos += np.arange(n)[:, None] * k
-    return out.reshape(n * k, 2)[pos.ravel()].reshape(n, k, 2)
+    return np.stack([out[0].reshape(-1)[pos], out[1].reshape(-1)[pos]], axis=-1)
 
 
 def _direct_method(theta, sizes, rngs, initial, max_events, out, failed, events, report):
@@ -440,8 +443,8 @@ def _direct_method(theta, sizes, rngs, initial, max_events, out, failed, events,
                 K = _records_before(tc, inclusive=True)
                 before = np.concatenate([nk[None, j], K[:-1]])
                 bb, cc = np.nonzero(K > before)
-                out[idx[j[cc]], before[bb, cc], 0] = H[bb, 0, j[cc]]
-                out[idx[j[cc]], before[bb, cc], 1] = H[bb, 1, j[cc]]
+                out[0, idx[j[cc]], before[bb, cc]] = H[bb, 0, j[cc]]
+                out[1, idx[j[cc]], before[bb, cc]] = H[bb, 1, j[cc]]
                 nk[j] = K[-1]
                 tnext[j] = _T_NEXT[K[-1]]
                 end = tc == T_END
@@ -484,8 +487,8 @@ def _linear_phase(rngs, theta, chains, max_events, out, failed, events) -> None:
     yule = (x == 0) & (y > 0) & (theta[i, 2] > 0)
     death = (y == 0) & (x > 0) & (theta[i, 1] > 0)
     still = ~(yule | death)  # constant from now on: one write, the forward fill does the rest
-    out[i[still], nk[still], 0] = x[still]
-    out[i[still], nk[still], 1] = y[still]
+    out[0, i[still], nk[still]] = x[still]
+    out[1, i[still], nk[still]] = y[still]
     events[i[still]] = ev[still]
     sink = (max_events, out, failed, events)
     d = np.flatnonzero(death)
@@ -494,10 +497,11 @@ def _linear_phase(rngs, theta, chains, max_events, out, failed, events) -> None:
     _yule_phase(rngs, chunk[b], i[b], y[b], s[b], nk[b], ev[b], theta[i[b], 2], *sink)
 
 
-def _chunkwise(rngs, chunk, method: str, *params: np.ndarray) -> np.ndarray:
+def _chunkwise(rngs, chunk, method: str, *params: np.ndarray, edges: np.ndarray | None = None) -> np.ndarray:
     """``rngs[c].<method>(*(p[lo:hi] for p in params))`` over the segment [lo, hi) of each chunk c in
-    the sorted `chunk`, concatenated; without params, ``<method>(hi - lo)``."""
-    edges = np.searchsorted(chunk, np.arange(len(rngs) + 1))
+    the sorted `chunk` (or between the given `edges`), concatenated; without params, ``<method>(hi - lo)``."""
+    if edges is None:
+        edges = np.searchsorted(chunk, np.arange(len(rngs) + 1))
     return np.concatenate([getattr(rngs[c], method)(*(p[lo:hi] for p in params)) if params
                            else getattr(rngs[c], method)(hi - lo)
                            for c, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True))])
@@ -516,12 +520,14 @@ def _death_phase(rngs, chunk, i, x, s, nk, ev, rate, max_events, out, failed, ev
 def _death_by_lifetimes(rngs, chunk, i, x, s, nk, ev, rate, max_events, out, failed, events) -> None:
     """X(tau_k) = #{lifetimes s + Exp(theta_2) ending after tau_k}, for the records k >= nk."""
     owner = np.repeat(np.arange(i.size), x)
-    life = _chunkwise(rngs, chunk[owner], "standard_exponential")
-    end = s[owner] + life / rate[owner]
-    # alive at record k <=> end > T_RECORD[k] <=> k < #{record times before the end}
+    first = np.concatenate([[0], np.cumsum(x)])  # chain c's lifetimes: first[c] .. first[c + 1]
+    edges = first[np.searchsorted(chunk, np.arange(len(rngs) + 1))]
+    end = _chunkwise(rngs, None, "standard_exponential", edges=edges)
+    end /= np.repeat(rate, x)
+    end += np.repeat(s, x)
+    # alive at record k <=> end > T_RECORD[k] <=> k < #{record times before the end} =: k_end
     counts = np.bincount(owner * (N_RECORD + 1) + _records_before(end), minlength=i.size * (N_RECORD + 1))
-    # alive[:, k] = #{k_end > k} = sum_{j > k} counts[:, j]
-    alive = np.cumsum(counts.reshape(i.size, N_RECORD + 1)[:, ::-1], axis=1)[:, N_RECORD - 1::-1]
+    alive = x[:, None] - np.cumsum(counts.reshape(i.size, N_RECORD + 1), axis=1)[:, :N_RECORD]
     n_events = ev + np.bincount(owner[end < T_END], minlength=i.size)
     _write_linear(i, nk, alive, 0, n_events, max_events, out, failed, events)
 
@@ -546,8 +552,8 @@ def _write_linear(i, nk, xs, ys, n_events, max_events, out, failed, events) -> N
     """Write X = xs and Y = ys (each (chains, 150) or a number) at the records k >= nk of chains i, and
     their event counts (or failure)."""
     later = np.arange(N_RECORD) >= nk[:, None]
-    out[i, :N_RECORD, 0] = np.where(later, xs, out[i, :N_RECORD, 0])
-    out[i, :N_RECORD, 1] = np.where(later, ys, out[i, :N_RECORD, 1])
+    out[0, i, :N_RECORD] = np.where(later, xs, out[0, i, :N_RECORD])
+    out[1, i, :N_RECORD] = np.where(later, ys, out[1, i, :N_RECORD])
     bad = n_events > max_events
     failed[i[bad]] = True
     events[i] = np.where(bad, max_events + 1, n_events)
