@@ -1,7 +1,10 @@
-"""LightningDataModules of ctdl: toy 2-D sets, image classification, density estimation."""
+"""LightningDataModules of ctdl: toy 2-D sets, image classification, density estimation, simulation
+pairs for posterior estimation."""
 
 from .digits_density import DigitsDensity
 from .images import ImageClassification
+from .sbibm_tasks import SBIBMTask
+from .simulation import SimulationData
 from .tabular import TabularDensity
 from .toy2d import Toy2DClassification, make_toy2d
 from .toy_density import Toy2DDensity, make_toy_density, toy_log_density
@@ -9,6 +12,8 @@ from .toy_density import Toy2DDensity, make_toy_density, toy_log_density
 __all__ = [
     "DigitsDensity",
     "ImageClassification",
+    "SBIBMTask",
+    "SimulationData",
     "TabularDensity",
     "Toy2DClassification",
     "Toy2DDensity",

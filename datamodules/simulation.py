@@ -1,0 +1,134 @@
+"""Data for simulation-based inference: (parameter, statistic) pairs drawn from a prior and a
+simulator, standardised with the training split's statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from .base import Splits, TensorDataModule
+
+
+class SimulationData(TensorDataModule):
+    """Pairs (theta, y) with theta ~ prior and y ~ simulator(theta), for learning pi(theta | y).
+
+    Batches are (u, v) float32 pairs: u = (f(theta) - theta_mean) / theta_std with f = log when
+    `log_params` (positive parameters, as Lotka-Volterra's rates) else the identity, and
+    v = (y - y_mean) / y_std; the four statistics (float64, `ctdl.protocols.PosteriorData`) come
+    from the training split, so a model that stores them takes raw y and returns raw theta.
+    `num_simulations` pairs are split (1 - val_fraction) / val_fraction into training and
+    validation; the test split is `n_test` further simulations. ``ctdl predict`` reads raw
+    observations (one per row) from `observations` (.npy or .csv), or else uses the task's own.
+
+    A subclass sets `dim`, `cond_dim` (and `log_params`) in ``__init__`` and defines `simulate`.
+    """
+
+    log_params: bool = False
+
+    def __init__(self, num_simulations: int, val_fraction: float = 0.1, n_test: int = 1000,
+                 observations: str | None = None, batch_size: int = 512, seed: int = 0,
+                 num_workers: int = 0) -> None:
+        super().__init__(batch_size=batch_size, seed=seed, num_workers=num_workers)
+        if num_simulations < 10:
+            raise ValueError(f"num_simulations must be >= 10, got {num_simulations}")
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        self.num_simulations, self.val_fraction, self.n_test = num_simulations, val_fraction, n_test
+        self.observations_file = observations
+        self.theta_mean = self.theta_std = self.y_mean = self.y_std = None
+
+    # ----------------------------------------------------------------- what a subclass defines
+    def simulate(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """n pairs (theta (n, dim), y (n, cond_dim)), raw units, float64, from `seed` alone."""
+        raise NotImplementedError(f"{type(self).__name__} must define simulate(n, seed)")
+
+    def task_observations(self) -> torch.Tensor | None:
+        """The task's own observations (k, cond_dim) in raw units, if it has any."""
+        return None
+
+    # ------------------------------------------------------------------------------ splits
+    def make_splits(self) -> Splits:
+        train_seed, test_seed, split_seed = np.random.SeedSequence(self.seed).generate_state(3)
+        theta, y = self.simulate(self.num_simulations, int(train_seed))
+        order = torch.from_numpy(np.random.default_rng(split_seed).permutation(self.num_simulations))
+        n_val = max(1, round(self.val_fraction * self.num_simulations))
+        val_idx, train_idx = order[:n_val], order[n_val:]
+        u = self.param_transform(theta)
+        self.theta_mean, self.theta_std = _mean_std(u[train_idx])
+        self.y_mean, self.y_std = _mean_std(y[train_idx])
+        test_theta, test_y = self.simulate(self.n_test, int(test_seed))
+
+        def pairs(u: torch.Tensor, y: torch.Tensor) -> TensorDataset:
+            u = (u - self.theta_mean) / self.theta_std
+            v = (y - self.y_mean) / self.y_std
+            return TensorDataset(u.float(), v.float())
+
+        return (pairs(u[train_idx], y[train_idx]), pairs(u[val_idx], y[val_idx]),
+                pairs(self.param_transform(test_theta), test_y))
+
+    def param_transform(self, theta: torch.Tensor) -> torch.Tensor:
+        """f(theta): log theta when `log_params`, else theta."""
+        if self.log_params:
+            if (theta <= 0).any():
+                raise ValueError("log_params needs positive parameters; got theta <= 0")
+            return theta.log()
+        return theta
+
+    # ------------------------------------------------------------------------ observations
+    def check_observations(self, y: torch.Tensor, source: str) -> torch.Tensor:
+        """Raw observations as a (k, cond_dim) float64 tensor; names the shapes when they do not fit."""
+        y = torch.as_tensor(y, dtype=torch.float64)
+        if y.ndim == 1:
+            y = y[None]
+        if y.ndim != 2 or y.shape[1] != self.cond_dim:
+            raise ValueError(f"{source}: an observation has {self.cond_dim} statistics for this task, "
+                             f"got an array of shape {tuple(y.shape)} (one observation per row)")
+        if not torch.isfinite(y).all():
+            rows = torch.nonzero(~torch.isfinite(y).all(1)).flatten().tolist()
+            raise ValueError(f"{source}: observation rows {rows} hold NaN or inf values")
+        return y
+
+    def load_observations(self) -> torch.Tensor:
+        """The observations ``ctdl predict`` conditions on, raw, (k, cond_dim)."""
+        if self.observations_file is None:
+            own = self.task_observations()
+            if own is None:
+                raise ValueError(f"{type(self).__name__} has no observations of its own: pass "
+                                 "--data.observations PATH (.npy or .csv, raw units, one per row)")
+            return self.check_observations(own, type(self).__name__)
+        path = Path(self.observations_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"--data.observations: no file at {path} (a .npy array or a .csv "
+                                    f"with {self.cond_dim} numbers per row, raw units)")
+        if path.suffix == ".npy":
+            array = np.load(path, allow_pickle=False)
+        elif path.suffix == ".csv":
+            array = _read_csv(path)
+        else:
+            raise ValueError(f"--data.observations: {path.name} is neither .npy nor .csv")
+        return self.check_observations(torch.from_numpy(np.asarray(array, dtype=np.float64)), str(path))
+
+    def predict_dataloader(self) -> DataLoader:
+        """The raw observations, one per item, in order."""
+        return DataLoader(TensorDataset(self.load_observations()), batch_size=self.batch_size)
+
+
+def _mean_std(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Column means and standard deviations (at least 1e-8, so constant columns stay finite)."""
+    return a.mean(0), a.std(0).clamp_min(1e-8)
+
+
+def _read_csv(path: Path) -> np.ndarray:
+    """Numbers from a CSV file; a first row that is not numeric is taken as a header."""
+    rows = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    try:
+        float(rows[0].split(",")[0])
+    except ValueError:
+        rows = rows[1:]
+    try:
+        return np.array([[float(v) for v in row.split(",")] for row in rows], dtype=np.float64)
+    except ValueError as error:
+        raise ValueError(f"{path}: every row after the header must hold numbers only ({error})") from error
