@@ -33,6 +33,8 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
+import warnings
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
@@ -300,20 +302,27 @@ def _pool_job(job):
 
 
 def _run_pool(jobs, progress):
-    """Run the jobs in fresh ("spawn") processes, forwarding the shared counter to `progress`."""
-    ctx = get_context("spawn")
+    """Run the jobs in worker processes, forwarding the shared counter to `progress`.
+
+    On Linux the workers are forked: they start at once and run numpy code only, so the threads a
+    parent may hold (torch's) do not matter to them. Elsewhere they are spawned, which re-imports
+    the caller's main module in every worker.
+    """
+    ctx = get_context("fork" if sys.platform.startswith("linux") else "spawn")
     counter = ctx.Value("q", 0)
     reported = 0
-    pool = ProcessPoolExecutor(len(jobs), mp_context=ctx, initializer=_init_worker, initargs=(counter,))
-    with pool:
-        futures = [pool.submit(_pool_job, job) for job in jobs]
-        pending = set(futures)
-        while pending:
-            _, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-            if progress is not None and counter.value > reported:
-                progress(counter.value - reported)
-                reported = counter.value
-        return [f.result() for f in futures]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*multi-threaded, use of fork", DeprecationWarning)
+        pool = ProcessPoolExecutor(len(jobs), mp_context=ctx, initializer=_init_worker, initargs=(counter,))
+        with pool:
+            futures = [pool.submit(_pool_job, job) for job in jobs]
+            pending = set(futures)
+            while pending:
+                _, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                if progress is not None and counter.value > reported:
+                    progress(counter.value - reported)
+                    reported = counter.value
+            return [f.result() for f in futures]
 
 
 def _run_chunks(theta, seed, first_chunk, initial, max_events, statistics, report=None):
