@@ -3,6 +3,7 @@ pairs for posterior estimation."""
 
 from .digits_density import DigitsDensity
 from .images import ImageClassification
+from .lotka_volterra import LotkaVolterra
 from .sbibm_tasks import SBIBMTask
 from .simulation import SimulationData
 from .tabular import TabularDensity
@@ -12,6 +13,7 @@ from .toy_density import Toy2DDensity, make_toy_density, toy_log_density
 __all__ = [
     "DigitsDensity",
     "ImageClassification",
+    "LotkaVolterra",
     "SBIBMTask",
     "SimulationData",
     "TabularDensity",
