@@ -4,9 +4,10 @@ from .density_figure import DensityFigure
 from .ema import EMAWeights
 from .figure import FigureCallback
 from .finite_loss import FiniteLossGuard, NonFiniteLossError
+from .posterior_figure import PosteriorFigure
 from .prediction_writer import PredictionWriter
 from .run_checkpoint import RunCheckpoint
 from .transport_figure import TransportFigure
 
 __all__ = ["FigureCallback", "DensityFigure", "EMAWeights", "FiniteLossGuard", "NonFiniteLossError",
-           "PredictionWriter", "RunCheckpoint", "TransportFigure"]
+           "PosteriorFigure", "PredictionWriter", "RunCheckpoint", "TransportFigure"]

@@ -7,11 +7,13 @@ of guessing with ``hasattr``. Tensors are batch first everywhere: a batch of n p
 (n, d), a batch of images (n, C, H, W).
 
 Models: `DensityModel` (log_prob, sample), `Flow` (a density model with a map to its latent
-space), `TransportModel` (a classifier whose features move along ODE blocks), and the `Predictor`
-contract of ``predict_step`` (`Predictions`). Datamodules: `SplitData` (train/val/test splits),
-`KnownDensity` (may know its true density), `PosteriorData` and `ReferencePosteriors` (simulation
-pairs for posterior estimation), and the data facts a config links into the model (`DATA_FACTS`:
-dim, input_shape, num_classes, cond_dim).
+space), `TransportModel` (a classifier whose features move along ODE blocks), `PosteriorModel`
+(sample_posterior), and the `Predictor` contract of ``predict_step`` (`Predictions`). Datamodules:
+`SplitData` (train/val/test splits), `KnownDensity` (may know its true density), `PosteriorData`
+and `ReferencePosteriors` (simulation pairs for posterior estimation), `ObservedData`,
+`KnownParameters`, `NamedParameters` and `PredictiveSimulator` (what a posterior figure shows), and
+the data facts a config links into the model (`DATA_FACTS`: dim, input_shape, num_classes,
+cond_dim).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from torch import Generator, Tensor
 from torch.utils.data import Dataset
@@ -168,6 +170,66 @@ class ReferencePosteriors(Protocol):
 
     def reference_posterior(self, i: int) -> Tensor:
         """Reference posterior samples (m, dim) for observation i."""
+        ...
+
+
+@runtime_checkable
+class PosteriorModel(Protocol):
+    """A model of posteriors pi(theta | y) that samples them in raw units (as ConditionalOTFlow)."""
+
+    def sample_posterior(self, y: Tensor, n: int, generator: Generator | None = None) -> Tensor:
+        """n samples (n, dim) of pi(theta | y) for one raw observation y (cond_dim,); reproducible
+        when a seeded `generator` is given."""
+        ...
+
+
+@runtime_checkable
+class ObservedData(Protocol):
+    """Data with observations numbered from 1 (raw units)."""
+
+    def observation(self, i: int) -> Tensor:
+        """Observation i (cond_dim,)."""
+        ...
+
+
+@runtime_checkable
+class KnownParameters(Protocol):
+    """Data whose observations were simulated at known parameters."""
+
+    def true_parameters(self) -> Tensor:
+        """The raw parameters the observations were simulated at: (dim,) for observation 1, or
+        (num_observations, dim) with row i - 1 for observation i."""
+        ...
+
+
+@runtime_checkable
+class NamedParameters(Protocol):
+    """Data that names its parameters (e.g. for axis labels)."""
+
+    param_names: list[str]
+    """One name per parameter, in order."""
+
+
+class SimulatedSeries(NamedTuple):
+    """Time series simulated at n parameters."""
+
+    times: Tensor
+    """(T,) the record times."""
+    series: Tensor
+    """(n, T, k) the k recorded quantities at each time; NaN rows where `failed`."""
+    failed: Tensor
+    """(n,) bool: simulations that produced no series."""
+    names: tuple[str, ...]
+    """The k quantities' names."""
+
+
+@runtime_checkable
+class PredictiveSimulator(Protocol):
+    """Data whose simulator can return the time series behind its statistics (for posterior
+    predictive checks)."""
+
+    def simulate_series(self, theta: Tensor, seed: int) -> SimulatedSeries:
+        """One simulation at each row of raw theta (n, dim), from `seed` alone."""
         ...
 
 

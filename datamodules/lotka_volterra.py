@@ -91,6 +91,17 @@ class LotkaVolterra(SimulationData):
         """theta* (4,), the rates y* was simulated at."""
         return torch.from_numpy(THETA_STAR.copy())
 
+    def simulate_series(self, theta: torch.Tensor, seed: int):
+        """The recorded (X, Y) series (n, 150, 2) of one simulation at each row of theta (n, 4) rates,
+        NaN rows for failed ones (`ctdl.protocols.PredictiveSimulator`, posterior predictive checks)."""
+        from ctdl.protocols import SimulatedSeries
+        from ctdl.simulators import lotka_volterra as simulator
+
+        sim = simulator.simulate_series(torch.as_tensor(theta).double().cpu().numpy(), seed,
+                                        workers=self.workers)
+        return SimulatedSeries(torch.from_numpy(simulator.T_RECORD.copy()), torch.from_numpy(sim.series),
+                               torch.from_numpy(sim.failed), ("X (predators)", "Y (prey)"))
+
     def prepare_data(self) -> None:
         """Simulate (or find) every split's pairs once, on one process, into the cache."""
         if self.cache_dir is not None:
