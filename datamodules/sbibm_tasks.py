@@ -75,6 +75,11 @@ class SBIBMTask(SimulationData):
         self._check_index(i)
         return self.task.get_reference_posterior_samples(num_observation=i).double()
 
+    def true_parameters(self) -> torch.Tensor:
+        """The parameters each observation was simulated at, raw, (num_observations, dim)."""
+        return torch.cat([self.task.get_true_parameters(num_observation=i).double().reshape(1, -1)
+                          for i in range(1, self.num_observations + 1)])
+
     def task_observations(self) -> torch.Tensor:
         return torch.stack([self.observation(i) for i in range(1, self.num_observations + 1)])
 
