@@ -51,6 +51,9 @@ class PotentialFlow(nn.Module):
         if steps < 1:
             raise ValueError(f"steps must be a positive integer, got {steps}")
         self.potential = potential
+        # The flow sees Phi only through its derivatives: the constant b is frozen, so that no
+        # parameter is left without a gradient (DDP refuses those).
+        potential.c0.requires_grad_(False)
         self.trace = trace
         self.steps = steps
 

@@ -1,6 +1,10 @@
 """Conditional OT-Flow for posterior estimation: sbibm data, raw units, MAP, C2ST, predict."""
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +13,8 @@ import torch
 from ctdl.datamodules import SBIBMTask
 from ctdl.models import ConditionalOTFlow
 from ctdl.scaling import PosteriorScaling
+
+from .conftest import ROOT
 
 
 def perturbed_model(dim=1, cond_dim=2, log_params=True, seed=0) -> ConditionalOTFlow:
@@ -108,8 +114,6 @@ def test_fit_test_and_predict_through_the_cli(cli, tmp_path):
     config = ["--config", "configs/cotflow/two_moons.yaml", "--data.num_simulations", "300",
               "--data.n_test", "50", "--model.width", "8", "--model.eval_steps", "4",
               "--model.posterior_samples", "200", "--model.c2st_observations", "[1]"]
-    from tests.conftest import ROOT
-
     config[1] = str(ROOT / config[1])
     fit = cli("fit", *config, "--trainer.max_steps", "4", "--trainer.val_check_interval", "2")
     ckpt = fit.trainer.checkpoint_callback.dirpath + "/last.ckpt"
@@ -122,3 +126,34 @@ def test_fit_test_and_predict_through_the_cli(cli, tmp_path):
     cli("predict", *config, "--ckpt_path", ckpt, "--data.observations", str(obs))
     samples = np.load(next((tmp_path / "runs").rglob("predict/posterior_samples.npy")))
     assert samples.shape == (3, 200, 2) and np.isfinite(samples).all()
+
+
+LV_SMALL = ["--config", str(ROOT / "configs" / "cotflow" / "lotka_volterra.yaml"),
+            "--data.num_simulations", "400",
+            "--data.n_test", "40", "--data.batch_size", "64", "--model.width", "8", "--model.eval_steps", "4",
+            "--trainer.val_check_interval", "2"]
+
+
+def test_lotka_volterra_resumes_with_its_standardisation(cli, tmp_path):
+    cache = ["--data.cache_dir", str(tmp_path / "cache")]
+    fit = cli("fit", *LV_SMALL, *cache, "--trainer.max_steps", "4")
+    last = Path(fit.trainer.checkpoint_callback.dirpath) / "last.ckpt"
+    before = torch.load(last, weights_only=True)["state_dict"]
+    resumed = cli("fit", *LV_SMALL, *cache, "--trainer.max_steps", "8", "--ckpt_path", last)
+    assert resumed.trainer.global_step == 8 and bool(resumed.model.scaling.log_params)
+    torch.testing.assert_close(resumed.model.scaling.y_mean, before["scaling.y_mean"])
+    assert list((tmp_path / "cache").glob("lotka_volterra_*.npz"))  # simulated once, then read
+
+
+def test_lotka_volterra_on_two_cpu_processes(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK")}
+    cmd = [sys.executable, "-m", "ctdl", "fit", *LV_SMALL, "--data.cache_dir", str(tmp_path / "cache"),
+           "--trainer.max_steps", "4", "--trainer.strategy", "ddp", "--trainer.devices", "2",
+           "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
+           "--runs_dir", str(tmp_path / "runs")]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "distributed_backend=gloo" in log
+    run_dir = tmp_path / "runs" / "cotflow" / "lotka_volterra" / "version_0"
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
