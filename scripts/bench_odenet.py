@@ -1,4 +1,4 @@
-"""Benchmarks of the supervised ODE-Net task (issue: foundation). Results go to benchmarks/.
+"""Benchmarks of the supervised ODE-Net task. Results go to benchmarks/.
 
     python scripts/bench_odenet.py peaks digits fashion memory overhead   # any subset
     python scripts/bench_odenet.py report                                  # merge into the .md
