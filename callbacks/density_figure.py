@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ctdl.protocols import Flow
 
-from .figure import FigureCallback
+from .figure import FigureCallback, distinct_indices
 
 DATA_COLOR = "#1f77b4"
 MODEL_COLOR = "#ff7f0e"
@@ -76,11 +76,7 @@ class DensityFigure(FigureCallback):
             raise ValueError(f"grid_size must be >= 2, got {grid_size}")
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        if coords is not None:
-            coords = [int(c) for c in coords]
-            if not coords or min(coords) < 0 or len(set(coords)) != len(coords):
-                raise ValueError(
-                    f"coords must be a non-empty list of distinct indices >= 0, got {coords}")
+        coords = distinct_indices(coords, "coords")
         self.n_samples, self.grid_size = n_samples, grid_size
         self.coords, self.seed, self.chunk_size = coords, seed, chunk_size
 

@@ -28,6 +28,16 @@ from torch.utils.data import TensorDataset
 from ctdl.protocols import SplitData, missing_members, split
 
 
+def distinct_indices(values: list[int] | None, name: str, minimum: int = 0) -> list[int] | None:
+    """`values` as a list of ints (None stays None); a ValueError unless it is a non-empty list of
+    distinct indices >= minimum."""
+    if values is None:
+        return None
+    values = [int(v) for v in values]
+    if not values or min(values) < minimum or len(set(values)) != len(values):
+        raise ValueError(f"{name} must be a non-empty list of distinct indices >= {minimum}, got {values}")
+    return values
+
 class FigureCallback(L.Callback):
     """Base class of the figure callbacks; see the module docstring."""
 

@@ -41,7 +41,7 @@ from ctdl.protocols import (
 )
 
 from .density_figure import _box_smooth
-from .figure import FigureCallback
+from .figure import FigureCallback, distinct_indices
 
 REFERENCE_COLOR = "#1f77b4"
 MODEL_COLOR = "#ff7f0e"
@@ -111,17 +111,12 @@ class PosteriorFigure(FigureCallback):
             seed: seed of the sampling and simulation (the figures are reproducible).
         """
         super().__init__(every_n_epochs=every_n_epochs, dpi=dpi)
-        observations = [1] if observations is None else [int(i) for i in observations]
-        if not observations or min(observations) < 1 or len(set(observations)) != len(observations):
-            raise ValueError(f"observations must be distinct indices >= 1, got {observations}")
+        observations = distinct_indices([1] if observations is None else observations, "observations", 1)
         if n_samples < 2:
             raise ValueError(f"n_samples must be >= 2, got {n_samples}")
         if predictive_draws < 0:
             raise ValueError(f"predictive_draws must be >= 0, got {predictive_draws}")
-        if coords is not None:
-            coords = [int(c) for c in coords]
-            if not coords or min(coords) < 0 or len(set(coords)) != len(coords):
-                raise ValueError(f"coords must be a non-empty list of distinct indices >= 0, got {coords}")
+        coords = distinct_indices(coords, "coords")
         if isinstance(reference, (str, Path)):
             if len(observations) > 1:
                 raise ValueError(f"one reference file is the posterior of one observation, but "
