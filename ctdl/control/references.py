@@ -1,0 +1,144 @@
+"""Reference solutions of the control problems: Cole-Hopf (HJB-LQ) and Riccati (LQR).
+
+Cole-Hopf (Han, Jentzen and E 2018). For d_t Phi + sigma^2/2 Lap Phi - lam |grad Phi|^2 = 0,
+Phi(T) = g, the substitution w = exp(-a Phi) with a = 2 lam / sigma^2 gives the backward heat
+equation d_t w + sigma^2/2 Lap w = 0, hence
+
+    Phi(t, x) = -(1/a) ln E[ exp(-a g(x + sigma sqrt(T - t) Z)) ],   Z ~ N(0, I),
+
+estimated by Monte Carlo with the delta-method standard error (1/a) s_w / (mean_w sqrt(M)) of the
+M weights w = exp(-a g). As lam -> 0 it tends to E[g(x + sigma sqrt(T - t) Z)].
+
+Riccati. For f = A x + B u, L = x'Qx + u'Ru, g = x'Gx and constant sigma the value is
+Phi(t, x) = x' P(t) x + r(t) with
+
+    -P' = Q + P A + A' P - P B R^{-1} B' P,  P(T) = G,     -r' = tr(sigma sigma' P),  r(T) = 0,
+
+and u* = -R^{-1} B' P x; solved by classic RK4 backwards on a fine grid, linear in between.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from .problems import LQR, as_vector
+
+
+def hjb_lq_value(t: float | Tensor, x: Tensor, lam: float = 1.0, target: float | Sequence | Tensor | None = None,
+                 sigma: float = math.sqrt(2.0), samples: int = 100_000, horizon: float = 1.0, seed: int = 0,
+                 chunk: int = 10_000) -> tuple[Tensor, Tensor]:
+    """(Phi(t, x), its Monte Carlo standard error), each (n,) float64, for the HJB-LQ problem
+    g(x) = ln((1 + |x - target|^2) / 2) by Cole-Hopf with `samples` normal draws per point
+    (the same draws for every point: common random numbers across x and t).
+
+    Args:
+        t: a time in [0, horizon], or (n,) times, one per point.
+        x: points (n, d).
+        lam: the coefficient lambda of |grad Phi|^2 (>= 0; 0 gives E[g]).
+        target: the minimiser of g (scalar, (d,) or None for the origin).
+        sigma: the scalar noise of dX = ... dt + sigma dW.
+    """
+    if x.ndim != 2:
+        raise ValueError(f"x must have shape (n, d), got {tuple(x.shape)}")
+    if lam < 0:
+        raise ValueError(f"lam must be >= 0, got {lam}")
+    n, d = x.shape
+    x = x.detach().to(torch.float64).cpu()
+    tau = (horizon - torch.as_tensor(t, dtype=torch.float64).reshape(-1)).expand(n)
+    if (tau < -1e-12).any():
+        raise ValueError(f"t must lie in [0, {horizon}]")
+    scale = (sigma * tau.clamp_min(0).sqrt()).unsqueeze(1)  # (n, 1)
+    target = as_vector(target, d, "target")
+    a = 2.0 * lam / sigma**2
+    gen = torch.Generator().manual_seed(seed)
+    # running sums of w / w_max, w^2 / w_max^2 per point with a running shift for stability
+    shift = torch.full((n,), -math.inf, dtype=torch.float64)
+    s1 = torch.zeros(n, dtype=torch.float64)
+    s2 = torch.zeros(n, dtype=torch.float64)
+    done = 0
+    while done < samples:
+        m = min(chunk, samples - done)
+        z = torch.randn(m, d, generator=gen, dtype=torch.float64)
+        # |x + s z - target|^2 = |x - target|^2 + 2 s (x - target).z + s^2 |z|^2, without an (n, m, d) array
+        r = x - target
+        sq = r.square().sum(1, keepdim=True) + 2 * scale * (r @ z.T) + scale.square() * z.square().sum(1)
+        g = torch.log1p(sq) - math.log(2.0)  # (n, m)
+        v = -a * g if a > 0 else g
+        if a > 0:
+            new_shift = torch.maximum(shift, v.max(1).values)
+            s1 = s1 * torch.exp(shift - new_shift) + torch.exp(v - new_shift.unsqueeze(1)).sum(1)
+            s2 = s2 * torch.exp(2 * (shift - new_shift)) + torch.exp(2 * (v - new_shift.unsqueeze(1))).sum(1)
+            shift = new_shift
+        else:
+            s1, s2 = s1 + v.sum(1), s2 + v.square().sum(1)
+        done += m
+    mean, var = s1 / samples, (s2 / samples - (s1 / samples).square()).clamp_min(0) * samples / max(samples - 1, 1)
+    if a > 0:
+        value = -(torch.log(mean) + shift) / a
+        stderr = var.sqrt() / (mean * math.sqrt(samples)) / a
+    else:
+        value, stderr = mean, var.sqrt() / math.sqrt(samples)
+    return value, stderr
+
+
+class RiccatiSolution:
+    """P(t) and r(t) of an LQR problem on a grid of `steps` RK4 steps from T back to 0."""
+
+    def __init__(self, problem: LQR, steps: int = 4000) -> None:
+        self.problem, self.steps = problem, steps
+        A, B, Q, G = problem.A, problem.B, problem.Q, problem.G
+        BRB = B @ problem.R_inv @ B.T
+        SS = problem.sigma @ problem.sigma.T
+        T = problem.horizon
+
+        def rhs(P: Tensor) -> tuple[Tensor, Tensor]:  # d/ds of (P, r) in s = T - t
+            return Q + P @ A + A.T @ P - P @ BRB @ P, torch.trace(SS @ P)
+
+        h = T / steps
+        P, r = G.clone(), torch.zeros((), dtype=torch.float64)
+        Ps, rs = [P], [r]
+        for _ in range(steps):
+            k1 = rhs(P)
+            k2 = rhs(P + 0.5 * h * k1[0])
+            k3 = rhs(P + 0.5 * h * k2[0])
+            k4 = rhs(P + h * k3[0])
+            P = P + h / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0])
+            r = r + h / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])
+            Ps.append(P), rs.append(r)
+        self.P = torch.stack(Ps[::-1])  # P at t = 0, h, ..., T
+        self.r = torch.stack(rs[::-1])
+        self.times = torch.linspace(0.0, T, steps + 1, dtype=torch.float64)
+
+    def _at(self, table: Tensor, t: Tensor) -> Tensor:
+        pos = (t / self.problem.horizon * self.steps).clamp(0, self.steps)
+        lo = pos.floor().long().clamp(max=self.steps - 1)
+        w = (pos - lo).reshape(-1, *([1] * (table.ndim - 1)))
+        return (1 - w) * table[lo] + w * table[lo + 1]
+
+    def matrices(self, t: float | Tensor, n: int) -> tuple[Tensor, Tensor]:
+        """(P(t) (n, 2, 2), r(t) (n,)) at one time or (n,) times."""
+        t = torch.as_tensor(t, dtype=torch.float64).reshape(-1).expand(n)
+        return self._at(self.P, t), self._at(self.r, t)
+
+    def value(self, t: float | Tensor, x: Tensor) -> Tensor:
+        """Phi(t, x) = x'P(t)x + r(t), (n,) float64."""
+        x = x.detach().to(torch.float64).cpu()
+        P, r = self.matrices(t, len(x))
+        return torch.einsum("ni,nij,nj->n", x, P, x) + r
+
+    def control(self, t: float | Tensor, x: Tensor) -> Tensor:
+        """u*(t, x) = -R^{-1} B' P(t) x, (n, m) float64."""
+        x = x.detach().to(torch.float64).cpu()
+        P, _ = self.matrices(t, len(x))
+        K = self.problem.R_inv @ self.problem.B.T  # (m, 2)
+        return -torch.einsum("mi,nij,nj->nm", K, P, x)
+
+    def expected_cost(self) -> float:
+        """E[Phi(0, X_0)] over the start law N(start, start_std^2 I): the optimal expected cost."""
+        P0, r0 = self.P[0], self.r[0]
+        m, s2 = self.problem.start, self.problem.start_std**2
+        return float(m @ P0 @ m + s2 * torch.trace(P0) + r0)
