@@ -13,7 +13,7 @@ space), `TransportModel` (a classifier whose features move along ODE blocks), `P
 and `ReferencePosteriors` (simulation pairs for posterior estimation), `ObservedData`,
 `KnownParameters`, `NamedParameters` and `PredictiveSimulator` (what a posterior figure shows), and
 the data facts a config links into the model (`DATA_FACTS`: dim, input_shape, num_classes,
-cond_dim).
+cond_dim, problem, problem_args).
 """
 
 from __future__ import annotations
@@ -233,9 +233,17 @@ class PredictiveSimulator(Protocol):
         ...
 
 
+@runtime_checkable
+class ControlData(Protocol):
+    """Data for a control problem: start points of `ctdl.control.make_problem(problem, **problem_args)`."""
+
+    problem: str
+    problem_args: dict
+
+
 DATA_FACTS: dict[str, type] = {
     "dim": VectorData, "input_shape": ShapedData, "num_classes": ClassificationData,
-    "cond_dim": ConditionedData,
+    "cond_dim": ConditionedData, "problem": ControlData, "problem_args": ControlData,
 }
 """The facts a datamodule states about its data and a model takes as an argument of the same name:
 ``ctdl``'s CLI links each one from the datamodule into every model whose ``__init__`` has it, so a

@@ -1,6 +1,7 @@
 """LightningDataModules of ctdl: toy 2-D sets, image classification, density estimation, simulation
-pairs for posterior estimation."""
+pairs for posterior estimation, start points of control problems."""
 
+from .control_starts import ControlStarts
 from .digits_density import DigitsDensity
 from .images import ImageClassification
 from .lotka_volterra import LotkaVolterra
@@ -11,6 +12,7 @@ from .toy2d import Toy2DClassification, make_toy2d
 from .toy_density import Toy2DDensity, make_toy_density, toy_log_density
 
 __all__ = [
+    "ControlStarts",
     "DigitsDensity",
     "ImageClassification",
     "LotkaVolterra",

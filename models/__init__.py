@@ -3,5 +3,6 @@
 from .cotflow import ConditionalOTFlow
 from .odenet import ODENetClassifier
 from .otflow import OTFlow
+from .soc import StochasticOptimalControl
 
-__all__ = ["ConditionalOTFlow", "ODENetClassifier", "OTFlow"]
+__all__ = ["ConditionalOTFlow", "ODENetClassifier", "OTFlow", "StochasticOptimalControl"]

@@ -135,3 +135,18 @@ def test_gradient_alone_matches_grad_laplacian():
     g, dt = P.gradient(x, t, y)
     g2, dt2, _ = P.grad_laplacian(x, t, y)
     assert torch.equal(g, g2) and torch.equal(dt, dt2)
+
+
+@pytest.mark.parametrize("dim, k", [(2, 2), (3, 5), (7, 7), (7, 3)])  # per-coordinate and stacked paths
+def test_directional_trace_matches_autograd_hessian(dim, k):
+    """tr(M' Hess M), the diffusion term tr(D Hess Phi) with D = M M', against autograd's Hessian."""
+    P = perturbed(dim, 3, 0)
+    M = torch.randn(dim, k, dtype=torch.float64)
+    x, t = torch.randn(4, dim, dtype=torch.float64), torch.rand(4, dtype=torch.float64)
+    _, _, trace = P.grad_laplacian(x, t, directions=M)
+    for i in range(4):
+        H = torch.autograd.functional.hessian(lambda xx, i=i: P(xx[None], t[i:i + 1])[0], x[i])
+        expected = torch.trace(M.T @ H @ M)
+        assert abs(trace[i] - expected) <= 1e-10 * abs(expected)
+    with pytest.raises(ValueError, match=rf"directions must have shape \({dim}, k\), got \({dim + 1}, 2\)"):
+        P.grad_laplacian(x, t, directions=torch.eye(dim + 1, 2, dtype=torch.float64))

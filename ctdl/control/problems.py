@@ -54,6 +54,7 @@ class ControlProblem:
 
     name = "problem"
     horizon: float = 1.0
+    args: dict = {}  # the keywords it was built with (set by make_problem)
 
     def __init__(self, dim: int, control_dim: int, sigma: float | Sequence | Tensor) -> None:
         if dim < 1:
@@ -342,4 +343,6 @@ def make_problem(name: str, **args) -> ControlProblem:
     """The problem `name` built with `args` (its constructor's keywords)."""
     if name not in PROBLEMS:
         raise ValueError(f"unknown control problem {name!r}; known problems: {', '.join(sorted(PROBLEMS))}")
-    return PROBLEMS[name](**args)
+    problem = PROBLEMS[name](**args)
+    problem.args = dict(args)
+    return problem

@@ -15,17 +15,21 @@ Phi(t, x) = x' P(t) x + r(t) with
     -P' = Q + P A + A' P - P B R^{-1} B' P,  P(T) = G,     -r' = tr(sigma sigma' P),  r(T) = 0,
 
 and u* = -R^{-1} B' P x; solved by classic RK4 backwards on a fine grid, linear in between.
+
+Finite elements (the obstacle problem): `ctdl.control.fem_hjb.fem_value_2d`.
+`reference_value(problem)` picks the reference of a problem (None for the quadcopter).
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-from .problems import LQR, as_vector
+from .problems import HJBLQ, LQR, ControlProblem, Obstacle, as_vector
 
 
 def hjb_lq_value(t: float | Tensor, x: Tensor, lam: float = 1.0, target: float | Sequence | Tensor | None = None,
@@ -142,3 +146,31 @@ class RiccatiSolution:
         P0, r0 = self.P[0], self.r[0]
         m, s2 = self.problem.start, self.problem.start_std**2
         return float(m @ P0 @ m + s2 * torch.trace(P0) + r0)
+
+
+ValueFn = Callable[[Tensor | float, Tensor], Tensor]
+_REFERENCES: dict[str, ValueFn] = {}
+
+
+def reference_value(problem: ControlProblem, samples: int = 100_000, mesh: int = 149,
+                    dt: float = 1e-3) -> ValueFn | None:
+    """The reference value (t, x) -> Phi(t, x) (n,) float64 of a problem, or None where there is none:
+    Cole-Hopf with `samples` draws (hjb_lq), Riccati (lqr), finite elements on a `mesh` x `mesh`
+    grid with time step `dt` (obstacle). Built once per process for the same problem and settings."""
+    settings = {HJBLQ: [samples], Obstacle: [mesh, dt]}.get(type(problem), [])
+    key = json.dumps([type(problem).__name__, problem.args, settings], sort_keys=True, default=str)
+    if key in _REFERENCES:
+        return _REFERENCES[key]
+    if isinstance(problem, HJBLQ):
+        def value(t, x, p=problem):
+            return hjb_lq_value(t, x, lam=p.lam, target=p.target, sigma=p.noise, samples=samples,
+                                horizon=p.horizon)[0]
+    elif isinstance(problem, LQR):
+        value = RiccatiSolution(problem).value
+    elif isinstance(problem, Obstacle):
+        from .fem_hjb import fem_value_2d
+        value = fem_value_2d(problem, mesh=mesh, dt=dt)
+    else:
+        return None
+    _REFERENCES[key] = value
+    return value

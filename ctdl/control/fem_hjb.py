@@ -1,0 +1,237 @@
+"""Finite-element reference value of a 2-D control problem: the HJB equation solved with DOLFINx.
+
+The value Phi(t, x) of a `Problem2D` solves, on the box Omega = [lo, hi]^2,
+
+    d_t Phi + div(D grad Phi) + H(x, grad Phi) = 0,   Phi(T) = g,   D = sigma sigma' / 2,
+
+(tr(D Hess Phi) = div(D grad Phi) because D is constant), with the natural no-flux boundary
+condition (D grad Phi).n = 0 on the boundary of Omega. Space: continuous piecewise-linear
+Lagrange elements (P1) on a structured mesh of `mesh` x `mesh` squares, each cut into two
+triangles. Time: backward (implicit) Euler from t_N = T down to t_0 = 0 with step dt, so
+Phi^N = g and, for n = N - 1, ..., 0, Phi^n in V_h solves
+
+    int (Phi^n - Phi^{n+1}) / dt v dx + int (D grad Phi^n).grad v dx - int H(x, grad Phi^n) v dx = 0
+
+for every v in V_h (the boundary term vanishes by the no-flux condition). Each step is a
+nonlinear system, solved by Newton's method (PETSc SNES, backtracking line search, direct LU by
+MUMPS) started from Phi^{n+1}. The error is O(h^2 + dt) for smooth values. Snapshots are kept at
+chosen times and the returned `FEMValue` evaluates the P1 function at points by barycentric
+interpolation on the structured mesh, linear in time between snapshots.
+
+Reference: Li, Verma and Ruthotto, "A neural network approach for stochastic optimal control",
+SIAM J. Sci. Comput. 2024; their reference value of the obstacle problem uses P1 on [-3, 3]^2
+with a 149 x 149 mesh, Neumann boundary conditions, backward Euler with dt = 1e-3 and Newton.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .problems import Problem2D
+
+__all__ = ["FEMValue", "fem_value_2d"]
+
+
+class FEMValue:
+    """Phi(t, x) of a finite-element HJB solve: call it as `value(t, x)`.
+
+    Attributes:
+        problem: the solved problem.
+        domain: (lo, hi) of the box [lo, hi]^2.
+        mesh: squares per side (each split into two triangles); mesh + 1 nodes per side.
+        dt: the time step used (T / steps).
+        steps: number of backward Euler steps.
+        times: (K,) snapshot times, increasing, float64 numpy.
+        nodal: (K, mesh + 1, mesh + 1) nodal values, nodal[k, i, j] = Phi(times[k], (x_i, y_j)).
+        solve_seconds: wall time of the time stepping (form compilation excluded).
+        setup_seconds: wall time of mesh, form compilation and solver set-up.
+        newton_iterations: Newton iterations summed over all steps.
+        max_newton_iterations: the most Newton iterations of one step.
+    """
+
+    def __init__(self, problem: Problem2D, domain: tuple[float, float], mesh: int, dt: float, steps: int,
+                 times: np.ndarray, nodal: np.ndarray, diagonal_up: np.ndarray, solve_seconds: float,
+                 setup_seconds: float, newton_iterations: int, max_newton_iterations: int) -> None:
+        self.problem, self.domain, self.mesh, self.dt, self.steps = problem, domain, mesh, dt, steps
+        self.times, self.nodal = times, nodal
+        self._diagonal_up = diagonal_up  # (mesh, mesh): True when square (i, j) is cut from (i, j) to (i+1, j+1)
+        self.solve_seconds, self.setup_seconds = solve_seconds, setup_seconds
+        self.newton_iterations, self.max_newton_iterations = newton_iterations, max_newton_iterations
+
+    @property
+    def horizon(self) -> float:
+        return float(self.times[-1])
+
+    def __repr__(self) -> str:
+        lo, hi = self.domain
+        return (f"FEMValue({self.problem.name}, box [{lo}, {hi}]^2, mesh={self.mesh}, dt={self.dt:g}, "
+                f"snapshots={len(self.times)}, solve {self.solve_seconds:.2f} s, "
+                f"{self.newton_iterations} Newton iterations)")
+
+    def _space(self, f: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """(k, n) values at the points x of the P1 functions with nodal values f (k, mesh + 1, mesh + 1)."""
+        lo, hi = self.domain
+        m = self.mesh
+        h = (hi - lo) / m
+        tol = 1e-9 * (hi - lo)
+        outside = ((x < lo - tol) | (x > hi + tol)).any(1)
+        if outside.any():
+            bad = x[outside][0]
+            raise ValueError(f"{int(outside.sum())} point(s) lie outside the box [{lo}, {hi}]^2 of the finite-"
+                             f"element solution, e.g. ({bad[0]:.6g}, {bad[1]:.6g})")
+        u = np.clip((x - lo) / h, 0.0, m)
+        ij = np.minimum(np.floor(u).astype(np.int64), m - 1)
+        s, r = (u - ij).T  # local coordinates in [0, 1] within the square
+        i, j = ij.T
+        f00, f10, f01, f11 = f[:, i, j], f[:, i + 1, j], f[:, i, j + 1], f[:, i + 1, j + 1]
+        up = self._diagonal_up[i, j]
+        # diagonal (0,0)-(1,1): triangle below (s >= r) or above it
+        below = f00 + s * (f10 - f00) + r * (f11 - f10)
+        above = f00 + r * (f01 - f00) + s * (f11 - f01)
+        # diagonal (1,0)-(0,1): triangle at (0,0) (s + r <= 1) or at (1,1)
+        lower = f00 + s * (f10 - f00) + r * (f01 - f00)
+        upper = f11 + (1 - s) * (f01 - f11) + (1 - r) * (f10 - f11)
+        return np.where(up, np.where(s >= r, below, above), np.where(s + r <= 1, lower, upper))
+
+    def __call__(self, t: float, x: Tensor | np.ndarray) -> Tensor:
+        """Phi(t, x): (n,) float64 for one time t in [0, T] and points x of shape (n, 2)."""
+        if isinstance(x, Tensor):
+            x = x.detach().cpu().numpy()
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != 2:
+            raise ValueError(f"x must have shape (n, 2); got {tuple(x.shape)}")
+        t = float(t)
+        T = self.horizon
+        if not (-1e-12 * max(T, 1.0) <= t <= T * (1 + 1e-12)):
+            raise ValueError(f"t must lie in [0, {T}]; got {t}")
+        k = int(np.clip(np.searchsorted(self.times, t, side="right") - 1, 0, len(self.times) - 2))
+        t0, t1 = self.times[k], self.times[k + 1]
+        w = float(np.clip((t - t0) / (t1 - t0), 0.0, 1.0))
+        if w in (0.0, 1.0):
+            values = self._space(self.nodal[k + int(w)][None], x)[0]
+        else:
+            values = self._space((1 - w) * self.nodal[k][None] + w * self.nodal[k + 1][None], x)[0]
+        return torch.from_numpy(np.ascontiguousarray(values))
+
+    value = __call__
+
+
+def _default_save_times(T: float) -> list[float]:
+    return [T * k / 20 for k in range(21)]
+
+
+def fem_value_2d(problem: Problem2D, mesh: int = 149, dt: float = 1e-3, save_times: Sequence[float] | None = None,
+                 domain: tuple[float, float] | None = None) -> FEMValue:
+    """Solve the HJB equation of `problem` backwards from Phi(T) = g by P1 finite elements.
+
+    Args:
+        problem: a 2-D problem with `ufl_hamiltonian`, `ufl_terminal`, `sigma` and `horizon`.
+        mesh: squares per side of the structured triangle mesh (two triangles each), >= 2.
+        dt: the time step; T / dt is rounded up to whole steps and dt shrunk to T / steps.
+        save_times: times in [0, T] at which to keep snapshots (0 and T are always added);
+            default every 0.05 T.
+        domain: (lo, hi) of the box [lo, hi]^2; default `problem.domain`.
+
+    Returns:
+        A callable `FEMValue`; `value(t, x)` gives Phi(t, x) for x of shape (n, 2).
+    """
+    if not isinstance(problem, Problem2D) or problem.dim != 2:
+        raise ValueError(f"fem_value_2d needs a 2-D problem (a Problem2D with UFL Hamiltonian and terminal "
+                         f"cost); got {problem!r}")
+    if int(mesh) != mesh or mesh < 2:
+        raise ValueError(f"mesh must be an integer >= 2, got {mesh!r}")
+    mesh = int(mesh)
+    T = float(problem.horizon)
+    if not (dt > 0 and math.isfinite(dt)):
+        raise ValueError(f"dt must be positive, got {dt!r}")
+    lo, hi = (float(v) for v in (problem.domain if domain is None else domain))
+    if not hi > lo:
+        raise ValueError(f"domain must be (lo, hi) with lo < hi, got {(lo, hi)}")
+    steps = max(1, math.ceil(T / dt - 1e-9))
+    dt = T / steps
+    saves = sorted({0.0, T, *(float(s) for s in (save_times if save_times is not None else _default_save_times(T)))})
+    if saves[0] < 0 or saves[-1] > T * (1 + 1e-12):
+        raise ValueError(f"save_times must lie in [0, {T}]; got {saves[0]} .. {saves[-1]}")
+
+    from ctdl.fem import import_dolfinx
+
+    dolfinx = import_dolfinx()
+    import ufl
+    from dolfinx.fem.petsc import NonlinearProblem
+    from mpi4py import MPI
+
+    t_setup = time.perf_counter()
+    msh = dolfinx.mesh.create_rectangle(MPI.COMM_SELF, [np.array([lo, lo]), np.array([hi, hi])], [mesh, mesh],
+                                        dolfinx.mesh.CellType.triangle)
+    V = dolfinx.fem.functionspace(msh, ("Lagrange", 1))
+    h = (hi - lo) / mesh
+
+    # nodal values <-> the (mesh + 1)^2 grid, and which diagonal cuts each square
+    coords = V.tabulate_dof_coordinates()[:, :2]
+    grid = np.rint((coords - lo) / h).astype(np.int64)
+    if not np.allclose(lo + grid * h, coords, atol=1e-9 * (hi - lo)) or len(coords) != (mesh + 1) ** 2:
+        raise RuntimeError("the DOLFINx mesh is not the expected structured grid")
+    cells = V.dofmap.list  # (cells, 3) dofs per triangle
+    cij = grid[cells]  # (cells, 3, 2)
+    corner = cij.min(axis=1)
+    has_00 = ((cij == corner[:, None, :]).all(-1)).any(1)
+    has_11 = ((cij == corner[:, None, :] + 1).all(-1)).any(1)
+    diagonal_up = np.zeros((mesh, mesh), dtype=bool)
+    diagonal_up[corner[:, 0], corner[:, 1]] = has_00 & has_11
+
+    phi = dolfinx.fem.Function(V)  # Phi^n, the unknown
+    phi_next = dolfinx.fem.Function(V)  # Phi^{n+1}
+    x = ufl.SpatialCoordinate(msh)
+    terminal = dolfinx.fem.Expression(problem.ufl_terminal(x), V.element.interpolation_points)
+    phi_next.interpolate(terminal)
+    phi.x.array[:] = phi_next.x.array
+
+    D = 0.5 * (problem.sigma @ problem.sigma.T)
+    D_ufl = ufl.as_matrix(D.tolist())
+    v = ufl.TestFunction(V)
+    k = dolfinx.fem.Constant(msh, dolfinx.default_scalar_type(1.0 / dt))
+    F = (k * (phi - phi_next) * v + ufl.dot(D_ufl * ufl.grad(phi), ufl.grad(v))
+         - problem.ufl_hamiltonian(x, ufl.grad(phi)) * v) * ufl.dx
+    nonlinear = NonlinearProblem(
+        F, phi,
+        petsc_options_prefix=f"ctdl_fem_hjb_{problem.name}_",
+        petsc_options={"snes_type": "newtonls", "snes_linesearch_type": "bt", "snes_rtol": 1e-10,
+                       "snes_atol": 1e-12, "snes_stol": 0.0, "snes_max_it": 50, "ksp_type": "preonly",
+                       "pc_type": "lu", "pc_factor_mat_solver_type": "mumps",
+                       "snes_error_if_not_converged": True, "ksp_error_if_not_converged": True},
+    )
+    snes = nonlinear.solver
+    setup_seconds = time.perf_counter() - t_setup
+
+    def as_grid(values: np.ndarray) -> np.ndarray:
+        out = np.empty((mesh + 1, mesh + 1))
+        out[grid[:, 0], grid[:, 1]] = values
+        return out
+
+    snaps: dict[float, np.ndarray] = {T: as_grid(phi_next.x.array)}
+    pending = [s for s in reversed(saves) if s < T]  # decreasing
+    total_its = max_its = 0
+    t_solve = time.perf_counter()
+    for n in range(steps - 1, -1, -1):
+        nonlinear.solve()
+        its = snes.getIterationNumber()
+        total_its, max_its = total_its + its, max(max_its, its)
+        t_n, t_next = n * dt, (n + 1) * dt
+        while pending and pending[0] >= t_n - 1e-12 * T:
+            s = pending.pop(0)
+            w = 0.0 if n == 0 and s <= 0 else min(max((t_next - s) / dt, 0.0), 1.0)  # weight of Phi^n
+            snaps[s] = as_grid(w * phi.x.array + (1 - w) * phi_next.x.array)
+        phi_next.x.array[:] = phi.x.array
+    solve_seconds = time.perf_counter() - t_solve
+    del nonlinear
+
+    times = np.array(sorted(snaps))
+    nodal = np.stack([snaps[s] for s in times])
+    return FEMValue(problem, (lo, hi), mesh, dt, steps, times, nodal, diagonal_up, solve_seconds, setup_seconds,
+                    total_its, max_its)

@@ -1,0 +1,148 @@
+"""A value network for a control problem: feedback control, controlled paths and the HJB losses.
+
+Phi(t, x) is the OT-Flow potential (`ctdl.potential.Potential`, exact gradient and Hessian trace).
+Its feedback control is u(t, x) = u*(t, x, grad_x Phi(t, x)) (the Hamiltonian's minimiser, in
+closed form per problem). Paths X_0, ..., X_N on the grid t_k = k h, h = T / N, by Euler-Maruyama
+
+    X_{k+1} = X_k + f(t_k, X_k, u_k) h + sigma sqrt(h) xi_k,     C_{k+1} = C_k + L(t_k, X_k, u_k) h,
+
+with u_k the feedback control ("pmp": Pontryagin-informed sampling; the paths stay in the graph,
+so the cost J = C_N + g(X_N) backpropagates through the SDE) or u_k = 0 ("random_walk": the
+uncontrolled dynamics, detached). The loss terms of Li, Verma and Ruthotto (SIAM SISC 2024),
+each per path (mean over the batch in the model):
+
+    cost       J = C_N + g(X_N), the realised cost (pmp only)
+    bsde       sum_k (Phi(t_{k+1}, X_{k+1}) - Phi(t_k, X_k) - grad Phi_k'(X_{k+1} - X_k) + H_k h)^2,
+               the discrete Ito identity of a solution of the HJB equation (with the running cost of
+               each path, not of the batch);
+    terminal   |Phi(T, X_N) - g(X_N)|
+    terminal_grad  |grad Phi(T, X_N) - grad g(X_N)|  (absolute values: g reaches thousands on the
+               quadcopter, where squares would swamp the other terms)
+    hjb        h sum_k (d_t Phi + tr(D Hess Phi) + H(t, x, grad Phi))^2 at (t_k, X_k), D = sigma sigma'/2
+               applied once, the trace exact (`Potential.grad_laplacian` with directions sigma / sqrt 2);
+    phi0_gap   (Phi(0, X_0) - J)^2, minimised by Phi(0, x) = E[J | X_0 = x] (pmp only).
+For a pmp path H_k h = L_k h + grad Phi_k' f_k h, so the bsde residual is Phi_{k+1} - Phi_k + L_k h
+- grad Phi_k' sigma sqrt(h) xi_k: the same identity written for the noise actually drawn.
+Only J backpropagates through the paths (into Phi through the feedback u); the penalties are
+evaluated on detached paths and J is detached in phi0_gap: they fit Phi where the paths go,
+and pulling the paths (or J) towards where Phi happens to fit would raise the cost.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from ctdl.integrators import sdeint
+from ctdl.integrators.noise import ColouredNoise
+from ctdl.potential import Potential
+
+from .problems import ControlProblem
+
+SAMPLING = ("pmp", "random_walk")
+LOSS_TERMS = ("cost", "bsde", "terminal", "terminal_grad", "hjb", "phi0_gap")
+
+
+class Paths(NamedTuple):
+    """Paths on the grid `times` (N + 1,): states (N + 1, n, d) and running costs C (N + 1, n)."""
+
+    times: Tensor
+    states: Tensor
+    running: Tensor
+
+
+def check_sampling(sampling: str) -> None:
+    if sampling not in SAMPLING:
+        raise ValueError(f"unknown sampling {sampling!r}; known: {', '.join(SAMPLING)}")
+
+
+class ValueFunction(nn.Module):
+    """Phi(t, x) for `problem`, its feedback control, its paths and loss terms (see the module doc)."""
+
+    def __init__(self, problem: ControlProblem, width: int = 64, depth: int = 3, rank: int | None = None) -> None:
+        super().__init__()
+        self.problem = problem
+        self.potential = Potential(problem.dim, width, depth=depth, rank=rank)
+        self.match_terminal_level()
+
+    @torch.no_grad()
+    def match_terminal_level(self, n: int = 256, seed: int = 0) -> None:
+        """Shift Phi's constant so that mean Phi(T, x0) = mean g(x0) over n start draws: the ResNet
+        part alone starts near width * log 2, far from the value's level on most problems."""
+        x0 = self.problem.sample_start(n, torch.Generator().manual_seed(seed))
+        gap = self.problem.terminal_cost(x0).mean() - self.potential(x0.to(self.potential.w), self.problem.horizon).mean()
+        self.potential.c0.add_(gap.to(self.potential.c0))
+
+    @property
+    def dim(self) -> int:
+        return self.problem.dim
+
+    def forward(self, t: Tensor | float, x: Tensor) -> Tensor:
+        """Phi(t, x), shape (n,)."""
+        self.problem.check_state(x)
+        return self.potential(x, t)
+
+    def control(self, t: Tensor | float, x: Tensor) -> Tensor:
+        """The feedback control u*(t, x, grad_x Phi(t, x)), shape (n, control_dim)."""
+        self.problem.check_state(x)
+        return self.problem.optimal_control(t, x, self.potential.gradient(x, t)[0])
+
+    def paths(self, x0: Tensor, steps: int, sampling: str = "pmp",
+              generator: torch.Generator | None = None) -> Paths:
+        """Euler-Maruyama paths from x0 (n, d) with `steps` steps on [0, T]."""
+        check_sampling(sampling)
+        problem = self.problem
+        problem.check_state(x0, "x0")
+        times = torch.linspace(0.0, problem.horizon, steps + 1, dtype=x0.dtype, device=x0.device)
+
+        def drift(t, state):
+            x, _ = state
+            u = self.control(t, x) if sampling == "pmp" else x.new_zeros(len(x), problem.control_dim)
+            return problem.drift(t, x, u), problem.running_cost(t, x, u)
+
+        noisy = None if problem.deterministic else x0.new_ones(())
+        sigma = problem.sigma.to(x0)
+        noise = ColouredNoise(lambda xi: xi @ sigma.T, generator=generator)
+        start = (x0, x0.new_zeros(len(x0)))
+        with torch.set_grad_enabled(torch.is_grad_enabled() and sampling == "pmp"):
+            states, running = sdeint(drift, lambda t, s: (noisy, None), start, times, steps=steps, noise=noise)
+        return Paths(times, states, running)
+
+    def hjb_terms(self, t: Tensor, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(Phi, grad_x Phi, H(t, x, grad Phi), the HJB residual d_t Phi + tr(D Hess Phi) + H) at
+        the points (t_i, x_i); shapes (n,), (n, d), (n,), (n,)."""
+        problem = self.problem
+        directions = problem.sigma.to(x) / math.sqrt(2.0)
+        grad, d_t, trace = self.potential.grad_laplacian(x, t, directions=directions)
+        hamiltonian = problem.hamiltonian(t, x, grad)
+        return self.potential(x, t), grad, hamiltonian, d_t + trace + hamiltonian
+
+    def loss_terms(self, x0: Tensor, steps: int, sampling: str = "pmp",
+                   generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """The per-path loss terms of the module doc, each (n,); cost and phi0_gap only for pmp."""
+        paths = self.paths(x0, steps, sampling, generator)
+        N, n, d = paths.states.shape[0] - 1, *x0.shape
+        h = self.problem.horizon / N
+        t_all = paths.times.repeat_interleave(n)
+        states = paths.states.detach()  # the penalties fit Phi where the paths go, they do not steer them
+        phi, grad, hamiltonian, residual = self.hjb_terms(t_all, states.reshape(-1, d))
+        phi, grad = phi.view(N + 1, n), grad.view(N + 1, n, d)
+        hamiltonian, residual = hamiltonian.view(N + 1, n)[:-1], residual.view(N + 1, n)
+        dX = states[1:] - states[:-1]
+        bsde = (phi[1:] - phi[:-1] - (grad[:-1] * dX).sum(-1) + hamiltonian * h).square().sum(0)
+        xT = states[-1]
+        g = self.problem.terminal_cost(xT)
+        terms = {
+            "bsde": bsde,
+            "terminal": (phi[-1] - g).abs(),
+            "terminal_grad": torch.linalg.vector_norm(grad[-1] - self.problem.terminal_gradient(xT), dim=-1),
+            "hjb": h * residual[:-1].square().sum(0),
+        }
+        if sampling == "pmp":
+            cost = paths.running[-1] + self.problem.terminal_cost(paths.states[-1])
+            terms["cost"] = cost
+            terms["phi0_gap"] = (phi[0] - cost.detach()).square()
+        return terms

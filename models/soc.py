@@ -1,0 +1,148 @@
+"""Stochastic optimal control with a value network and Pontryagin-informed sampling (Li, Verma and
+Ruthotto, SIAM SISC 2024), as a thin LightningModule over `ctdl.control.ValueFunction`.
+
+loss = sum_k alpha_k mean(term_k) over the terms of `ctdl.control.value_function` (cost, bsde,
+terminal, terminal_grad, hjb, phi0_gap) on Euler-Maruyama paths from a batch of start points.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from ctdl.control import LOSS_TERMS, ValueFunction, make_problem, reference_value
+from ctdl.control.value_function import check_sampling
+
+from .optim import adamw_with_schedule, check_scheduler
+
+
+class StochasticOptimalControl(L.LightningModule):
+    """A value function Phi(t, x) and its feedback control for a control problem. Batches are start
+    points (x0,) in training and (x0, Phi_ref(0, x0)) in validation and testing (NaN where the
+    problem has no reference). Logs train/loss and its terms, val/loss, val/cost (the realised
+    cost J of the learned feedback), val/phi0_rel_err; test/phi0_rel_err, test/traj_rel_l2 (Phi
+    along controlled paths against the reference), test/cost and test/cost_ref (the
+    mean reference value Phi_ref(0, x0) over the same starts: the optimal expected cost)."""
+
+    def __init__(
+        self,
+        problem: str = "hjb_lq",
+        problem_args: dict | None = None,
+        dim: int | None = None,
+        width: int = 64,
+        depth: int = 3,
+        rank: int | None = None,
+        steps: int = 20,
+        eval_steps: int = 50,
+        sampling: str = "pmp",
+        alpha_cost: float = 1.0,
+        alpha_bsde: float = 1.0,
+        alpha_terminal: float = 1.0,
+        alpha_terminal_grad: float = 1.0,
+        alpha_hjb: float = 1.0,
+        alpha_phi0_gap: float = 1.0,
+        lr: float = 0.01,
+        weight_decay: float = 0.0,
+        scheduler: str = "cosine",
+        traj_paths: int = 32,
+        reference_samples: int = 20_000,
+    ) -> None:
+        """
+        Args:
+            problem: a name of `ctdl.control.PROBLEMS` (linked from the datamodule by `ctdl`).
+            problem_args: its constructor's keywords, e.g. {dim: 100, lam: 1.0} (linked too).
+            dim: the value network's state dimension; must equal the problem's (linked).
+            width, depth, rank: the potential's ResNet width, layers and the rank of A.
+            steps: Euler-Maruyama steps on [0, T] in training.
+            eval_steps: steps in validation and testing.
+            sampling: "pmp" (paths under the learned feedback, in the graph) or "random_walk"
+                (uncontrolled paths, detached; no cost and phi0_gap terms).
+            alpha_*: the weights of the loss terms.
+            lr, weight_decay, scheduler: AdamW and its per-step cosine decay (applied once).
+            traj_paths: paths of each test batch along which Phi is compared with the reference.
+            reference_samples: Monte Carlo draws per point of the Cole-Hopf reference in testing.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        check_sampling(sampling)
+        check_scheduler(scheduler)
+        self.problem = make_problem(problem, **(problem_args or {}))
+        if dim is not None and dim != self.problem.dim:
+            raise ValueError(f"the value network's dim = {dim} does not match the {problem} problem's "
+                             f"dimension {self.problem.dim}; set problem_args.dim or dim so they agree")
+        self.value_function = ValueFunction(self.problem, width=width, depth=depth, rank=rank)
+
+    # --------------------------------------------------------------------------- the policy
+    def forward(self, t: Tensor | float, x: Tensor) -> Tensor:
+        """Phi(t, x), shape (n,)."""
+        return self.value_function(t, x)
+
+    def control(self, t: Tensor | float, x: Tensor) -> Tensor:
+        """The feedback control u*(t, x, grad Phi(t, x)), shape (n, control_dim)."""
+        return self.value_function.control(t, x)
+
+    def paths(self, x0: Tensor, steps: int | None = None, generator: torch.Generator | None = None):
+        """Paths under the learned feedback (`ctdl.control.Paths`), `eval_steps` by default."""
+        return self.value_function.paths(x0, steps or self.hparams.eval_steps, "pmp", generator)
+
+    # ------------------------------------------------------------------------------ training
+    def loss_terms(self, x0: Tensor, steps: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        terms = {k: v.mean() for k, v in
+                 self.value_function.loss_terms(x0, steps, self.hparams.sampling, generator).items()}
+        terms["loss"] = sum(self.hparams[f"alpha_{k}"] * v for k, v in terms.items())
+        return terms
+
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        x0 = batch[0]
+        terms = self.loss_terms(x0, self.hparams.steps)
+        self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=True, batch_size=len(x0))
+        return terms["loss"]
+
+    def _eval_step(self, batch: tuple[Tensor, ...], batch_idx: int, stage: str) -> None:
+        x0, reference = batch[0], batch[1]
+        seed = batch_idx * self.trainer.world_size + self.global_rank
+        gen = torch.Generator(device=x0.device).manual_seed(seed)
+        h = self.hparams
+        with torch.enable_grad():  # the sampling="pmp" paths are cheap to keep; terminal_gradient needs it
+            terms = self.value_function.loss_terms(x0, h.eval_steps, "pmp", gen)
+        weighted = sum(h[f"alpha_{k}"] * v.mean() for k, v in terms.items()
+                       if h.sampling == "pmp" or k not in ("cost", "phi0_gap"))
+        logs = {f"{stage}/loss": weighted, f"{stage}/cost": terms["cost"].mean()}
+        logs.update({f"{stage}/{k}": v.mean() for k, v in terms.items() if k != "cost"})
+        known = torch.isfinite(reference)
+        if known.any():
+            phi0 = self(0.0, x0[known])
+            ref = reference[known].to(phi0)
+            logs[f"{stage}/phi0_rel_err"] = ((phi0 - ref).abs() / ref.abs()).mean()
+            if stage == "test":
+                logs["test/cost_ref"] = ref.mean()
+        if stage == "test":
+            self._trajectory_metrics(x0, gen, logs)
+        self.log_dict({k: v.detach() for k, v in logs.items()}, prog_bar=stage == "val",
+                      batch_size=len(x0), sync_dist=True)
+
+    def _trajectory_metrics(self, x0: Tensor, gen: torch.Generator, logs: dict) -> None:
+        """test/traj_rel_l2: ||Phi - Phi_ref|| / ||Phi_ref|| over all grid points of `traj_paths`
+        controlled paths, where the problem has a reference."""
+        h = self.hparams
+        value = reference_value(self.problem, samples=h.reference_samples)
+        if value is None:
+            return
+        with torch.no_grad():
+            paths = self.paths(x0[: h.traj_paths], generator=gen)
+            N1, n, d = paths.states.shape
+            t_all = paths.times.repeat_interleave(n)
+            x_all = paths.states.reshape(-1, d)
+            phi = self(t_all, x_all).double().cpu()
+            ref = value(t_all.cpu(), x_all.cpu()).to(phi)
+        logs["test/traj_rel_l2"] = torch.linalg.vector_norm(phi - ref) / torch.linalg.vector_norm(ref)
+
+    def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
+        self._eval_step(batch, batch_idx, "val")
+
+    def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
+        self._eval_step(batch, batch_idx, "test")
+
+    def configure_optimizers(self):
+        return adamw_with_schedule(self)
