@@ -39,6 +39,9 @@ def test_every_config_runs_fast_dev_run(cli, config, fake_mnist_dir, tmp_path):
         extra = ["--data.data_dir", write_maf_archive(tmp_path / "maf"), "--data.batch_size", "16"]
     if config.parent.name == "cotflow":  # a small simulation budget
         extra = ["--data.num_simulations", "400", "--data.n_test", "40"]
+    if config.parent.name == "soc":  # few evaluation starts, cheap references
+        extra = ["--data.num_val", "8", "--data.num_test", "8", "--data.reference_samples", "2000",
+                 "--data.fem_mesh", "16", "--data.fem_dt", "0.05"]
     run = cli("fit", "--config", config, "--trainer.fast_dev_run", "true", *extra)
     assert run.trainer.state.finished
     assert torch.isfinite(run.trainer.callback_metrics["train/loss"])

@@ -1,0 +1,147 @@
+"""ctdl.control: problems, their Hamiltonians, the Cole-Hopf and Riccati references, the value network."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize
+
+from ctdl.control import (PROBLEMS, HJBLQ, LQR, RiccatiSolution, ValueFunction, hjb_lq_value, make_problem,
+                          reference_value)
+
+
+@pytest.mark.parametrize("name", sorted(PROBLEMS))
+def test_closed_form_control_minimises_the_hamiltonian(name):
+    """u*(t, x, p) against a numerical minimiser of L(t, x, u) + p' f(t, x, u) over u."""
+    problem = make_problem(name) if name != "hjb_lq" else make_problem(name, dim=5, lam=2.0)
+    gen = torch.Generator().manual_seed(1)
+    x = problem.sample_start(4, gen) + 0.3 * torch.randn(4, problem.dim, generator=gen, dtype=torch.float64)
+    p = torch.randn(4, problem.dim, generator=gen, dtype=torch.float64)
+    u_star = problem.optimal_control(0.3, x, p)
+    for i in range(4):
+        def objective(u, i=i):
+            u = torch.as_tensor(u, dtype=torch.float64)[None]
+            return float(problem.running_cost(0.3, x[i:i + 1], u) + (p[i:i + 1] * problem.drift(0.3, x[i:i + 1], u)).sum())
+        best = minimize(objective, np.zeros(problem.control_dim), method="BFGS", options={"gtol": 1e-10})
+        torch.testing.assert_close(u_star[i], torch.as_tensor(best.x), atol=1e-5, rtol=1e-5)
+        assert abs(objective(u_star[i].numpy()) - float(problem.hamiltonian(0.3, x[i:i + 1], p[i:i + 1]))) < 1e-10
+        assert objective(u_star[i].numpy()) <= best.fun + 1e-10
+
+
+def test_riccati_value_solves_the_hjb_equation():
+    """d_t Phi + tr(D Hess Phi) + H(x, grad Phi) = 0 for Phi = x'P(t)x + r(t), to discretisation accuracy."""
+    problem = LQR()
+    solution = RiccatiSolution(problem)
+    x = torch.randn(16, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    D = problem.diffusion(x)
+    worst = 0.0
+    for t in (0.1, 0.5, 0.9):
+        eps = 1e-3
+        d_t = (solution.value(t + eps, x) - solution.value(t - eps, x)) / (2 * eps)
+        P, _ = solution.matrices(t, len(x))
+        grad = 2 * torch.einsum("nij,nj->ni", P, x)
+        residual = d_t + 2 * torch.einsum("ij,nji->n", D, P) + problem.hamiltonian(t, x, grad)
+        worst = max(worst, float(residual.abs().max() / solution.value(t, x).abs().max()))
+    assert worst < 1e-4  # RK4 on 4000 steps, linear in between, central differences in t
+    # and the value at T is g
+    torch.testing.assert_close(solution.value(1.0, x), problem.terminal_cost(x))
+
+
+def test_cole_hopf_value_at_the_published_point_and_its_limits():
+    value, stderr = hjb_lq_value(0.0, torch.zeros(1, 100), samples=200_000)
+    assert abs(value.item() - 4.590162) < 4 * stderr.item() and stderr.item() < 1e-3
+    x = torch.randn(3, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    at_T, se_T = hjb_lq_value(1.0, x, lam=1.0, target=0.5)
+    torch.testing.assert_close(at_T, HJBLQ(dim=10, target=0.5).terminal_cost(x))
+    assert (se_T == 0).all()
+    mean_g, se_g = hjb_lq_value(0.0, x, lam=0.0, samples=50_000)
+    previous = None
+    for lam in (1e-1, 1e-2, 1e-3):  # Cole-Hopf -> E[g(X_T)] as lambda -> 0, at rate O(lambda)
+        gap = (hjb_lq_value(0.0, x, lam=lam, samples=50_000)[0] - mean_g).abs().max().item()
+        assert previous is None or gap < previous / 5
+        previous = gap
+    assert previous < 1e-3 * mean_g.abs().min().item()
+    assert (hjb_lq_value(0.0, x, lam=1.0)[0] < mean_g).all()  # control lowers the cost
+
+
+def test_bad_problem_inputs_name_the_fix():
+    with pytest.raises(ValueError, match="unknown control problem 'hjb'; known problems: hjb_lq, lqr, obstacle, quadcopter"):
+        make_problem("hjb")
+    with pytest.raises(ValueError, match=r"sigma must be a scalar, a \(2,\) diagonal or a \(2, 2\) matrix .* got shape \(3,\)"):
+        make_problem("lqr", sigma=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"x0 must have shape \(n, 100\) .* got \(4, 10\)"):
+        ValueFunction(make_problem("hjb_lq")).paths(torch.zeros(4, 10), 5)
+    with pytest.raises(ValueError, match="target must be a scalar or have shape"):
+        make_problem("hjb_lq", dim=3, target=[1.0, 2.0])
+
+
+@pytest.mark.parametrize("name", sorted(PROBLEMS))
+def test_loss_terms_and_the_feedback_gradient(name):
+    """Every term finite and per path; only the cost reaches the weights through the paths."""
+    problem = make_problem(name, **({"dim": 6} if name == "hjb_lq" else {}))
+    torch.manual_seed(0)
+    V = ValueFunction(problem, width=8).double()
+    x0 = problem.sample_start(5, torch.Generator().manual_seed(0))
+    terms = V.loss_terms(x0, 6, generator=torch.Generator().manual_seed(1))
+    assert set(terms) == {"cost", "bsde", "terminal", "terminal_grad", "hjb", "phi0_gap"}
+    assert all(v.shape == (5,) and torch.isfinite(v).all() for v in terms.values())
+    (g,) = torch.autograd.grad(terms["cost"].mean(), V.potential.K0)
+    assert g.abs().sum() > 0  # J backpropagates through the SDE into Phi via the feedback
+    walk = V.loss_terms(x0, 6, "random_walk", generator=torch.Generator().manual_seed(1))
+    assert set(walk) == {"bsde", "terminal", "terminal_grad", "hjb"}
+
+
+def test_random_walk_bsde_vanishes_for_the_exact_lqr_value():
+    """The BSDE and HJB residuals of the Riccati value are (nearly) zero on any paths: the Ito
+    identity is written for the increments drawn, whatever the sampling control."""
+    problem = LQR()
+    solution = RiccatiSolution(problem)
+
+    class Exact(torch.nn.Module):  # a stand-in potential with Phi = x'Px + r and its exact derivatives
+        w = torch.zeros(1, dtype=torch.float64)
+
+        def forward(self, x, t):
+            return solution.value(t, x)
+
+        def gradient(self, x, t):
+            P, _ = solution.matrices(t, len(x))
+            return 2 * torch.einsum("nij,nj->ni", P, x), None
+
+        def grad_laplacian(self, x, t, directions):
+            eps = 1e-4
+            t = torch.as_tensor(t, dtype=torch.float64).expand(len(x))
+            d_t = (solution.value(t + eps, x) - solution.value((t - eps).clamp_min(0), x)) / (t + eps - (t - eps).clamp_min(0))
+            P, _ = solution.matrices(t, len(x))
+            trace = 2 * torch.einsum("ik,nij,jk->n", directions, P, directions)
+            return 2 * torch.einsum("nij,nj->ni", P, x), d_t, trace
+
+    V = ValueFunction(problem, width=4).double()
+    V.potential = Exact()
+    x0 = problem.sample_start(200, torch.Generator().manual_seed(0))
+    coarse = V.loss_terms(x0, 50, "random_walk", generator=torch.Generator().manual_seed(1))
+    fine = V.loss_terms(x0, 200, "random_walk", generator=torch.Generator().manual_seed(1))
+    assert fine["hjb"].mean() < 1e-6 and fine["terminal"].max() < 1e-12
+    assert fine["bsde"].mean() < coarse["bsde"].mean() / 2  # -> 0 as h -> 0 (sum of O(h^2) terms)
+    pmp_cost = V.loss_terms(x0, 200, generator=torch.Generator().manual_seed(1))["cost"].mean()
+    assert abs(pmp_cost - solution.expected_cost()) < 0.15  # Monte Carlo over 200 paths
+
+
+def test_value_network_learns_the_lqr_value():
+    """A short training brings Phi(0, x) to within 10% of Riccati's value on held-out starts."""
+    torch.manual_seed(0)
+    problem = LQR()
+    V = ValueFunction(problem, width=16)
+    opt = torch.optim.Adam(V.parameters(), lr=0.01)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 300)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        terms = V.loss_terms(problem.sample_start(64, gen, torch.float32), 20, generator=gen)
+        loss = sum(v.mean() for v in terms.values())
+        opt.zero_grad(), loss.backward(), opt.step(), sched.step()
+    x = problem.sample_start(256, torch.Generator().manual_seed(9))
+    ref = reference_value(problem)(0.0, x)
+    with torch.no_grad():
+        err = ((V(0.0, x.float()).double() - ref).abs() / ref).mean().item()
+    assert err < 0.10, err
+    assert math.isfinite(err)
