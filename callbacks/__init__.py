@@ -1,5 +1,6 @@
 """Lightning callbacks: figures, guards, evaluation hooks (imported as ctdl.callbacks)."""
 
+from .control_figure import ControlFigure
 from .density_figure import DensityFigure
 from .ema import EMAWeights
 from .figure import FigureCallback
@@ -9,5 +10,5 @@ from .prediction_writer import PredictionWriter
 from .run_checkpoint import RunCheckpoint
 from .transport_figure import TransportFigure
 
-__all__ = ["FigureCallback", "DensityFigure", "EMAWeights", "FiniteLossGuard", "NonFiniteLossError",
+__all__ = ["ControlFigure", "FigureCallback", "DensityFigure", "EMAWeights", "FiniteLossGuard", "NonFiniteLossError",
            "PosteriorFigure", "PredictionWriter", "RunCheckpoint", "TransportFigure"]

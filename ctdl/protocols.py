@@ -241,6 +241,23 @@ class ControlData(Protocol):
     problem_args: dict
 
 
+@runtime_checkable
+class ControlPolicy(Protocol):
+    """A learned value function Phi(t, x) of a control problem with its feedback's paths (as
+    StochasticOptimalControl)."""
+
+    problem: Any
+    """The `ctdl.control.ControlProblem` it solves."""
+
+    def paths(self, x0: Tensor, steps: int | None = None, generator: Generator | None = None) -> Any:
+        """`ctdl.control.Paths` from x0 (n, dim) under the learned feedback."""
+        ...
+
+    def __call__(self, t: Any, x: Tensor) -> Tensor:
+        """Phi(t, x), shape (n,)."""
+        ...
+
+
 DATA_FACTS: dict[str, type] = {
     "dim": VectorData, "input_shape": ShapedData, "num_classes": ClassificationData,
     "cond_dim": ConditionedData, "problem": ControlData, "problem_args": ControlData,

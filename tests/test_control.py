@@ -145,3 +145,15 @@ def test_value_network_learns_the_lqr_value():
         err = ((V(0.0, x.float()).double() - ref).abs() / ref).mean().item()
     assert err < 0.10, err
     assert math.isfinite(err)
+
+
+def test_open_loop_optimum_converges_to_the_deterministic_riccati_value():
+    """With sigma = 0 the open-loop optimum is the optimal cost x'P(0)x; Euler's error is O(h)."""
+    from ctdl.control import open_loop_optimum
+    problem = make_problem("lqr", sigma=0.0)
+    x0 = problem.sample_start(6, torch.Generator().manual_seed(0))
+    exact = RiccatiSolution(problem).value(0.0, x0)
+    errors = [(open_loop_optimum(problem, x0, steps=N).cost - exact).abs().max().item() for N in (25, 100)]
+    assert errors[1] < errors[0] / 3 and errors[1] < 0.05, errors
+    with pytest.raises(ValueError, match=r"initial controls must have shape \(25, 6, 2\), got \(25, 6, 3\)"):
+        open_loop_optimum(problem, x0, steps=25, initial=torch.zeros(25, 6, 3))

@@ -60,7 +60,8 @@ class FEMValue:
                  setup_seconds: float, newton_iterations: int, max_newton_iterations: int) -> None:
         self.problem, self.domain, self.mesh, self.dt, self.steps = problem, domain, mesh, dt, steps
         self.times, self.nodal = times, nodal
-        self._diagonal_up = diagonal_up  # (mesh, mesh): True when square (i, j) is cut from (i, j) to (i+1, j+1)
+        # (mesh, mesh): True where square (i, j) is cut from node (i, j) to node (i + 1, j + 1)
+        self._diagonal_up = diagonal_up
         self.solve_seconds, self.setup_seconds = solve_seconds, setup_seconds
         self.newton_iterations, self.max_newton_iterations = newton_iterations, max_newton_iterations
 
@@ -80,11 +81,11 @@ class FEMValue:
         m = self.mesh
         h = (hi - lo) / m
         tol = 1e-9 * (hi - lo)
-        outside = ((x < lo - tol) | (x > hi + tol)).any(1)
+        outside = ~((x >= lo - tol) & (x <= hi + tol)).all(1)  # NaN counts as outside
         if outside.any():
             bad = x[outside][0]
-            raise ValueError(f"{int(outside.sum())} point(s) lie outside the box [{lo}, {hi}]^2 of the finite-"
-                             f"element solution, e.g. ({bad[0]:.6g}, {bad[1]:.6g})")
+            raise ValueError(f"{int(outside.sum())} point(s) lie outside the box [{lo}, {hi}]^2 of the "
+                             f"finite-element solution, e.g. ({bad[0]:.6g}, {bad[1]:.6g})")
         u = np.clip((x - lo) / h, 0.0, m)
         ij = np.minimum(np.floor(u).astype(np.int64), m - 1)
         s, r = (u - ij).T  # local coordinates in [0, 1] within the square
@@ -126,7 +127,8 @@ def _default_save_times(T: float) -> list[float]:
     return [T * k / 20 for k in range(21)]
 
 
-def fem_value_2d(problem: Problem2D, mesh: int = 149, dt: float = 1e-3, save_times: Sequence[float] | None = None,
+def fem_value_2d(problem: Problem2D, mesh: int = 149, dt: float = 1e-3,
+                 save_times: Sequence[float] | None = None,
                  domain: tuple[float, float] | None = None) -> FEMValue:
     """Solve the HJB equation of `problem` backwards from Phi(T) = g by P1 finite elements.
 
@@ -155,7 +157,8 @@ def fem_value_2d(problem: Problem2D, mesh: int = 149, dt: float = 1e-3, save_tim
         raise ValueError(f"domain must be (lo, hi) with lo < hi, got {(lo, hi)}")
     steps = max(1, math.ceil(T / dt - 1e-9))
     dt = T / steps
-    saves = sorted({0.0, T, *(float(s) for s in (save_times if save_times is not None else _default_save_times(T)))})
+    wanted = _default_save_times(T) if save_times is None else save_times
+    saves = sorted({0.0, T, *(float(s) for s in wanted)})
     if saves[0] < 0 or saves[-1] > T * (1 + 1e-12):
         raise ValueError(f"save_times must lie in [0, {T}]; got {saves[0]} .. {saves[-1]}")
 
@@ -202,9 +205,9 @@ def fem_value_2d(problem: Problem2D, mesh: int = 149, dt: float = 1e-3, save_tim
         F, phi,
         petsc_options_prefix=f"ctdl_fem_hjb_{problem.name}_",
         petsc_options={"snes_type": "newtonls", "snes_linesearch_type": "bt", "snes_rtol": 1e-10,
-                       "snes_atol": 1e-12, "snes_stol": 0.0, "snes_max_it": 50, "ksp_type": "preonly",
+                       "snes_atol": 1e-12, "snes_stol": 1e-12, "snes_max_it": 50, "ksp_type": "preonly",
                        "pc_type": "lu", "pc_factor_mat_solver_type": "mumps",
-                       "snes_error_if_not_converged": True, "ksp_error_if_not_converged": True},
+                       "ksp_error_if_not_converged": True},
     )
     snes = nonlinear.solver
     setup_seconds = time.perf_counter() - t_setup
@@ -221,6 +224,12 @@ def fem_value_2d(problem: Problem2D, mesh: int = 149, dt: float = 1e-3, save_tim
     for n in range(steps - 1, -1, -1):
         nonlinear.solve()
         its = snes.getIterationNumber()
+        if snes.getConvergedReason() <= 0:
+            raise RuntimeError(
+                f"Newton did not converge in the backward Euler step to t = {n * dt:.6g} of the "
+                f"{problem.name} problem (mesh {mesh}, dt {dt:.3g}; SNES reason {snes.getConvergedReason()}, "
+                f"residual {snes.getFunctionNorm():.3g} after {its} iterations); the discrete problem may "
+                "have no solution on a mesh this coarse: refine the mesh or reduce dt")
         total_its, max_its = total_its + its, max(max_its, its)
         t_n, t_next = n * dt, (n + 1) * dt
         while pending and pending[0] >= t_n - 1e-12 * T:
@@ -233,5 +242,5 @@ def fem_value_2d(problem: Problem2D, mesh: int = 149, dt: float = 1e-3, save_tim
 
     times = np.array(sorted(snaps))
     nodal = np.stack([snaps[s] for s in times])
-    return FEMValue(problem, (lo, hi), mesh, dt, steps, times, nodal, diagonal_up, solve_seconds, setup_seconds,
-                    total_its, max_its)
+    return FEMValue(problem, (lo, hi), mesh, dt, steps, times, nodal, diagonal_up, solve_seconds,
+                    setup_seconds, total_its, max_its)
