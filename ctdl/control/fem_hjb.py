@@ -75,49 +75,58 @@ class FEMValue:
                 f"snapshots={len(self.times)}, solve {self.solve_seconds:.2f} s, "
                 f"{self.newton_iterations} Newton iterations)")
 
-    def _space(self, f: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """(k, n) values at the points x of the P1 functions with nodal values f (k, mesh + 1, mesh + 1)."""
+    def _locate(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(i, j, s, r, up): the square (i, j) of each point, its local coordinates (s, r) in [0, 1]
+        and whether the square's diagonal runs from (0, 0) to (1, 1); a ValueError for points outside."""
         lo, hi = self.domain
         m = self.mesh
-        h = (hi - lo) / m
         tol = 1e-9 * (hi - lo)
         outside = ~((x >= lo - tol) & (x <= hi + tol)).all(1)  # NaN counts as outside
         if outside.any():
             bad = x[outside][0]
             raise ValueError(f"{int(outside.sum())} point(s) lie outside the box [{lo}, {hi}]^2 of the "
                              f"finite-element solution, e.g. ({bad[0]:.6g}, {bad[1]:.6g})")
-        u = np.clip((x - lo) / h, 0.0, m)
+        u = np.clip((x - lo) / ((hi - lo) / m), 0.0, m)
         ij = np.minimum(np.floor(u).astype(np.int64), m - 1)
-        s, r = (u - ij).T  # local coordinates in [0, 1] within the square
+        s, r = (u - ij).T
         i, j = ij.T
-        f00, f10, f01, f11 = f[:, i, j], f[:, i + 1, j], f[:, i, j + 1], f[:, i + 1, j + 1]
-        up = self._diagonal_up[i, j]
-        # diagonal (0,0)-(1,1): triangle below (s >= r) or above it
+        return i, j, s, r, self._diagonal_up[i, j]
+
+    def _snapshot(self, k: np.ndarray, i, j, s, r, up) -> np.ndarray:
+        """The P1 function of snapshot k[p] at point p (barycentric on the point's triangle)."""
+        f = self.nodal
+        f00, f10, f01, f11 = f[k, i, j], f[k, i + 1, j], f[k, i, j + 1], f[k, i + 1, j + 1]
+        # diagonal (0,0)-(1,1): the triangle below it (s >= r) or above it
         below = f00 + s * (f10 - f00) + r * (f11 - f10)
         above = f00 + r * (f01 - f00) + s * (f11 - f01)
-        # diagonal (1,0)-(0,1): triangle at (0,0) (s + r <= 1) or at (1,1)
+        # diagonal (1,0)-(0,1): the triangle at (0,0) (s + r <= 1) or at (1,1)
         lower = f00 + s * (f10 - f00) + r * (f01 - f00)
         upper = f11 + (1 - s) * (f01 - f11) + (1 - r) * (f10 - f11)
         return np.where(up, np.where(s >= r, below, above), np.where(s + r <= 1, lower, upper))
 
-    def __call__(self, t: float, x: Tensor | np.ndarray) -> Tensor:
-        """Phi(t, x): (n,) float64 for one time t in [0, T] and points x of shape (n, 2)."""
+    def __call__(self, t: float | Tensor | np.ndarray, x: Tensor | np.ndarray) -> Tensor:
+        """Phi(t, x): (n,) float64 for points x of shape (n, 2) and one time t in [0, T] or (n,) times."""
         if isinstance(x, Tensor):
             x = x.detach().cpu().numpy()
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != 2:
             raise ValueError(f"x must have shape (n, 2); got {tuple(x.shape)}")
-        t = float(t)
+        if isinstance(t, Tensor):
+            t = t.detach().cpu().numpy()
+        t = np.asarray(t, dtype=np.float64).reshape(-1)
+        if t.size not in (1, len(x)):
+            raise ValueError(f"t must be one time or one per point ({len(x)}); got {t.size} times")
         T = self.horizon
-        if not (-1e-12 * max(T, 1.0) <= t <= T * (1 + 1e-12)):
-            raise ValueError(f"t must lie in [0, {T}]; got {t}")
-        k = int(np.clip(np.searchsorted(self.times, t, side="right") - 1, 0, len(self.times) - 2))
-        t0, t1 = self.times[k], self.times[k + 1]
-        w = float(np.clip((t - t0) / (t1 - t0), 0.0, 1.0))
-        if w in (0.0, 1.0):
-            values = self._space(self.nodal[k + int(w)][None], x)[0]
-        else:
-            values = self._space((1 - w) * self.nodal[k][None] + w * self.nodal[k + 1][None], x)[0]
+        if not ((t >= -1e-12 * max(T, 1.0)) & (t <= T * (1 + 1e-12))).all():
+            raise ValueError(f"t must lie in [0, {T}]; got {t.min() if t.min() < 0 else t.max()}")
+        t = np.broadcast_to(t, (len(x),))
+        k = np.clip(np.searchsorted(self.times, t, side="right") - 1, 0, len(self.times) - 2)
+        w = np.clip((t - self.times[k]) / (self.times[k + 1] - self.times[k]), 0.0, 1.0)
+        where = self._locate(x)
+        values = (1 - w) * self._snapshot(k, *where)
+        moving = w > 0
+        if moving.any():  # only points strictly after snapshot k need snapshot k + 1
+            values[moving] += w[moving] * self._snapshot(k[moving] + 1, *(a[moving] for a in where))
         return torch.from_numpy(np.ascontiguousarray(values))
 
     value = __call__
