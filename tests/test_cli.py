@@ -41,7 +41,7 @@ def test_every_config_runs_fast_dev_run(cli, config, fake_mnist_dir, tmp_path):
         extra = ["--data.num_simulations", "400", "--data.n_test", "40"]
     if config.parent.name == "soc":  # few evaluation starts, cheap references
         extra = ["--data.num_val", "8", "--data.num_test", "8", "--data.reference_samples", "2000",
-                 "--data.fem_mesh", "16", "--data.fem_dt", "0.05"]
+                 "--data.fem_mesh", "32", "--data.fem_dt", "0.02"]
     run = cli("fit", "--config", config, "--trainer.fast_dev_run", "true", *extra)
     assert run.trainer.state.finished
     assert torch.isfinite(run.trainer.callback_metrics["train/loss"])

@@ -157,3 +157,56 @@ def test_open_loop_optimum_converges_to_the_deterministic_riccati_value():
     assert errors[1] < errors[0] / 3 and errors[1] < 0.05, errors
     with pytest.raises(ValueError, match=r"initial controls must have shape \(25, 6, 2\), got \(25, 6, 3\)"):
         open_loop_optimum(problem, x0, steps=25, initial=torch.zeros(25, 6, 3))
+
+
+@pytest.mark.parametrize("name", sorted(PROBLEMS))
+def test_terminal_gradient_and_trace_against_autograd(name):
+    """The closed forms of grad g and tr(D Hess g) against the base class's autograd versions."""
+    from ctdl.control import ControlProblem
+    problem = make_problem(name, **({"dim": 7, "target": 0.3, "sigma": 0.7} if name == "hjb_lq" else {}))
+    x = problem.sample_start(5, torch.Generator().manual_seed(0)) + torch.randn(5, problem.dim, dtype=torch.float64)
+    torch.testing.assert_close(problem.terminal_gradient(x), ControlProblem.terminal_gradient(problem, x))
+    torch.testing.assert_close(problem.terminal_trace(x), ControlProblem.terminal_trace(problem, x))
+
+
+@pytest.mark.parametrize("name", ["hjb_lq", "obstacle"])
+def test_exact_terminal_value_and_its_derivatives(name):
+    """terminal="exact": Phi(T) = g, and Phi's gradient, time derivative and diffusion term against autograd."""
+    problem = make_problem(name, **({"dim": 4} if name == "hjb_lq" else {}))
+    torch.manual_seed(0)
+    V = ValueFunction(problem, width=8, terminal="exact").double()
+    x = problem.sample_start(3, torch.Generator().manual_seed(0)) + torch.randn(3, problem.dim, dtype=torch.float64)
+    torch.testing.assert_close(V(1.0, x), problem.terminal_cost(x))
+    t = torch.tensor([0.1, 0.5, 0.8], dtype=torch.float64)
+    phi, grad, _, _ = V.hjb_terms(t, x)
+    torch.testing.assert_close(phi, V(t, x))
+    directions = problem.sigma / math.sqrt(2.0)
+    _, _, trace_N = V.potential.grad_laplacian(x, t, directions=directions)
+    for i in range(3):
+        gx, gt = torch.autograd.functional.jacobian(lambda xx, tt: V(tt[None], xx[None])[0], (x[i], t[i]))
+        H = torch.autograd.functional.hessian(lambda xx: V(t[i:i + 1], xx[None])[0], x[i])
+        torch.testing.assert_close(grad[i], gx)
+        D = problem.diffusion(x)
+        residual = V.hjb_terms(t[i:i + 1], x[i:i + 1])[3]
+        expected = gt + torch.trace(D @ H) + problem.hamiltonian(t[i], x[i:i + 1], gx[None])
+        torch.testing.assert_close(residual[0], expected[0])
+    assert trace_N.shape == (3,)
+    with pytest.raises(ValueError, match="unknown terminal 'hard'; known: penalty, exact"):
+        ValueFunction(problem, terminal="hard")
+
+
+def test_obstacle_reference_is_cached_on_disk(tmp_path):
+    """The finite-element reference is solved once and read back from its file with the same values."""
+    pytest.importorskip("ctdl.fem").import_dolfinx()
+    from ctdl.control import references
+    problem = make_problem("obstacle")
+    first = reference_value(problem, mesh=32, dt=0.02, cache_dir=tmp_path)
+    files = list(tmp_path.glob("fem_obstacle_32_*.npz"))
+    assert len(files) == 1
+    references._REFERENCES.clear()  # a new process: only the file remains
+    second = reference_value(problem, mesh=32, dt=0.02, cache_dir=tmp_path)
+    assert second is not first
+    x = problem.sample_start(50, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(second(0.3, x), first(0.3, x), equal_nan=True)
+    outside = (x.abs() > 3).any(1)
+    assert outside.any() and second(0.3, x)[outside].isnan().all() and second(0.3, x)[~outside].isfinite().all()

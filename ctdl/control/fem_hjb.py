@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -64,6 +65,21 @@ class FEMValue:
         self._diagonal_up = diagonal_up
         self.solve_seconds, self.setup_seconds = solve_seconds, setup_seconds
         self.newton_iterations, self.max_newton_iterations = newton_iterations, max_newton_iterations
+
+    def save(self, path: str | Path) -> None:
+        """Write the snapshots and the solve's record to an .npz file (read back with `load`)."""
+        np.savez_compressed(path, times=self.times, nodal=self.nodal, diagonal_up=self._diagonal_up,
+                            domain=np.asarray(self.domain, dtype=float),
+                            record=np.asarray([self.mesh, self.dt, self.steps, self.solve_seconds, self.setup_seconds,
+                                               self.newton_iterations, self.max_newton_iterations], dtype=float))
+
+    @classmethod
+    def load(cls, path: str | Path, problem: Problem2D) -> FEMValue:
+        """The FEMValue `save` wrote for `problem` (the caller keys files by problem and settings)."""
+        with np.load(path) as f:
+            mesh, dt, steps, solve_s, setup_s, newton, max_newton = f["record"].tolist()
+            return cls(problem, tuple(f["domain"].tolist()), int(mesh), dt, int(steps), f["times"], f["nodal"],
+                       f["diagonal_up"], solve_s, setup_s, int(newton), int(max_newton))
 
     @property
     def horizon(self) -> float:

@@ -98,6 +98,22 @@ class ControlProblem:
             (grad,) = torch.autograd.grad(self.terminal_cost(xr).sum(), xr, create_graph=keep)
         return grad if keep else grad.detach()
 
+    def terminal_trace(self, x: Tensor) -> Tensor:
+        """tr(D Hess g(x)), shape (n,) (by autograd, one backward pass per coordinate; problems with a
+        closed form override it)."""
+        D = self.diffusion(x)
+        keep = torch.is_grad_enabled()
+        with torch.enable_grad():
+            xr = x if x.requires_grad else x.detach().requires_grad_()
+            grad = self.terminal_gradient(xr)
+            if not grad.requires_grad:  # g is at most linear
+                return x.new_zeros(len(x))
+            rows = [torch.autograd.grad(grad[:, i].sum(), xr, create_graph=keep, retain_graph=True)[0]
+                    for i in range(self.dim)]
+        hess = torch.stack(rows, dim=1)  # (n, d, d)
+        out = torch.einsum("ij,nji->n", D, hess)
+        return out if keep else out.detach()
+
     def diffusion(self, like: Tensor) -> Tensor:
         """D = sigma sigma' / 2 in the dtype and device of `like`."""
         s = self.sigma.to(like)
@@ -154,6 +170,12 @@ class HJBLQ(ControlProblem):
         r = x - self.target.to(x)
         return 2.0 * r / (1.0 + r.square().sum(-1, keepdim=True))
 
+    def terminal_trace(self, x):
+        r = x - self.target.to(x)
+        q = 1.0 + r.square().sum(-1)
+        D = self.diffusion(x)
+        return 2.0 * torch.diagonal(D).sum() / q - 4.0 * ((r @ D) * r).sum(-1) / q.square()
+
     def optimal_control(self, t, x, p):
         return -math.sqrt(self.lam) * p
 
@@ -208,6 +230,12 @@ class Obstacle(Problem2D):
     def terminal_cost(self, x):
         return self.weight * (x - self.target.to(x)).square().sum(-1)
 
+    def terminal_gradient(self, x):
+        return 2.0 * self.weight * (x - self.target.to(x))
+
+    def terminal_trace(self, x):
+        return (2.0 * self.weight * torch.diagonal(self.diffusion(x)).sum()).expand(len(x))
+
     def optimal_control(self, t, x, p):
         return -p
 
@@ -259,6 +287,14 @@ class LQR(Problem2D):
 
     def terminal_cost(self, x):
         return ((x @ self.G.to(x)) * x).sum(-1)
+
+    def terminal_gradient(self, x):
+        G = self.G.to(x)
+        return x @ (G + G.T)
+
+    def terminal_trace(self, x):
+        G = self.G.to(x)
+        return torch.trace(self.diffusion(x) @ (G + G.T)).expand(len(x))
 
     def optimal_control(self, t, x, p):
         return -0.5 * p @ (self.B.to(p) @ self.R_inv.to(p).T)
@@ -322,6 +358,12 @@ class Quadcopter(ControlProblem):
 
     def terminal_cost(self, x):
         return self.weight * (x - self.target.to(x)).square().sum(-1)
+
+    def terminal_gradient(self, x):
+        return 2.0 * self.weight * (x - self.target.to(x))
+
+    def terminal_trace(self, x):
+        return (2.0 * self.weight * torch.diagonal(self.diffusion(x)).sum()).expand(len(x))
 
     def optimal_control(self, t, x, p):
         r = self.thrust_direction(x[:, 3:6])

@@ -22,9 +22,11 @@ Finite elements (the obstacle problem): `ctdl.control.fem_hjb.fem_value_2d`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -149,14 +151,33 @@ class RiccatiSolution:
 
 
 ValueFn = Callable[[Tensor | float, Tensor], Tensor]
+
+
+def _nan_outside(value: ValueFn, domain: tuple[float, float]) -> ValueFn:
+    """`value` where x lies in the box domain^2 and NaN elsewhere (a finite-element solution only
+    exists on its box; start laws and paths can leave it)."""
+    lo, hi = domain
+
+    def masked(t: Tensor | float, x: Tensor) -> Tensor:
+        x = torch.as_tensor(x, dtype=torch.float64)
+        inside = ((x >= lo) & (x <= hi)).all(1)
+        out = torch.full((len(x),), math.nan, dtype=torch.float64)
+        if inside.any():
+            t = torch.as_tensor(t, dtype=torch.float64)
+            out[inside] = value(t[inside] if t.ndim and t.numel() == len(x) else t, x[inside])
+        return out
+
+    return masked
 _REFERENCES: dict[str, ValueFn] = {}
 
 
 def reference_value(problem: ControlProblem, samples: int = 100_000, mesh: int = 149,
-                    dt: float = 1e-3) -> ValueFn | None:
+                    dt: float = 1e-3, cache_dir: str | Path | None = "data/cache") -> ValueFn | None:
     """The reference value (t, x) -> Phi(t, x) (n,) float64 of a problem, or None where there is none:
     Cole-Hopf with `samples` draws (hjb_lq), Riccati (lqr), finite elements on a `mesh` x `mesh`
-    grid with time step `dt` (obstacle). Built once per process for the same problem and settings."""
+    grid with time step `dt` (obstacle; NaN outside its box; minutes at the default 149 and 1e-3, so
+    its snapshots are kept in `cache_dir` keyed by the problem and the settings; None: no file).
+    Built once per process for the same problem and settings."""
     settings = {HJBLQ: [samples], Obstacle: [mesh, dt]}.get(type(problem), [])
     key = json.dumps([type(problem).__name__, problem.args, settings], sort_keys=True, default=str)
     if key in _REFERENCES:
@@ -168,8 +189,19 @@ def reference_value(problem: ControlProblem, samples: int = 100_000, mesh: int =
     elif isinstance(problem, LQR):
         value = RiccatiSolution(problem).value
     elif isinstance(problem, Obstacle):
-        from .fem_hjb import fem_value_2d
-        value = fem_value_2d(problem, mesh=mesh, dt=dt)
+        from .fem_hjb import FEMValue, fem_value_2d
+        path = None
+        if cache_dir is not None:
+            digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+            path = Path(cache_dir) / f"fem_{problem.name}_{mesh}_{digest}.npz"
+        if path is not None and path.is_file():
+            value = FEMValue.load(path, problem)
+        else:
+            value = fem_value_2d(problem, mesh=mesh, dt=dt)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                value.save(path)
+        value = _nan_outside(value, problem.domain)
     else:
         return None
     _REFERENCES[key] = value

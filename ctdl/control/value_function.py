@@ -59,36 +59,66 @@ def check_sampling(sampling: str) -> None:
         raise ValueError(f"unknown sampling {sampling!r}; known: {', '.join(SAMPLING)}")
 
 
-class ValueFunction(nn.Module):
-    """Phi(t, x) for `problem`, its feedback control, its paths and loss terms (see the module doc)."""
+TERMINAL = ("penalty", "exact")
 
-    def __init__(self, problem: ControlProblem, width: int = 64, depth: int = 3, rank: int | None = None) -> None:
+
+class ValueFunction(nn.Module):
+    """Phi(t, x) for `problem`, its feedback control, its paths and loss terms (see the module doc).
+
+    terminal="penalty": Phi = N, the potential, with Phi(T) = g taught by the terminal terms.
+    terminal="exact":   Phi(t, x) = g(x) + (T - t) N(t, x), so Phi(T) = g holds by construction and
+    the terminal terms vanish; then grad Phi = grad g + (T - t) grad N, d_t Phi = -N + (T - t) d_t N
+    and tr(D Hess Phi) = tr(D Hess g) + (T - t) tr(D Hess N), all exact."""
+
+    def __init__(self, problem: ControlProblem, width: int = 64, depth: int = 3, rank: int | None = None,
+                 terminal: str = "penalty") -> None:
         super().__init__()
-        self.problem = problem
+        if terminal not in TERMINAL:
+            raise ValueError(f"unknown terminal {terminal!r}; known: {', '.join(TERMINAL)}")
+        self.problem, self.terminal = problem, terminal
         self.potential = Potential(problem.dim, width, depth=depth, rank=rank)
-        self.match_terminal_level()
+        self.match_level()
 
     @torch.no_grad()
-    def match_terminal_level(self, n: int = 256, seed: int = 0) -> None:
-        """Shift Phi's constant so that mean Phi(T, x0) = mean g(x0) over n start draws: the ResNet
-        part alone starts near width * log 2, far from the value's level on most problems."""
-        x0 = self.problem.sample_start(n, torch.Generator().manual_seed(seed))
-        gap = self.problem.terminal_cost(x0).mean() - self.potential(x0.to(self.potential.w), self.problem.horizon).mean()
+    def match_level(self, n: int = 256, seed: int = 0) -> None:
+        """Shift the potential's constant so that Phi starts at the terminal cost's level over n start
+        draws (mean N(T, x0) = mean g(x0) for "penalty", mean N(0, x0) = 0 for "exact"): the ResNet
+        alone starts near width * log 2, far from the value's level on most problems."""
+        x0 = self.problem.sample_start(n, torch.Generator().manual_seed(seed)).to(self.potential.w)
+        if self.terminal == "penalty":
+            gap = self.problem.terminal_cost(x0).mean() - self.potential(x0, self.problem.horizon).mean()
+        else:
+            gap = -self.potential(x0, 0.0).mean()
         self.potential.c0.add_(gap.to(self.potential.c0))
 
     @property
     def dim(self) -> int:
         return self.problem.dim
 
+    def _remaining(self, t: Tensor | float, x: Tensor) -> Tensor:
+        """T - t as (n,)."""
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device).reshape(-1).expand(len(x))
+        return self.problem.horizon - t
+
     def forward(self, t: Tensor | float, x: Tensor) -> Tensor:
         """Phi(t, x), shape (n,)."""
         self.problem.check_state(x)
-        return self.potential(x, t)
+        N = self.potential(x, t)
+        if self.terminal == "penalty":
+            return N
+        return self.problem.terminal_cost(x) + self._remaining(t, x) * N
+
+    def gradient(self, t: Tensor | float, x: Tensor) -> Tensor:
+        """grad_x Phi(t, x), shape (n, d)."""
+        grad = self.potential.gradient(x, t)[0]
+        if self.terminal == "penalty":
+            return grad
+        return self.problem.terminal_gradient(x) + self._remaining(t, x).unsqueeze(1) * grad
 
     def control(self, t: Tensor | float, x: Tensor) -> Tensor:
         """The feedback control u*(t, x, grad_x Phi(t, x)), shape (n, control_dim)."""
         self.problem.check_state(x)
-        return self.problem.optimal_control(t, x, self.potential.gradient(x, t)[0])
+        return self.problem.optimal_control(t, x, self.gradient(t, x))
 
     def paths(self, x0: Tensor, steps: int, sampling: str = "pmp",
               generator: torch.Generator | None = None) -> Paths:
@@ -117,12 +147,20 @@ class ValueFunction(nn.Module):
         problem = self.problem
         directions = problem.sigma.to(x) / math.sqrt(2.0)
         grad, d_t, trace = self.potential.grad_laplacian(x, t, directions=directions)
+        phi = self.potential(x, t)
+        if self.terminal == "exact":
+            rest = self._remaining(t, x)
+            grad = problem.terminal_gradient(x) + rest.unsqueeze(1) * grad
+            d_t = rest * d_t - phi
+            trace = problem.terminal_trace(x) + rest * trace
+            phi = problem.terminal_cost(x) + rest * phi
         hamiltonian = problem.hamiltonian(t, x, grad)
-        return self.potential(x, t), grad, hamiltonian, d_t + trace + hamiltonian
+        return phi, grad, hamiltonian, d_t + trace + hamiltonian
 
     def loss_terms(self, x0: Tensor, steps: int, sampling: str = "pmp",
                    generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """The per-path loss terms of the module doc, each (n,); cost and phi0_gap only for pmp."""
+        """The per-path loss terms of the module doc, each (n,); cost and phi0_gap only for pmp, the
+        terminal terms only for terminal="penalty"."""
         paths = self.paths(x0, steps, sampling, generator)
         N, n, d = paths.states.shape[0] - 1, *x0.shape
         h = self.problem.horizon / N
@@ -133,14 +171,11 @@ class ValueFunction(nn.Module):
         hamiltonian, residual = hamiltonian.view(N + 1, n)[:-1], residual.view(N + 1, n)
         dX = states[1:] - states[:-1]
         bsde = (phi[1:] - phi[:-1] - (grad[:-1] * dX).sum(-1) + hamiltonian * h).square().sum(0)
-        xT = states[-1]
-        g = self.problem.terminal_cost(xT)
-        terms = {
-            "bsde": bsde,
-            "terminal": (phi[-1] - g).abs(),
-            "terminal_grad": torch.linalg.vector_norm(grad[-1] - self.problem.terminal_gradient(xT), dim=-1),
-            "hjb": h * residual[:-1].square().sum(0),
-        }
+        terms = {"bsde": bsde, "hjb": h * residual[:-1].square().sum(0)}
+        if self.terminal == "penalty":
+            xT = states[-1]
+            terms["terminal"] = (phi[-1] - self.problem.terminal_cost(xT)).abs()
+            terms["terminal_grad"] = torch.linalg.vector_norm(grad[-1] - self.problem.terminal_gradient(xT), dim=-1)
         if sampling == "pmp":
             cost = paths.running[-1] + self.problem.terminal_cost(paths.states[-1])
             terms["cost"] = cost
