@@ -150,5 +150,11 @@ class StochasticOptimalControl(L.LightningModule):
     def test_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
         self._eval_step(batch, batch_idx, "test")
 
+    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> dict[str, Tensor]:
+        """`ctdl predict`: the value Phi(0, x0) (batch,) and the feedback control u*(0, x0)
+        (batch, control_dim) at each start of the batch (the datamodule's test starts)."""
+        x0 = batch[0]
+        return {"value": self(0.0, x0), "control": self.control(0.0, x0)}
+
     def configure_optimizers(self):
         return adamw_with_schedule(self)

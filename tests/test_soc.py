@@ -3,7 +3,9 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -25,6 +27,10 @@ def test_float64_fit_resume_and_test_against_riccati(cli):
     assert {"test/phi0_rel_err", "test/traj_rel_l2", "test/cost", "test/cost_ref"} <= set(metrics)
     assert abs(metrics["test/cost_ref"].item() - 4.7154) < 0.6  # Riccati's E[Phi(0, X_0)] over 32 starts
     assert all(torch.isfinite(v) for v in metrics.values())
+    cli("predict", *LQR_SMALL, "--trainer.precision", "64-true", "--ckpt_path", last)
+    folder = next(Path.cwd().rglob("predict/value.npy")).parent
+    value, control = np.load(folder / "value.npy"), np.load(folder / "control.npy")
+    assert value.shape == (32,) and control.shape == (32, 2) and np.isfinite(control).all()
 
 
 def test_a_problem_without_reference_still_reports_its_cost(cli):
