@@ -20,7 +20,8 @@ each per path (mean over the batch in the model):
                quadcopter, where squares would swamp the other terms)
     hjb        h sum_k (d_t Phi + tr(D Hess Phi) + H(t, x, grad Phi))^2 at (t_k, X_k), D = sigma sigma'/2
                applied once, the trace exact (`Potential.grad_laplacian` with directions sigma / sqrt 2);
-    phi0_gap   (Phi(0, X_0) - J)^2, minimised by Phi(0, x) = E[J | X_0 = x] (pmp only).
+    phi0_gap   |Phi(0, X_0) - J| (pmp only): an absolute value, as the terminal terms, because J's
+               spread (tens on the obstacle problem) made its square swamp the other terms.
 For a pmp path H_k h = L_k h + grad Phi_k' f_k h, so the bsde residual is Phi_{k+1} - Phi_k + L_k h
 - grad Phi_k' sigma sqrt(h) xi_k: the same identity written for the noise actually drawn.
 Only J backpropagates through the paths (into Phi through the feedback u); the penalties are
@@ -179,5 +180,5 @@ class ValueFunction(nn.Module):
         if sampling == "pmp":
             cost = paths.running[-1] + self.problem.terminal_cost(paths.states[-1])
             terms["cost"] = cost
-            terms["phi0_gap"] = (phi[0] - cost.detach()).square()
+            terms["phi0_gap"] = (phi[0] - cost.detach()).abs()
         return terms
