@@ -3,6 +3,7 @@ pairs for posterior estimation, start points of control problems."""
 
 from .control_starts import ControlStarts
 from .digits_density import DigitsDensity
+from .function_data import DiffusionImages, GaussianFields
 from .images import ImageClassification
 from .lotka_volterra import LotkaVolterra
 from .sbibm_tasks import SBIBMTask
@@ -13,7 +14,9 @@ from .toy_density import Toy2DDensity, make_toy_density, toy_log_density
 
 __all__ = [
     "ControlStarts",
+    "DiffusionImages",
     "DigitsDensity",
+    "GaussianFields",
     "ImageClassification",
     "LotkaVolterra",
     "SBIBMTask",

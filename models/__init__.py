@@ -1,8 +1,10 @@
 """LightningModules, one per task (imported as ctdl.models)."""
 
 from .cotflow import ConditionalOTFlow
+from .diffusion import MultilevelDiffusion
 from .odenet import ODENetClassifier
 from .otflow import OTFlow
 from .soc import StochasticOptimalControl
 
-__all__ = ["ConditionalOTFlow", "ODENetClassifier", "OTFlow", "StochasticOptimalControl"]
+__all__ = ["ConditionalOTFlow", "MultilevelDiffusion", "ODENetClassifier", "OTFlow",
+           "StochasticOptimalControl"]

@@ -42,6 +42,12 @@ def test_every_config_runs_fast_dev_run(cli, config, fake_mnist_dir, tmp_path):
     if config.parent.name == "soc":  # few evaluation starts, cheap references
         extra = ["--data.num_val", "8", "--data.num_test", "8", "--data.reference_samples", "2000",
                  "--data.fem_mesh", "32", "--data.fem_dt", "0.02"]
+    if config.parent.name == "diffusion":  # fake IDX images or a few small fields, short sampling
+        if config.stem.startswith("fashion"):
+            extra = ["--data.data_dir", fake_mnist_dir, "--data.n_val", "100", "--data.batch_size", "16"]
+        else:
+            extra = ["--data.num_train", "64", "--data.num_val", "16", "--data.num_test", "16",
+                     "--data.batch_size", "16"]
     run = cli("fit", "--config", config, "--trainer.fast_dev_run", "true", *extra)
     assert run.trainer.state.finished
     assert torch.isfinite(run.trainer.callback_metrics["train/loss"])
