@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -170,7 +171,7 @@ def metrics_rows(run_dir: Path) -> list[dict]:
         return list(csv.DictReader(file))
 
 
-def test_resume_continues_the_resolution_schedule(cli):
+def test_resume_continues_the_resolution_schedule_and_predict_samples(cli):
     fit = cli("fit", *SMALL_FIELDS, "--model.schedule_steps", "[3]", "--trainer.max_steps", "2",
               "--trainer.val_check_interval", "2")
     run_dir = Path(fit.trainer.log_dir)
@@ -181,6 +182,11 @@ def test_resume_continues_the_resolution_schedule(cli):
     rows = [r for r in metrics_rows(run_dir) if r.get("train/resolution")]
     assert {int(r["step"]): float(r["train/resolution"]) for r in rows} == {0: 8, 1: 8, 2: 8, 3: 16, 4: 16}
     assert torch.isfinite(resumed.trainer.callback_metrics["val/loss"])
+    # ctdl predict samples at the data's grid, as many as the test split holds
+    last = run_dir / "checkpoints" / "last.ckpt"
+    cli("predict", *SMALL_FIELDS, "--model.sample_steps", "5", "--ckpt_path", last)
+    samples = np.load(run_dir / "predict" / "sample.npy")
+    assert samples.shape == (16, 1, 16, 16) and np.isfinite(samples).all()
 
 
 def test_bf16_mixed_on_cpu_with_the_fno(cli):
