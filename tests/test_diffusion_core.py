@@ -331,3 +331,14 @@ def test_exact_score_is_the_gaussian_gradient():
                .log_prob(x[i].flatten()) for i, P in enumerate(total))
     (grad,) = torch.autograd.grad(logp, x)
     torch.testing.assert_close(score(x.detach(), t), grad, atol=1e-9, rtol=1e-7)
+
+
+def test_predictor_corrector_refuses_too_few_steps():
+    """Below beta_max (T - eps) steps the corrector's 1 - beta dt turns negative: a clear error, not NaN."""
+    from ctdl.diffusion import make_prior, sample_predictor_corrector
+    prior = make_prior("white", scale=1.0 / 64)
+    with pytest.raises(ValueError, match=r"needs steps > beta_max \(T - eps\) = 20.0, .* got steps=10"):
+        sample_predictor_corrector(lambda x, t: torch.zeros_like(x), prior, (2, 1, 8, 8), steps=10)
+    # data ~ N(0, C) with the noise's own C: X_t ~ N(0, C) at every t, so C grad log p_t(x) = -x
+    out = sample_predictor_corrector(lambda x, t: -x, prior, (2, 1, 8, 8), steps=25, preconditioned=True)
+    assert torch.isfinite(out).all()

@@ -160,6 +160,11 @@ def sample_predictor_corrector(score: ScoreFn, prior: FourierPrior, shape: tuple
     if snr <= 0 or corrector_steps < 0:
         raise ValueError(f"snr must be positive and corrector_steps >= 0; got snr={snr}, "
                          f"corrector_steps={corrector_steps}")
+    dt = (sde.T - eps) / steps
+    if float(sde.beta(torch.tensor(sde.T))) * dt >= 1:
+        raise ValueError(f"predictor-corrector sampling needs steps > beta_max (T - eps) = "
+                         f"{float(sde.beta(torch.tensor(sde.T))) * (sde.T - eps):.1f}, so that the corrector's "
+                         f"a_i = 1 - beta(t_i) dt stays positive; got steps={steps}")
     x = _start(prior, shape, sde, generator, dtype, device) if x_T is None else x_T
     cs = _preconditioned_score(score, prior, preconditioned)
     noise = ColouredNoise(prior.sqrt_cov, generator=generator)
@@ -169,7 +174,6 @@ def sample_predictor_corrector(score: ScoreFn, prior: FourierPrior, shape: tuple
         return -0.5 * b * y - b * cs(y, t)
 
     grid = torch.linspace(sde.T, eps, steps + 1, dtype=x.dtype, device=x.device)
-    dt = (sde.T - eps) / steps
     for i in range(steps):
         t = grid[i]
         a = 1.0 - float(sde.beta(t)) * dt
