@@ -209,6 +209,11 @@ class CTDLCLI(LightningCLI):
             load_weights(self.model, cfg.init_from, trusted=cfg.get("init_from_trusted", False))
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> L.Trainer:
+        if config.get("fast_dev_run") and not config.get("default_root_dir"):
+            # fast_dev_run swaps the loggers for a dummy, and checkpoints and figures would go to
+            # default_root_dir, the working directory: keep them under the runs folder instead
+            cfg = self._active_config()
+            config["default_root_dir"] = str(Path(self._runs_dir(cfg)) / self._run_name(cfg) / "fast_dev_run")
         if config.get("logger") in (None, True) or self.subcommand == "predict":
             save_dir, name, version = self._log_location()
             if config.get("logger") in (None, True):

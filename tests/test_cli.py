@@ -50,6 +50,7 @@ def test_every_config_runs_fast_dev_run(cli, config, fake_mnist_dir, tmp_path):
                      "--data.batch_size", "16"]
     run = cli("fit", "--config", config, "--trainer.fast_dev_run", "true", *extra)
     assert run.trainer.state.finished
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "figures").exists()  # all under runs/
     assert torch.isfinite(run.trainer.callback_metrics["train/loss"])
     assert any(k.startswith("val/") for k in run.trainer.callback_metrics)
 
