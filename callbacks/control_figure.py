@@ -51,7 +51,9 @@ class ControlFigure(FigureCallback):
         t_all = times.repeat_interleave(k)
         x_all = states[:, :k].reshape(-1, problem.dim)
         phi = pl_module(t_all.to(x0), x_all.to(x0)).cpu().double().view(len(times), k)
-        reference = reference_value(problem, samples=self.reference_samples)
+        dm = trainer.datamodule  # the finite-element settings of the data's own reference, where it has them
+        reference = reference_value(problem, samples=self.reference_samples, mesh=getattr(dm, "fem_mesh", 149),
+                                    dt=getattr(dm, "fem_dt", 1e-3))
         ref = None if reference is None else reference(t_all, x_all).view(len(times), k)
         for j in range(k):
             line, = left.plot(times, phi[:, j], lw=1.6, label="learned Phi" if j == 0 else None)
