@@ -201,7 +201,21 @@ class Problem2D(ControlProblem):
         raise NotImplementedError
 
 
-class Obstacle(Problem2D):
+class TargetCost:
+    """g(x) = weight |x - target|^2 with its gradient and tr(D Hess g) = 2 weight tr D in closed form
+    (a mixin for problems that set `weight` and `target`)."""
+
+    def terminal_cost(self, x):
+        return self.weight * (x - self.target.to(x)).square().sum(-1)
+
+    def terminal_gradient(self, x):
+        return 2.0 * self.weight * (x - self.target.to(x))
+
+    def terminal_trace(self, x):
+        return (2.0 * self.weight * torch.diagonal(self.diffusion(x)).sum()).expand(len(x))
+
+
+class Obstacle(TargetCost, Problem2D):
     """Steer through a Gaussian obstacle (Li, Verma and Ruthotto 2024, section 5.2):
 
         f = u,  L = |u|^2 / 2 + height N(x; 0, width I),  g = weight |x - (1.5, 1.5)|^2,
@@ -226,15 +240,6 @@ class Obstacle(Problem2D):
 
     def running_cost(self, t, x, u):
         return 0.5 * u.square().sum(-1) + self.obstacle(x)
-
-    def terminal_cost(self, x):
-        return self.weight * (x - self.target.to(x)).square().sum(-1)
-
-    def terminal_gradient(self, x):
-        return 2.0 * self.weight * (x - self.target.to(x))
-
-    def terminal_trace(self, x):
-        return (2.0 * self.weight * torch.diagonal(self.diffusion(x)).sum()).expand(len(x))
 
     def optimal_control(self, t, x, p):
         return -p
@@ -318,7 +323,7 @@ class LQR(Problem2D):
         return ufl.dot(x, self._ufl_matrix(self.G) * x)
 
 
-class Quadcopter(ControlProblem):
+class Quadcopter(TargetCost, ControlProblem):
     """Fly a quadcopter to a hover point (Li, Verma and Ruthotto 2024, section 5.3). State
     (position 3, angles psi/theta/phi, velocity 3, angular velocity 3), control (thrust, tau 3):
 
@@ -355,15 +360,6 @@ class Quadcopter(ControlProblem):
 
     def running_cost(self, t, x, u):
         return 2.0 + u.square().sum(-1)
-
-    def terminal_cost(self, x):
-        return self.weight * (x - self.target.to(x)).square().sum(-1)
-
-    def terminal_gradient(self, x):
-        return 2.0 * self.weight * (x - self.target.to(x))
-
-    def terminal_trace(self, x):
-        return (2.0 * self.weight * torch.diagonal(self.diffusion(x)).sum()).expand(len(x))
 
     def optimal_control(self, t, x, p):
         r = self.thrust_direction(x[:, 3:6])
