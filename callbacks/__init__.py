@@ -2,6 +2,7 @@
 
 from .control_figure import ControlFigure
 from .density_figure import DensityFigure
+from .diffusion_figure import DiffusionSamplesFigure, sample_grid_figure
 from .ema import EMAWeights
 from .figure import FigureCallback
 from .finite_loss import FiniteLossGuard, NonFiniteLossError
@@ -10,5 +11,6 @@ from .prediction_writer import PredictionWriter
 from .run_checkpoint import RunCheckpoint
 from .transport_figure import TransportFigure
 
-__all__ = ["ControlFigure", "FigureCallback", "DensityFigure", "EMAWeights", "FiniteLossGuard", "NonFiniteLossError",
-           "PosteriorFigure", "PredictionWriter", "RunCheckpoint", "TransportFigure"]
+__all__ = ["ControlFigure", "FigureCallback", "DensityFigure", "DiffusionSamplesFigure", "sample_grid_figure",
+           "EMAWeights", "FiniteLossGuard", "NonFiniteLossError", "PosteriorFigure",
+           "PredictionWriter", "RunCheckpoint", "TransportFigure"]

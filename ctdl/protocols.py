@@ -11,9 +11,10 @@ space), `TransportModel` (a classifier whose features move along ODE blocks), `P
 (sample_posterior), and the `Predictor` contract of ``predict_step`` (`Predictions`). Datamodules:
 `SplitData` (train/val/test splits), `KnownDensity` (may know its true density), `PosteriorData`
 and `ReferencePosteriors` (simulation pairs for posterior estimation), `ObservedData`,
-`KnownParameters`, `NamedParameters` and `PredictiveSimulator` (what a posterior figure shows), and
+`KnownParameters`, `NamedParameters` and `PredictiveSimulator` (what a posterior figure shows),
+`GridSampler`, `LabelledImages` and `GaussianFieldData` (diffusion's sample-quality metrics), and
 the data facts a config links into the model (`DATA_FACTS`: dim, input_shape, num_classes,
-cond_dim, problem, problem_args).
+cond_dim, problem, problem_args, pde_args).
 """
 
 from __future__ import annotations
@@ -258,9 +259,54 @@ class ControlPolicy(Protocol):
         ...
 
 
+@runtime_checkable
+class PDEData(Protocol):
+    """Data for the PDE control task: (v, f) instances of `ctdl.pde.AdvectionDiffusion(**pde_args)`."""
+
+    pde_args: dict
+
+
+@runtime_checkable
+class GridSampler(Protocol):
+    """A generative model of functions on n x n grids that samples at any grid it accepts (as
+    MultilevelDiffusion)."""
+
+    def check_resolution(self, n: int) -> None:
+        """Raise a ValueError naming the fix if the model cannot run on an n x n grid."""
+        ...
+
+    def sample(self, n: int, resolution: int | None = None, steps: int | None = None,
+               sampler: str | None = None, generator: Generator | None = None) -> Tensor:
+        """n samples (n, channels, r, r) at the grid r = resolution (default the data's)."""
+        ...
+
+
+@runtime_checkable
+class LabelledImages(Protocol):
+    """Image data that hands out its labelled splits on the images' native grid, in the value range
+    the model sees (for a classifier's features: a Frechet distance)."""
+
+    native_resolution: int
+    """The grid n of the stored images (n x n), e.g. 28 for MNIST."""
+    reference_key: str
+    """Names the data set and its split for caches, e.g. "fashion_mnist_split0"."""
+
+    def labelled_images(self, stage: str) -> tuple[Tensor, Tensor]:
+        """(images (n, C, native, native), integer labels (n,)) of "train", "val" or "test"."""
+        ...
+
+
+@runtime_checkable
+class GaussianFieldData(Protocol):
+    """Data X ~ N(0, Sigma) with Sigma a Fourier multiplier known at every grid (as GaussianFields)."""
+
+    data_prior: Any
+    """Sigma as a `ctdl.diffusion.FourierPrior` (samples, eigenvalues and C_h at any grid)."""
+
+
 DATA_FACTS: dict[str, type] = {
     "dim": VectorData, "input_shape": ShapedData, "num_classes": ClassificationData,
-    "cond_dim": ConditionedData, "problem": ControlData, "problem_args": ControlData,
+    "cond_dim": ConditionedData, "problem": ControlData, "problem_args": ControlData, "pde_args": PDEData,
 }
 """The facts a datamodule states about its data and a model takes as an argument of the same name:
 ``ctdl``'s CLI links each one from the datamodule into every model whose ``__init__`` has it, so a

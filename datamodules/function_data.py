@@ -75,7 +75,8 @@ class DiffusionImages(TensorDataModule):
     n_val of the 60k training images for validation, the official 10k for test), scaled from
     [0, 1] to [-1, 1] (2 x - 1) and, when `resolution` != 28, resampled to resolution x resolution
     by `ctdl.diffusion.resample` (trigonometric interpolation up, Fourier restriction down).
-    Batches are (x,), x of shape (batch, 1, r, r); labels are dropped.
+    Batches are (x,), x of shape (batch, 1, r, r); labels are dropped from the batches but kept,
+    with the native 28x28 images, for the metrics (`labelled_images`, `ctdl.protocols.LabelledImages`).
     """
 
     def __init__(self, dataset: str = "fashion_mnist", data_dir: str | None = None, download: bool = False,
@@ -102,17 +103,33 @@ class DiffusionImages(TensorDataModule):
                                           batch_size=batch_size, n_val=n_val, seed=seed, normalize=False)
         self.dataset, self.resolution, self.n_train = dataset, int(resolution), n_train
         self.input_shape = [1, self.resolution, self.resolution]
+        self.native_resolution = int(self.images.input_shape[-1])
+        self._labelled: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def prepare_data(self) -> None:
         self.images.prepare_data()
 
+    @property
+    def reference_key(self) -> str:
+        """Names the data set and its split for caches (`ctdl.protocols.LabelledImages`)."""
+        return f"{self.dataset}_split{self.seed}_n{self.n_train if self.n_train is not None else 'all'}"
+
+    def labelled_images(self, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images (n, 1, 28, 28) in [-1, 1] on the native grid, labels (n,)) of a split ("train",
+        "val", "test"; the same images as the split, before resampling): `ctdl.protocols.LabelledImages`."""
+        if stage not in self._labelled:
+            raise RuntimeError(f"DiffusionImages: no {stage!r} images; call setup() first "
+                               f"(stages: train, val, test)")
+        return self._labelled[stage]
+
     def make_splits(self) -> Splits:
         out = []
-        for i, split in enumerate(self.images.make_splits()):
-            x = split.tensors[0]
-            if i == 0 and self.n_train is not None:
-                x = x[: self.n_train]
+        for stage, split in zip(("train", "val", "test"), self.images.make_splits(), strict=True):
+            x, y = split.tensors[0], split.tensors[1]
+            if stage == "train" and self.n_train is not None:
+                x, y = x[: self.n_train], y[: self.n_train]
             x = 2 * x - 1
+            self._labelled[stage] = (x, y)
             if self.resolution != x.shape[-1]:
                 x = resample(x, self.resolution)
             out.append(TensorDataset(x.contiguous()))

@@ -34,15 +34,19 @@ from torch import Tensor, nn
 
 from ctdl.diffusion import (
     VPSDE,
+    ClassifierFrechet,
     FNOScore,
     FourierPrior,
     UNetScore,
     check_grid,
+    field_covariance_distances,
     make_prior,
     resample,
     sample_euler_maruyama,
     sample_predictor_corrector,
 )
+from ctdl.metrics import energy_distance
+from ctdl.protocols import GaussianFieldData, LabelledImages, SplitData, split
 
 from .optim import adamw_with_schedule, check_scheduler
 
@@ -89,6 +93,12 @@ class MultilevelDiffusion(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         scheduler: str = "cosine",
+        test_samples: int = 64,
+        test_sample_steps: int = 50,
+        test_resolutions: list[int] | None = None,
+        classifier_epochs: int = 2,
+        cov_shrinkage: float = 0.01,
+        metric_cache_dir: str | None = "data/cache",
     ) -> None:
         """
         Args:
@@ -107,6 +117,15 @@ class MultilevelDiffusion(L.LightningModule):
             sampler: "em" (reverse Euler-Maruyama) or "pc" (predictor-corrector) for `sample`.
             sample_steps: reverse-time steps of `sample` (200 for metrics in the paper).
             lr, weight_decay, scheduler: AdamW and its per-step cosine decay.
+            test_samples: samples drawn at the end of test for the sample-quality metrics
+                (`sample_quality`; 0: none).
+            test_sample_steps: reverse-time steps of those samples (small: `ctdl test` stays fast).
+            test_resolutions: grids the metric samples are drawn at (default the data's grid only);
+                a grid r other than the data's logs test/<metric>_<r>.
+            classifier_epochs: training epochs of the feature classifier of the Frechet distance.
+            cov_shrinkage: shrinkage eps of the Gaussian-field KL when the sample covariance is
+                singular (`ctdl.diffusion.field_covariance_distances`).
+            metric_cache_dir: where the trained feature classifier is cached (None: not cached).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -115,6 +134,9 @@ class MultilevelDiffusion(L.LightningModule):
         check_scheduler(scheduler)
         if input_shape is not None and (len(input_shape) != 3 or input_shape[1] != input_shape[2]):
             raise ValueError(f"input_shape must be [channels, n, n] (square grids), got {list(input_shape)}")
+        if test_samples < 0 or test_samples == 1 or test_sample_steps < 1:
+            raise ValueError(f"test_samples must be 0 or >= 2 and test_sample_steps >= 1, got "
+                             f"test_samples={test_samples}, test_sample_steps={test_sample_steps}")
         if not 0 < t_min < 1:
             raise ValueError(f"t_min must lie in (0, 1), got {t_min}")
         self.channels = int(input_shape[0]) if input_shape is not None else 1
@@ -224,6 +246,68 @@ class MultilevelDiffusion(L.LightningModule):
     def test_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
         self._eval_step(batch, batch_idx, "test")
 
+    def on_test_epoch_end(self) -> None:
+        """After test/loss: `sample_quality` of `test_samples` samples against the datamodule's data,
+        logged as test/<name> (every rank draws the same seeded samples)."""
+        data = self.trainer.datamodule
+        if self.hparams.test_samples and data is not None:
+            for name, value in self.sample_quality(data).items():
+                self.log(f"test/{name}", value, sync_dist=True)
+
+    @torch.no_grad()
+    def sample_quality(self, data: object, n: int | None = None, resolutions: list[int] | None = None,
+                       steps: int | None = None, seed: int = 0) -> dict[str, float]:
+        """Sample-quality metrics of n samples (default `test_samples`, `test_sample_steps` steps, a
+        generator seeded with `seed`) at each grid of `resolutions` (default `test_resolutions` or the
+        data's grid; a grid r other than the data's adds the suffix _r to the names), by what `data`
+        provides (`ctdl.protocols`):
+
+        - `SplitData`: energy_mmd = `ctdl.metrics.energy_distance` to the first n test samples, after
+          `resample` to the scoring grid; energy_mmd_floor = that of the first n validation samples;
+        - `LabelledImages`: the scoring grid is the native one (28 for MNIST); fid_classifier = the
+          Frechet distance on the features of a classifier trained on the training split
+          (`ClassifierFrechet.cached`, cached in `metric_cache_dir`), fid_floor = that of the first
+          n test images;
+        - `GaussianFieldData`: cov_kl and cov_w2 = `field_covariance_distances` of the samples to the
+          known covariance at their own grid; cov_kl_floor, cov_w2_floor = those of n exact draws.
+        """
+        hp = self.hparams
+        n = hp.test_samples if n is None else n
+        steps = steps or hp.test_sample_steps
+        data_grid = self.hparams.input_shape[-1] if self.hparams.input_shape is not None else None
+        grids = resolutions or hp.test_resolutions or ([data_grid] if data_grid else [])
+        if not grids:
+            raise ValueError("sample_quality needs resolutions when the model has no input_shape")
+        out: dict[str, float] = {}
+        reference = score_grid = frechet = None
+        if isinstance(data, LabelledImages):
+            train_x, train_y = data.labelled_images("train")
+            reference, score_grid = data.labelled_images("test")[0][:n], data.native_resolution
+            frechet = ClassifierFrechet.cached(train_x, train_y, key=data.reference_key,
+                                               cache_dir=hp.metric_cache_dir, epochs=hp.classifier_epochs)
+            out["fid_floor"] = frechet(reference)
+            out["energy_mmd_floor"] = energy_distance(data.labelled_images("val")[0][:n], reference)
+        elif isinstance(data, SplitData) and split(data, "test") is not None and data_grid is not None:
+            first = [_first(split(data, s), n) for s in ("val", "test")]
+            reference, score_grid = first[1], data_grid
+            if first[0] is not None:
+                out["energy_mmd_floor"] = energy_distance(first[0], reference)
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        for r in grids:
+            suffix = "" if r == data_grid else f"_{r}"
+            x = self.sample(n, r, steps=steps, generator=gen).float().cpu()
+            if reference is not None:
+                restricted = x if r == score_grid else resample(x, score_grid)
+                out[f"energy_mmd{suffix}"] = energy_distance(restricted, reference)
+            if frechet is not None:
+                out[f"fid_classifier{suffix}"] = frechet(x)
+            if isinstance(data, GaussianFieldData):
+                exact = data.data_prior.sample(n, r, generator=torch.Generator().manual_seed(seed + 1))
+                for key, fields in (("", x), ("_floor", exact)):
+                    dist = field_covariance_distances(fields, data.data_prior, hp.cov_shrinkage)
+                    out[f"cov_kl{key}{suffix}"], out[f"cov_w2{key}{suffix}"] = dist["kl"], dist["w2"]
+        return out
+
     def predict_step(self, batch: Sequence[Tensor], batch_idx: int) -> dict[str, Tensor]:
         """`ctdl predict`: as many samples at the data's grid as the batch holds (generator seeded by
         the batch index and rank)."""
@@ -263,3 +347,11 @@ class MultilevelDiffusion(L.LightningModule):
             return sample_predictor_corrector(self.preconditioned_score, self.prior, shape, snr=snr, **kwargs)
         finally:
             self.net.train(was_training)
+
+
+def _first(ds, n: int) -> Tensor | None:
+    """The inputs of the first n samples of a map-style dataset (None for no dataset)."""
+    if ds is None:
+        return None
+    items = [ds[i] for i in range(min(n, len(ds)))]
+    return torch.stack([torch.as_tensor(it[0] if isinstance(it, (tuple, list)) else it) for it in items])

@@ -5,6 +5,13 @@ Hagemann, Mildenberger, Ruthotto, Steidl, Yang, "Multilevel diffusion: infinite 
 score-based diffusion models for image generation", arXiv 2303.04772.
 """
 
+from .metrics import (
+                     ClassifierFrechet,
+                     FeatureCNN,
+                     dense_covariance,
+                     field_covariance_distances,
+                     train_feature_classifier,
+)
 from .priors import (
                      PRIORS,
                      BesselPrior,
@@ -36,4 +43,6 @@ __all__ = [
     "VPSDE", "sample_euler_maruyama", "sample_predictor_corrector", "probability_flow",
     "log_likelihood", "exact_gaussian_score", "DIVERGENCES",
     "SpectralConv2d", "FNOScore", "TimeEmbedding", "check_grid", "UNetScore",
+    "FeatureCNN", "train_feature_classifier", "ClassifierFrechet", "dense_covariance",
+    "field_covariance_distances",
 ]
