@@ -6,11 +6,12 @@ from .diffusion_figure import DiffusionSamplesFigure, sample_grid_figure
 from .ema import EMAWeights
 from .figure import FigureCallback
 from .finite_loss import FiniteLossGuard, NonFiniteLossError
+from .pde_figure import PDEControlFigure
 from .posterior_figure import PosteriorFigure
 from .prediction_writer import PredictionWriter
 from .run_checkpoint import RunCheckpoint
 from .transport_figure import TransportFigure
 
 __all__ = ["ControlFigure", "FigureCallback", "DensityFigure", "DiffusionSamplesFigure", "sample_grid_figure",
-           "EMAWeights", "FiniteLossGuard", "NonFiniteLossError", "PosteriorFigure",
+           "EMAWeights", "FiniteLossGuard", "NonFiniteLossError", "PDEControlFigure", "PosteriorFigure",
            "PredictionWriter", "RunCheckpoint", "TransportFigure"]

@@ -304,6 +304,18 @@ class GaussianFieldData(Protocol):
     """Sigma as a `ctdl.diffusion.FourierPrior` (samples, eigenvalues and C_h at any grid)."""
 
 
+@runtime_checkable
+class PDEController(Protocol):
+    """A feedback policy for `ctdl.pde.AdvectionDiffusion` instances (as SourceMitigation)."""
+
+    problem: Any
+    """The `ctdl.pde.AdvectionDiffusion` it controls."""
+
+    def control(self, params: Tensor) -> Tensor:
+        """The rates (B, N, K) of the feedback along each instance's controlled path; params (B, P)."""
+        ...
+
+
 DATA_FACTS: dict[str, type] = {
     "dim": VectorData, "input_shape": ShapedData, "num_classes": ClassificationData,
     "cond_dim": ConditionedData, "problem": ControlData, "problem_args": ControlData, "pde_args": PDEData,

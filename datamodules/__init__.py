@@ -1,11 +1,12 @@
 """LightningDataModules of ctdl: toy 2-D sets, image classification, density estimation, simulation
-pairs for posterior estimation, start points of control problems."""
+pairs for posterior estimation, start points of control problems, instances of a PDE."""
 
 from .control_starts import ControlStarts
 from .digits_density import DigitsDensity
 from .function_data import DiffusionImages, GaussianFields
 from .images import ImageClassification
 from .lotka_volterra import LotkaVolterra
+from .pde_instances import PDEInstances
 from .sbibm_tasks import SBIBMTask
 from .simulation import SimulationData
 from .tabular import TabularDensity
@@ -19,6 +20,7 @@ __all__ = [
     "GaussianFields",
     "ImageClassification",
     "LotkaVolterra",
+    "PDEInstances",
     "SBIBMTask",
     "SimulationData",
     "TabularDensity",

@@ -4,7 +4,8 @@ from .cotflow import ConditionalOTFlow
 from .diffusion import MultilevelDiffusion
 from .odenet import ODENetClassifier
 from .otflow import OTFlow
+from .pde_control import SourceMitigation
 from .soc import StochasticOptimalControl
 
 __all__ = ["ConditionalOTFlow", "MultilevelDiffusion", "ODENetClassifier", "OTFlow",
-           "StochasticOptimalControl"]
+           "SourceMitigation", "StochasticOptimalControl"]
