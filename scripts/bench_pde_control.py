@@ -63,20 +63,36 @@ def part_oracle() -> None:
     solutions = []
     for i, p in enumerate(test):
         solutions.append(open_loop_optimum(problem, p))
-        print(f"oracle {i + 1}/{len(test)}: J = {solutions[-1].cost:.4f} in {solutions[-1].seconds:.2f} s", flush=True)
+        print(
+            f"oracle {i + 1}/{len(test)}: J = {solutions[-1].cost:.4f} in {solutions[-1].seconds:.2f} s",
+            flush=True,
+        )
     oracle = np.array([s.cost for s in solutions])
-    save("pde_control", "oracle", {
-        "setup": "the 100 test instances of PDEInstances (seed 0) of the default AdvectionDiffusion; oracle = "
-                 "L-BFGS-B over the open-loop rates (N x K = 200 numbers) per instance from a = 0, gradients by "
-                 "the discrete adjoint",
-        "summary": [{
-            "no_control": _mean(free), "terminal_value_feedback": _mean(terminal_feedback.numpy()),
-            "terminal_value_feedback_over_oracle": _mean(terminal_feedback.numpy() / oracle),
-            "oracle": _mean(oracle), "oracle_converged": sum(s.converged for s in solutions),
-            "oracle_s_per_solve": _mean([s.seconds for s in solutions]),
-            "oracle_pde_solves_per_instance": _mean([s.solves for s in solutions])}],
-        "per_instance": {"no_control": free.tolist(), "oracle": oracle.tolist(),
-                         "terminal_value_feedback": terminal_feedback.tolist()}})
+    save(
+        "pde_control",
+        "oracle",
+        {
+            "setup": "the 100 test instances of PDEInstances (seed 0) of the default AdvectionDiffusion; oracle = "
+            "L-BFGS-B over the open-loop rates (N x K = 200 numbers) per instance from a = 0, gradients by "
+            "the discrete adjoint",
+            "summary": [
+                {
+                    "no_control": _mean(free),
+                    "terminal_value_feedback": _mean(terminal_feedback.numpy()),
+                    "terminal_value_feedback_over_oracle": _mean(terminal_feedback.numpy() / oracle),
+                    "oracle": _mean(oracle),
+                    "oracle_converged": sum(s.converged for s in solutions),
+                    "oracle_s_per_solve": _mean([s.seconds for s in solutions]),
+                    "oracle_pde_solves_per_instance": _mean([s.solves for s in solutions]),
+                }
+            ],
+            "per_instance": {
+                "no_control": free.tolist(),
+                "oracle": oracle.tolist(),
+                "terminal_value_feedback": terminal_feedback.tolist(),
+            },
+        },
+    )
 
 
 def _oracle_costs() -> np.ndarray:
@@ -99,7 +115,9 @@ def _curve(log_dir: Path) -> list[dict]:
     out = []
     for step, cost in curve:
         before = [s for s in steps if s <= step]
-        out.append({"step": step, "pde_solves": solves[before[-1]] if before else 0.0, "val_cost": round(cost, 5)})
+        out.append(
+            {"step": step, "pde_solves": solves[before[-1]] if before else 0.0, "val_cost": round(cost, 5)}
+        )
     return out
 
 
@@ -108,8 +126,17 @@ def part_run(label: str, config: str, overrides: list[str]) -> None:
     from ctdl.models import SourceMitigation
 
     oracle = _oracle_costs()
-    common = ["--config", config, *overrides, "--runs_dir", str(ROOT / "runs" / "bench_pde_control"),
-              "--run_name", label, "--trainer.enable_progress_bar", "false"]
+    common = [
+        "--config",
+        config,
+        *overrides,
+        "--runs_dir",
+        str(ROOT / "runs" / "bench_pde_control"),
+        "--run_name",
+        label,
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
     t0 = time.perf_counter()
     fit = run_cli(["fit", *common])
     seconds = time.perf_counter() - t0
@@ -118,19 +145,35 @@ def part_run(label: str, config: str, overrides: list[str]) -> None:
     data, _ = _data()
     test = data.test_dataset.tensors[0]
     cost, free = model.costs(test)
-    decision_ms = float(np.median([model._decision_ms(test[i: i + 1], repeats=10) for i in range(20)]))
-    row = {"label": label, "config": Path(config).name, "overrides": " ".join(overrides) or "-",
-           "test_cost": _mean(cost), "over_oracle": _mean(cost.numpy() / oracle),
-           "cost_ratio_to_no_control": _mean((cost / free).numpy()), "decision_ms": round(decision_ms, 3),
-           "train_s": round(seconds, 1), "steps": fit.trainer.global_step, "train_pde_solves": model.train_solves,
-           "checkpoint": best, "curve": _curve(Path(fit.trainer.log_dir)), "per_instance": cost.tolist()}
+    decision_ms = float(np.median([model._decision_ms(test[i : i + 1], repeats=10) for i in range(20)]))
+    row = {
+        "label": label,
+        "config": Path(config).name,
+        "overrides": " ".join(overrides) or "-",
+        "test_cost": _mean(cost),
+        "over_oracle": _mean(cost.numpy() / oracle),
+        "cost_ratio_to_no_control": _mean((cost / free).numpy()),
+        "decision_ms": round(decision_ms, 3),
+        "train_s": round(seconds, 1),
+        "steps": fit.trainer.global_step,
+        "train_pde_solves": model.train_solves,
+        "checkpoint": best,
+        "curve": _curve(Path(fit.trainer.log_dir)),
+        "per_instance": cost.tolist(),
+    }
     rows = [r for r in _rows() if r["label"] != label] + [row]
-    save("pde_control", "runs", {
-        "setup": "`ctdl fit` on the config, best val/cost checkpoint (32 validation instances), then the mean "
-                 "cost J on the 100 test instances; over_oracle = mean over instances of J / J_oracle; "
-                 "decision_ms = median ms of one feedback decision for one instance (network, gradient, law); "
-                 "train_pde_solves counts every linear solve of training (forward, adjoint and the feedback's "
-                 "transposed solve)", "rows": rows})
+    save(
+        "pde_control",
+        "runs",
+        {
+            "setup": "`ctdl fit` on the config, best val/cost checkpoint (32 validation instances), then the mean "
+            "cost J on the 100 test instances; over_oracle = mean over instances of J / J_oracle; "
+            "decision_ms = median ms of one feedback decision for one instance (network, gradient, law); "
+            "train_pde_solves counts every linear solve of training (forward, adjoint and the feedback's "
+            "transposed solve)",
+            "rows": rows,
+        },
+    )
 
 
 def part_ppo(env_steps: int, eval_every: int, n_envs: int, seed: int, width: int) -> None:
@@ -159,10 +202,25 @@ def part_ppo(env_steps: int, eval_every: int, n_envs: int, seed: int, width: int
 
     envs = [SourceMitigationEnv(problem, params=train) for _ in range(n_envs)]
     vec = DummyVecEnv([lambda e=e: RescaleAction(e, np.float32(-1), np.float32(1)) for e in envs])
-    model = PPO("CnnPolicy", vec, learning_rate=3e-4, n_steps=500, batch_size=250, n_epochs=10, gamma=1.0,
-                gae_lambda=0.95, seed=seed, verbose=0, device="cpu",
-                policy_kwargs=dict(features_extractor_class=Encoder, features_extractor_kwargs=dict(width=width),
-                                   normalize_images=False, net_arch=dict(pi=[64], vf=[64])))
+    model = PPO(
+        "CnnPolicy",
+        vec,
+        learning_rate=3e-4,
+        n_steps=500,
+        batch_size=250,
+        n_epochs=10,
+        gamma=1.0,
+        gae_lambda=0.95,
+        seed=seed,
+        verbose=0,
+        device="cpu",
+        policy_kwargs=dict(
+            features_extractor_class=Encoder,
+            features_extractor_kwargs=dict(width=width),
+            normalize_images=False,
+            net_arch=dict(pi=[64], vf=[64]),
+        ),
+    )
 
     def costs(params: torch.Tensor) -> torch.Tensor:
         inst = problem.instances(params)
@@ -180,8 +238,14 @@ def part_ppo(env_steps: int, eval_every: int, n_envs: int, seed: int, width: int
         def _on_step(self) -> bool:
             if self.num_timesteps >= len(curve) * eval_every:
                 solves = sum(e.solves for e in envs)
-                curve.append({"env_steps": self.num_timesteps, "pde_solves": solves,
-                              "val_cost": round(costs(val).mean().item(), 5), "s": round(time.perf_counter() - t0, 1)})
+                curve.append(
+                    {
+                        "env_steps": self.num_timesteps,
+                        "pde_solves": solves,
+                        "val_cost": round(costs(val).mean().item(), 5),
+                        "s": round(time.perf_counter() - t0, 1),
+                    }
+                )
                 print(curve[-1], flush=True)
             return True
 
@@ -195,16 +259,30 @@ def part_ppo(env_steps: int, eval_every: int, n_envs: int, seed: int, width: int
     for _ in range(100):
         model.predict(observe(problem, inst, u, 0.5).numpy(), deterministic=True)
     decision_ms = 1000 * (time.perf_counter() - start) / 100
-    save("pde_control", "ppo", {
-        "setup": f"stable-baselines3 PPO (CnnPolicy with ctdl's FieldEncoder, width {width}; {n_envs} envs, "
-                 f"n_steps 500, batch 250, 10 epochs, gamma 1, GAE 0.95, lr 3e-4, seed {seed}) on "
-                 f"SourceMitigationEnv with the 2048 training instances as the pool, {env_steps} env steps "
-                 "(= PDE solves); val_cost on the 32 validation instances, deterministic policy",
-        "summary": [{"label": "ppo", "test_cost": _mean(cost), "over_oracle": _mean(cost.numpy() / oracle),
-                     "decision_ms": round(decision_ms, 3), "train_s": round(seconds, 1), "env_steps": env_steps,
-                     "train_pde_solves": sum(e.solves for e in envs),
-                     "final_val_cost": curve[-1]["val_cost"] if curve else None}],
-        "curve": curve, "per_instance": cost.tolist()})
+    save(
+        "pde_control",
+        "ppo",
+        {
+            "setup": f"stable-baselines3 PPO (CnnPolicy with ctdl's FieldEncoder, width {width}; {n_envs} envs, "
+            f"n_steps 500, batch 250, 10 epochs, gamma 1, GAE 0.95, lr 3e-4, seed {seed}) on "
+            f"SourceMitigationEnv with the 2048 training instances as the pool, {env_steps} env steps "
+            "(= PDE solves); val_cost on the 32 validation instances, deterministic policy",
+            "summary": [
+                {
+                    "label": "ppo",
+                    "test_cost": _mean(cost),
+                    "over_oracle": _mean(cost.numpy() / oracle),
+                    "decision_ms": round(decision_ms, 3),
+                    "train_s": round(seconds, 1),
+                    "env_steps": env_steps,
+                    "train_pde_solves": sum(e.solves for e in envs),
+                    "final_val_cost": curve[-1]["val_cost"] if curve else None,
+                }
+            ],
+            "curve": curve,
+            "per_instance": cost.tolist(),
+        },
+    )
     model.save(ROOT / "runs" / "bench_pde_control" / "ppo" / "model.zip")
 
 
@@ -217,39 +295,74 @@ def part_report() -> None:
     oracle = json.loads((OUT / "pde_control_oracle.json").read_text())["summary"][0]
     ppo_file = OUT / "pde_control_ppo.json"
     ppo = json.loads(ppo_file.read_text()) if ppo_file.is_file() else None
-    rows = [{"method": "no control", "test_cost": oracle["no_control"]},
-            {"method": "oracle (open loop, per instance)", "test_cost": oracle["oracle"], "over_oracle": 1.0,
-             "decision_ms": round(1000 * oracle["oracle_s_per_solve"], 1)},
-            {"method": "terminal-value feedback (untrained)", "test_cost": oracle["terminal_value_feedback"],
-             "over_oracle": oracle["terminal_value_feedback_over_oracle"]}]
+    rows = [
+        {"method": "no control", "test_cost": oracle["no_control"]},
+        {
+            "method": "oracle (open loop, per instance)",
+            "test_cost": oracle["oracle"],
+            "over_oracle": 1.0,
+            "decision_ms": round(1000 * oracle["oracle_s_per_solve"], 1),
+        },
+        {
+            "method": "terminal-value feedback (untrained)",
+            "test_cost": oracle["terminal_value_feedback"],
+            "over_oracle": oracle["terminal_value_feedback_over_oracle"],
+        },
+    ]
     ppo_final = None
     if ppo is not None:
         s = ppo["summary"][0]
         ppo_final = s["final_val_cost"]
         reach = next((c["pde_solves"] for c in ppo["curve"] if c["val_cost"] <= 1.02 * ppo_final), None)
-        rows.append({"method": "(c) PPO", "test_cost": s["test_cost"], "over_oracle": s["over_oracle"],
-                     "decision_ms": s["decision_ms"], "train_pde_solves": s["train_pde_solves"],
-                     "solves_to_ppo_final": reach, "train_s": s["train_s"]})
+        rows.append(
+            {
+                "method": "(c) PPO",
+                "test_cost": s["test_cost"],
+                "over_oracle": s["over_oracle"],
+                "decision_ms": s["decision_ms"],
+                "train_pde_solves": s["train_pde_solves"],
+                "solves_to_ppo_final": reach,
+                "train_s": s["train_s"],
+            }
+        )
     for r in _rows():
         reach = None
         if ppo_final is not None:
             reach = next((c["pde_solves"] for c in r["curve"] if c["val_cost"] <= ppo_final), None)
-        rows.append({"method": f"({'a' if 'value' in r['config'] else 'b'}) {r['label']}", "test_cost": r["test_cost"],
-                     "over_oracle": r["over_oracle"], "decision_ms": r["decision_ms"],
-                     "train_pde_solves": r["train_pde_solves"], "solves_to_ppo_final": reach, "train_s": r["train_s"]})
-    save("pde_control", "summary", {
-        "target": "(a) within 10% of the oracle on average and below PPO's cost; (a) needs >= 10x fewer PDE solves "
-                  "in training than PPO needs to reach its final cost; ms per decision against s per oracle solve",
-        "setup": "solves_to_ppo_final: PDE solves of training at the first validation whose cost is at most PPO's "
-                 "final validation cost (for PPO: within 2% of it); decision_ms of the oracle = one whole solve",
-        "rows": rows})
+        rows.append(
+            {
+                "method": f"({'a' if 'value' in r['config'] else 'b'}) {r['label']}",
+                "test_cost": r["test_cost"],
+                "over_oracle": r["over_oracle"],
+                "decision_ms": r["decision_ms"],
+                "train_pde_solves": r["train_pde_solves"],
+                "solves_to_ppo_final": reach,
+                "train_s": r["train_s"],
+            }
+        )
+    save(
+        "pde_control",
+        "summary",
+        {
+            "target": "(a) within 10% of the oracle on average and below PPO's cost; (a) needs >= 10x fewer PDE solves "
+            "in training than PPO needs to reach its final cost; ms per decision against s per oracle solve",
+            "setup": "solves_to_ppo_final: PDE solves of training at the first validation whose cost is at most PPO's "
+            "final validation cost (for PPO: within 2% of it); decision_ms of the oracle = one whole solve",
+            "rows": rows,
+        },
+    )
     fig, ax = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
     for r in _rows():
         c = r["curve"]
         ax.plot([p["pde_solves"] for p in c], [p["val_cost"] for p in c], "o-", label=r["label"], ms=3)
     if ppo is not None:
-        ax.plot([p["pde_solves"] for p in ppo["curve"]], [p["val_cost"] for p in ppo["curve"]], "s-", label="PPO",
-                ms=3)
+        ax.plot(
+            [p["pde_solves"] for p in ppo["curve"]],
+            [p["val_cost"] for p in ppo["curve"]],
+            "s-",
+            label="PPO",
+            ms=3,
+        )
     ax.axhline(oracle["oracle"], ls="--", c="k", lw=0.8, label="oracle (test mean)")
     ax.axhline(oracle["no_control"], ls=":", c="gray", lw=0.8, label="no control (test mean)")
     ax.set_xscale("log")
@@ -263,7 +376,9 @@ def part_report() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="part", required=True)
     sub.add_parser("oracle")
     run = sub.add_parser("run")
