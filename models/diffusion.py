@@ -256,11 +256,12 @@ class MultilevelDiffusion(L.LightningModule):
 
     @torch.no_grad()
     def sample_quality(self, data: object, n: int | None = None, resolutions: list[int] | None = None,
-                       steps: int | None = None, seed: int = 0) -> dict[str, float]:
+                       steps: int | None = None, seed: int = 0,
+                       batch_size: int | None = None) -> dict[str, float]:
         """Sample-quality metrics of n samples (default `test_samples`, `test_sample_steps` steps, a
-        generator seeded with `seed`) at each grid of `resolutions` (default `test_resolutions` or the
-        data's grid; a grid r other than the data's adds the suffix _r to the names), by what `data`
-        provides (`ctdl.protocols`):
+        generator seeded with `seed`, drawn `batch_size` at a time: see `sample`) at each grid of
+        `resolutions` (default `test_resolutions` or the data's grid; a grid r other than the data's
+        adds the suffix _r to the names), by what `data` provides (`ctdl.protocols`):
 
         - `SplitData`: energy_mmd = `ctdl.metrics.energy_distance` to the first n test samples, after
           `resample` to the scoring grid; energy_mmd_floor = that of the first n validation samples;
@@ -295,7 +296,7 @@ class MultilevelDiffusion(L.LightningModule):
         gen = torch.Generator(device=self.device).manual_seed(seed)
         for r in grids:
             suffix = "" if r == data_grid else f"_{r}"
-            x = self.sample(n, r, steps=steps, generator=gen).float().cpu()
+            x = self.sample(n, r, steps=steps, generator=gen, batch_size=batch_size).float().cpu()
             if reference is not None:
                 restricted = x if r == score_grid else resample(x, score_grid)
                 out[f"energy_mmd{suffix}"] = energy_distance(restricted, reference)
@@ -323,13 +324,20 @@ class MultilevelDiffusion(L.LightningModule):
     @torch.no_grad()
     def sample(self, n: int, resolution: int | None = None, steps: int | None = None,
                sampler: str | None = None, generator: torch.Generator | None = None,
-               snr: float = 0.16) -> Tensor:
+               snr: float = 0.16, batch_size: int | None = None) -> Tensor:
         """n samples (n, channels, r, r) at the grid r = `resolution` (default: the data's), by the
         reverse-time sampler (`em` | `pc`) with `steps` steps from t = 1 down to t_min, noise from the
         prior at that grid, and the preconditioned score -eps_theta / sqrt(v). The same weights
-        serve every grid the network accepts (FNO: even, >= 2 modes)."""
+        serve every grid the network accepts (FNO: even, >= 2 modes). `batch_size` (default: all n at
+        once) draws the samples in chunks of at most that many, one after the other from the same
+        generator (bounds the memory of many samples on fine grids)."""
         sampler = sampler or self.hparams.sampler
         check_sampler(sampler)
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be a positive number of samples or None, got {batch_size}")
+        if batch_size is not None and n > batch_size:
+            sizes = [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
+            return torch.cat([self.sample(m, resolution, steps, sampler, generator, snr) for m in sizes])
         if resolution is None:
             if self.hparams.input_shape is None:
                 raise ValueError("sample needs a resolution when the model has no input_shape")

@@ -153,6 +153,20 @@ def test_multilevel_schedule_and_sampling_at_other_grids():
         assert x.shape == (3, 1, grid, grid) and torch.isfinite(x).all()
 
 
+def test_sampling_in_chunks_draws_n_samples_and_keeps_the_covariance():
+    data = GaussianFields(resolution=16)
+    model = exact_model(data)
+    x = model.sample(1000, 16, steps=100, generator=torch.Generator().manual_seed(2), batch_size=300)
+    assert x.shape == (1000, 1, 16, 16)
+    assert not torch.allclose(x[:300], x[300:600])  # each chunk draws fresh noise
+    trace = x.double().pow(2).mean().item() / data.data_prior.eigenvalues(16).sum().item()
+    assert abs(trace - 1) < 0.05
+    out = model.sample_quality(data, n=50, resolutions=[16], steps=20, batch_size=16)
+    assert set(out) == {"cov_kl", "cov_w2", "cov_kl_floor", "cov_w2_floor"}
+    with pytest.raises(ValueError, match="batch_size"):
+        model.sample(4, 16, steps=2, batch_size=0)
+
+
 def test_image_data_in_minus_one_one_resampled_to_another_grid(fake_mnist_dir):
     base = DiffusionImages(data_dir=str(fake_mnist_dir), n_val=100, batch_size=8)
     base.setup()

@@ -1,0 +1,357 @@
+"""Multilevel score-based diffusion benchmarks (issue 15): what the FNO with a trace-class prior does
+that the U-Net with white noise does not, on the shipped configs in configs/diffusion/.
+
+resolution  `ctdl fit` of configs/diffusion/fashion_fno.yaml (FNO + Bessel prior, 14 then 28) and
+            fashion_unet.yaml (U-Net + white noise, 28), each at most --max-steps / --max-minutes;
+            the best val/loss checkpoint draws --samples samples at 28 and at 56, the 56 ones restricted
+            to 28 by `ctdl.diffusion.resample`, scored by `MultilevelDiffusion.sample_quality` against
+            the test split (classifier Frechet distance and energy MMD, each with its floor); the 56/28
+            ratio per model (target: FNO within 1.5x, U-Net not), the training time, and the val/loss
+            curve over steps (still_improving: the last validation is the best so far).
+multilevel  fashion_fno.yaml twice in one process, the same steps and seed: coarse-to-fine (14 then 28,
+            --switch-step) and fine-only (28 throughout); validation (at 28) every --val-every steps;
+            training seconds to first reach the same 28-grid val/loss (the worse of the two runs' best
+            val/loss, or --threshold), as the ratio multilevel / fine-only (target <= 0.6).
+gaussian    `ctdl fit` of configs/diffusion/gaussian_fields.yaml (FNO trained 16 then 32); KL and W2 of the
+            Gaussian fit of --samples samples (default 10^4) at 32 and at 64 against the exact field
+            covariance, next to the floor of as many exact draws (`field_covariance_distances`).
+throughput  training images per second (median over steps after warm-up, per training grid) and the
+            seconds for 64 samples at 56 with 200 reverse steps, FNO (fashion_fno.yaml) and U-Net
+            (fashion_unet.yaml), on the accelerator given (the JSON's env.cuda says whether a GPU was there).
+report      benchmarks/diffusion.md from the JSON files (every part also rewrites it).
+
+    python scripts/bench_diffusion.py resolution --max-minutes 60 --samples 500
+    python scripts/bench_diffusion.py multilevel --max-steps 4000 --val-every 250
+    python scripts/bench_diffusion.py gaussian --samples 10000
+    python scripts/bench_diffusion.py throughput
+    python scripts/bench_diffusion.py report
+
+Runs go to runs/bench_diffusion/<label>/ (config, checkpoints, metrics.csv, figures); --out puts the
+JSON and the report elsewhere (e.g. a smoke test with --max-steps 3 --samples 64).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import bench_common
+import torch
+from lightning.pytorch.callbacks import Callback
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs" / "diffusion"
+FNO, UNET, FIELDS = (str(CONFIGS / f"{name}.yaml")
+                      for name in ("fashion_fno", "fashion_unet", "gaussian_fields"))
+TOPIC, TITLE = "diffusion", "Multilevel score-based diffusion"
+
+
+class Clock(Callback):
+    """Training seconds (the time inside training batches: forward, backward, optimiser and EMA, not
+    validation or figures), each batch's seconds with its training grid, and at every validation the
+    step, the training and wall seconds so far and val/loss."""
+
+    def __init__(self) -> None:
+        self.train_s, self.batches, self.validations = 0.0, [], []
+        self._batch = self._start = 0.0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._batch = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        seconds = time.perf_counter() - self._batch
+        self.train_s += seconds
+        grid = pl_module.resolution_at(trainer.global_step - 1) or batch[0].shape[-1]
+        self.batches.append((grid, len(batch[0]), seconds))
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or "val/loss" not in trainer.callback_metrics:
+            return
+        self.validations.append({"step": trainer.global_step, "train_s": round(self.train_s, 2),
+                                 "wall_s": round(time.perf_counter() - self._start, 2),
+                                 "val_loss": round(float(trainer.callback_metrics["val/loss"]), 5)})
+
+
+def budget(max_steps: int | None, max_minutes: float | None, val_every: int | None) -> list[str]:
+    """`ctdl fit` overrides for a step and time budget (Lightning's max_time, DD:HH:MM:SS) and the
+    validation interval (at most the steps, so that a short run still validates and checkpoints)."""
+    out = []
+    if max_steps is not None:
+        out += ["--trainer.max_steps", str(max_steps)]
+    if max_minutes is not None:
+        seconds = max(1, round(60 * max_minutes))
+        hours, minutes = seconds // 3600, seconds % 3600 // 60
+        out += ["--trainer.max_time", f"00:{hours:02d}:{minutes:02d}:{seconds % 60:02d}"]
+    if val_every is None and max_steps is not None and max_steps < 500:
+        val_every = max_steps
+    if val_every is not None:
+        out += ["--trainer.val_check_interval", str(val_every)]
+    return out
+
+
+def fit(config: str, label: str, overrides: list[str], runs_dir: Path) -> dict:
+    """`ctdl fit` on a shipped config with overrides (the CLI builds model, data and trainer; a `Clock`
+    rides along); returns the CLI, the clock, the wall seconds and the best (else last) checkpoint."""
+    from ctdl.cli import run_cli
+
+    cli = run_cli(["--config", config, *overrides, "--runs_dir", str(runs_dir), "--run_name", label,
+                   "--trainer.enable_progress_bar", "false"], run=False)
+    clock = Clock()
+    cli.trainer.callbacks.append(clock)
+    t0 = time.perf_counter()
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    wall = time.perf_counter() - t0
+    ckpt = cli.trainer.checkpoint_callback
+    best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
+    if best is None and ckpt is not None and ckpt.dirpath and Path(ckpt.dirpath, "last.ckpt").is_file():
+        best = str(Path(ckpt.dirpath, "last.ckpt"))
+    return {"cli": cli, "clock": clock, "wall_s": wall, "checkpoint": best,
+            "run_dir": str(cli.trainer.log_dir), "steps": cli.trainer.global_step}
+
+
+def trained(run: dict):
+    """The run's best checkpoint as an eval-mode model on the CPU (EMA weights, as validated)."""
+    from ctdl.models import MultilevelDiffusion
+
+    if run["checkpoint"] is None:
+        raise SystemExit(f"the run in {run['run_dir']} wrote no checkpoint")
+    return MultilevelDiffusion.load_from_checkpoint(run["checkpoint"], map_location="cpu").eval()
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 4) if a is not None and b else None
+
+
+def part_resolution(args) -> None:
+    rows, curve = [], []
+    overrides = budget(args.max_steps, args.max_minutes, args.val_every)
+    for label, config, network, prior in (("fno_bessel", FNO, "FNO", "bessel (trace class)"),
+                                          ("unet_white", UNET, "U-Net", "white")):
+        run = fit(config, f"resolution_{label}", overrides, args.runs_dir)
+        model, data = trained(run), run["cli"].datamodule
+        t0 = time.perf_counter()
+        q = model.sample_quality(data, n=args.samples, resolutions=[28, 56], steps=args.sample_steps, seed=0,
+                                 batch_size=args.sample_batch)
+        sample_s = time.perf_counter() - t0
+        vals = run["clock"].validations
+        curve += [{"model": label, **v} for v in vals]
+        best = min((v["val_loss"] for v in vals), default=None)
+        rows.append({
+            "model": label, "network": network, "prior": prior, "steps": run["steps"],
+            "train_s": round(run["clock"].train_s, 1), "fit_wall_s": round(run["wall_s"], 1),
+            "best_val_loss": best,
+            "fid_28": round(q["fid_classifier"], 3), "fid_56": round(q["fid_classifier_56"], 3),
+            "fid_ratio_56_28": ratio(q["fid_classifier_56"], q["fid_classifier"]),
+            "fid_floor": round(q["fid_floor"], 3),
+            "mmd_28": round(q["energy_mmd"], 5), "mmd_56": round(q["energy_mmd_56"], 5),
+            "mmd_ratio_56_28": ratio(q["energy_mmd_56"], q["energy_mmd"]),
+            "mmd_floor": round(q["energy_mmd_floor"], 5),
+            "within_1.5x": bool(max(q["fid_classifier_56"] / q["fid_classifier"],
+                                    q["energy_mmd_56"] / q["energy_mmd"]) <= 1.5),
+            "still_improving": bool(len(vals) >= 2 and vals[-1]["val_loss"] <= best),
+            "sample_s": round(sample_s, 1), "run_dir": run["run_dir"]})
+    budget_text = " ".join(overrides) or "none: the configs' max_steps"
+    bench_common.save(TOPIC, "resolution", {
+        "target": "FNO + trace-class prior keeps its 56 score within 1.5x of its 28 score (both the Frechet "
+                  "distance and the energy MMD); U-Net + white noise does not",
+        "setup": f"`ctdl fit` of fashion_fno.yaml and fashion_unet.yaml at 28 (overrides: {budget_text}); "
+                 "the best val/loss checkpoint (EMA weights) draws "
+                 f"{args.samples} samples with {args.sample_steps} reverse Euler-Maruyama steps at 28 and "
+                 "at 56 (seed 0); 56 samples are restricted to 28 by `resample` (Fourier restriction) and "
+                 "scored against the first n test images: fid = Frechet distance on the project's classifier "
+                 "features (trained on the training split; floor = n test images), mmd = energy distance "
+                 "(floor = n validation images); ratio = 56 score / 28 score; within_1.5x: both ratios "
+                 "<= 1.5. "
+                 "train_s: seconds inside training batches; the `runs` table is the val/loss curve "
+                 "(still_improving: the last validation is the best so far, so more training would help)",
+        "rows": rows, "runs": curve})
+
+
+def first_reach(vals: list[dict], threshold: float) -> dict | None:
+    return next((v for v in vals if v["val_loss"] <= threshold), None)
+
+
+def part_multilevel(args) -> None:
+    max_steps = args.max_steps or 4000
+    switch = args.switch_step or (1500 if max_steps > 1500 else max(1, max_steps * 3 // 8))
+    common = budget(max_steps, args.max_minutes, args.val_every or min(250, max_steps))
+    runs = {}
+    for label, extra in (
+            ("multilevel", ["--model.resolutions", "[14, 28]", "--model.schedule_steps", f"[{switch}]"]),
+            ("fine_only", ["--model.resolutions", "null", "--model.schedule_steps", "null"])):
+        runs[label] = fit(FNO, f"multilevel_{label}", common + extra, args.runs_dir)
+    vals = {label: run["clock"].validations for label, run in runs.items()}
+    if not all(vals.values()):
+        raise SystemExit("a run finished without a validation; give more steps or a smaller --val-every")
+    bests = {label: min(v["val_loss"] for v in vs) for label, vs in vals.items()}
+    threshold = args.threshold if args.threshold is not None else max(bests.values())
+    rows, reached = [], {}
+    for label, run in runs.items():
+        hit = first_reach(vals[label], threshold)
+        reached[label] = hit
+        grids = f"14 -> 28 at step {switch}" if label == "multilevel" else "28"
+        rows.append({"run": label, "resolutions": grids,
+                     "steps": run["steps"], "train_s": round(run["clock"].train_s, 1),
+                     "fit_wall_s": round(run["wall_s"], 1), "best_val_loss": bests[label],
+                     "final_val_loss": vals[label][-1]["val_loss"], "threshold": threshold,
+                     "reached_at_step": hit["step"] if hit else None,
+                     "train_s_to_threshold": hit["train_s"] if hit else None,
+                     "wall_s_to_threshold": hit["wall_s"] if hit else None, "run_dir": run["run_dir"]})
+    ml, fine = reached["multilevel"], reached["fine_only"]
+    summary = [{"ratio_train_s": ratio(ml and ml["train_s"], fine and fine["train_s"]),
+                "ratio_wall_s": ratio(ml and ml["wall_s"], fine and fine["wall_s"]),
+                "threshold": threshold,
+                "target_met": bool(ml and fine and ml["train_s"] <= 0.6 * fine["train_s"])}]
+    how = ("fixed by --threshold" if args.threshold is not None else
+           "the worse of the two runs' best val/loss, so that both runs reach it")
+    bench_common.save(TOPIC, "multilevel", {
+        "target": "multilevel (coarse then fine) reaches the fine-only run's 28-grid validation loss in "
+                  "<= 0.6 of the time: ratio <= 0.6",
+        "setup": f"one process, fashion_fno.yaml twice with seed 0 and {' '.join(common)}: multilevel "
+                 f"trains at 14 until step {switch}, then at 28 (--model.schedule_steps [{switch}]); "
+                 "fine-only trains at 28 throughout (--model.resolutions null); both validate at 28 (DSM "
+                 "loss, 20 batches, EMA weights, noise seeded per batch). "
+                 f"Threshold = {threshold:.5f}, {how}. Time to it = training seconds (inside "
+                 "training batches; validation and figures excluded) at the first validation with val/loss "
+                 "<= threshold (resolution: one validation interval); ratio_train_s = multilevel / "
+                 "fine-only, ratio_wall_s the same with the wall clock of the fit (validations included). "
+                 "The seconds carry the noise of whatever else ran on the machine",
+        "summary": summary, "rows": rows,
+        "runs": [{"run": label, **v} for label, vs in vals.items() for v in vs]})
+
+
+def part_gaussian(args) -> None:
+    overrides = budget(args.max_steps, args.max_minutes, args.val_every)
+    run = fit(FIELDS, "gaussian_fields", overrides, args.runs_dir)
+    model, data = trained(run), run["cli"].datamodule
+    rows = []
+    for grid in (32, 64):
+        t0 = time.perf_counter()
+        q = model.sample_quality(data, n=args.samples, resolutions=[grid], steps=args.sample_steps, seed=0,
+                                 batch_size=args.sample_batch)
+        suffix = "" if grid == 32 else "_64"
+        rows.append({"grid": grid, "samples": args.samples, "cov_kl": round(q[f"cov_kl{suffix}"], 3),
+                     "cov_kl_floor": round(q[f"cov_kl_floor{suffix}"], 3),
+                     "kl_over_floor": ratio(q[f"cov_kl{suffix}"], q[f"cov_kl_floor{suffix}"]),
+                     "cov_w2": round(q[f"cov_w2{suffix}"], 5),
+                     "cov_w2_floor": round(q[f"cov_w2_floor{suffix}"], 5),
+                     "w2_over_floor": ratio(q[f"cov_w2{suffix}"], q[f"cov_w2_floor{suffix}"]),
+                     "sample_s": round(time.perf_counter() - t0, 1)})
+    vals = run["clock"].validations
+    best = min((v["val_loss"] for v in vals), default=float("nan"))
+    bench_common.save(TOPIC, "gaussian", {
+        "target": "covariance error of 10^4 samples at 32 and at 64 from a model trained at 32, against the "
+                  "floor of as many exact draws",
+        "setup": f"`ctdl fit` of gaussian_fields.yaml (FNO, Bessel noise prior, 16 then 32; {run['steps']} "
+                 f"steps, {run['clock'].train_s:.0f} s of training, best val/loss {best:.5f}), best val/loss "
+                 "checkpoint; "
+                 f"{args.samples} samples with {args.sample_steps} reverse Euler-Maruyama steps at each grid "
+                 "(seed 0); cov_kl = KL(N(m, S) || N(0, Sigma_h)) in nats over the r^2 grid values, cov_w2 = "
+                 "W2 in the L2 norm of the torus, both against the exact covariance at the samples' own grid "
+                 "(`field_covariance_distances`, shrinkage 0.01 only when n <= r^2); floor = the same for "
+                 "n exact draws (seed 1)",
+        "rows": rows, "runs": [{"run": "gaussian_fields", **v} for v in vals]})
+
+
+def part_throughput(args) -> None:
+    steps = args.max_steps or 40
+    warmup = min(5, steps // 4)
+    gpu = args.accelerator != "cpu"
+    rows = []
+    for label, config, extra in (
+            ("fno", FNO, ["--model.schedule_steps", f"[{steps // 2}]"]),  # half the steps at 14, half at 28
+            ("unet", UNET, [])):
+        overrides = ["--trainer.max_steps", str(steps), "--trainer.limit_val_batches", "0",
+                     "--trainer.num_sanity_val_steps", "0", "--checkpoint.monitor", "null",
+                     "--trainer.accelerator", args.accelerator, *extra]
+        if gpu:
+            overrides += ["--trainer.precision", "bf16-mixed"]
+        run = fit(config, f"throughput_{label}", overrides, args.runs_dir)
+        batches = run["clock"].batches
+        for grid in sorted({g for g, _, _ in batches}):
+            times = [(b, s) for i, (g, b, s) in enumerate(batches) if g == grid and i >= warmup
+                     and (i == 0 or batches[i - 1][0] == g)]  # skip warm-up and the first step on a new grid
+            if not times:
+                continue
+            median = statistics.median(s for _, s in times)
+            rows.append({"network": label, "task": f"training at {grid}", "batch": times[0][0],
+                         "steps_timed": len(times), "s_per_step": round(median, 4),
+                         "images_per_s": round(times[0][0] / median, 1)})
+        model = run["cli"].model.eval()
+        device = next(model.parameters()).device
+        gen = torch.Generator(device=device).manual_seed(0)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=gpu):
+            model.sample(2, 56, steps=2, generator=gen)  # warm-up
+            if gpu:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            model.sample(64, 56, steps=args.sample_steps, generator=gen)
+            if gpu:
+                torch.cuda.synchronize()
+        rows.append({"network": label, "task": f"64 samples at 56, {args.sample_steps} steps",
+                     "seconds": round(time.perf_counter() - t0, 2)})
+    env = bench_common.environment()
+    bench_common.save(TOPIC, "throughput", {
+        "target": "training images per second; seconds for 64 samples at 56 with 200 steps; on a GPU with "
+                  "bf16-mixed if one is lent",
+        "setup": f"`ctdl fit` of fashion_fno.yaml (14 for the first {steps // 2} steps, then 28) and "
+                 f"fashion_unet.yaml (28) for {steps} steps, no validation, accelerator {args.accelerator}"
+                 f"{', bf16-mixed' if gpu else ', float32'}; images_per_s = batch / median seconds per step "
+                 f"(forward, backward, AdamW, EMA; the first {warmup} steps and the first step on a new grid "
+                 "left out); sampling: reverse Euler-Maruyama with the trained-for-a-few-steps weights (the "
+                 "cost does not depend on them). "
+                 + ("GPU: none was lent to this run (env.cuda is None), so the GPU / bf16-mixed rows are not "
+                    "measured" if env["cuda"] is None else f"GPU present: {env['cuda']}"),
+        "rows": rows})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("part", choices=["resolution", "multilevel", "gaussian", "throughput", "report"])
+    parser.add_argument("--max-steps", type=int, help="training steps per model (default: the config's; "
+                        "multilevel 4000, throughput 40)")
+    parser.add_argument("--max-minutes", type=float, help="a wall-clock cap per model (Lightning max_time)")
+    parser.add_argument("--val-every", type=int, help="validate every this many steps (default: the "
+                        "config's; multilevel 250)")
+    parser.add_argument("--samples", type=int, help="samples per grid (resolution 500, gaussian 10000)")
+    parser.add_argument("--sample-steps", type=int, help="reverse-time Euler-Maruyama steps (resolution and "
+                        "gaussian 100, throughput 200)")
+    parser.add_argument("--sample-batch", type=int, default=500, help="samples drawn at a time")
+    parser.add_argument("--switch-step", type=int, help="multilevel: the step that moves from 14 to 28 "
+                        "(default 1500, the config's, or 3/8 of --max-steps when that is smaller)")
+    parser.add_argument("--threshold", type=float, help="multilevel: a fixed val/loss to reach (default: the "
+                        "worse of the two runs' best)")
+    parser.add_argument("--accelerator", default="cpu", help="throughput: cpu or gpu (gpu adds bf16-mixed)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: the environment's)")
+    parser.add_argument("--out", type=Path, default=bench_common.OUT, help="folder of the JSON and report")
+    parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "bench_diffusion")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    bench_common.OUT = args.out.resolve()
+    args.runs_dir = args.runs_dir.resolve()
+    os.chdir(ROOT)  # the classifier cache (data/cache) and data paths are relative to the repository
+    if args.samples is None:
+        args.samples = 10_000 if args.part == "gaussian" else 500
+    if args.sample_steps is None:
+        args.sample_steps = 200 if args.part == "throughput" else 100
+    if args.part == "resolution":
+        part_resolution(args)
+    elif args.part == "multilevel":
+        part_multilevel(args)
+    elif args.part == "gaussian":
+        part_gaussian(args)
+    elif args.part == "throughput":
+        part_throughput(args)
+    bench_common.report(TOPIC, TITLE)
+
+
+if __name__ == "__main__":
+    main()
