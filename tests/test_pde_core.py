@@ -189,14 +189,17 @@ def test_the_environment_return_is_minus_the_rollout_cost(small):
     from ctdl.pde.env import SourceMitigationEnv
 
     env = SourceMitigationEnv(small)
+    from gymnasium.utils.env_checker import check_env
+
+    check_env(SourceMitigationEnv(small), skip_render_check=True)  # gymnasium's API contract
     obs, info = env.reset(seed=0)
     assert obs.shape == env.observation_space.shape and obs.dtype == np.float32
     actions = small.a_max * np.random.default_rng(0).random((small.steps, small.num_actuators))
     total, done, steps = 0.0, False, 0
     while not done:
-        obs, reward, done, truncated, step_info = env.step(actions[steps])
+        obs, reward, done, truncated, _ = env.step(actions[steps])
         total, steps = total + reward, steps + 1
-    assert steps == small.steps and step_info["solves"] == small.steps
+    assert steps == small.steps and env.solves == small.steps
     J = rollout(small, small.instances(info["params"][None]), torch.from_numpy(actions)[:, None]).cost.item()
     assert total == pytest.approx(-J, rel=1e-12)
     obs2, info2 = env.reset(seed=0)

@@ -76,4 +76,4 @@ class SourceMitigationEnv(gym.Env):
         done = self._n == self.problem.steps
         if done:
             cost = cost + self.problem.gamma * self.problem.norm2(self._u)
-        return self._observation(), -float(cost), done, False, {"solves": self.solves}
+        return self._observation(), -float(cost), done, False, {}
