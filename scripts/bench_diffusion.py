@@ -1,4 +1,4 @@
-"""Multilevel score-based diffusion benchmarks (issue 15): what the FNO with a trace-class prior does
+"""Multilevel score-based diffusion benchmarks: what the FNO with a trace-class prior does
 that the U-Net with white noise does not, on the shipped configs in configs/diffusion/.
 
 resolution  `ctdl fit` of configs/diffusion/fashion_fno.yaml (FNO + Bessel prior, 14 then 28) and
