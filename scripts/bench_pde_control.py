@@ -391,8 +391,9 @@ def part_report() -> None:
             ms=3,
         )
     ax.axhline(val["oracle"], ls="--", c="k", lw=0.8, label="oracle")
-    ax.axhline(val["no_control"], ls=":", c="gray", lw=0.8, label="no control")
     ax.set_xscale("symlog", linthresh=1e3)
+    ax.set_xlim(left=0)
+    ax.set_title(f"without control: {val['no_control']:.2f}", fontsize=9)
     ax.set_xlabel("PDE solves in training")
     ax.set_ylabel("mean cost J, validation instances")
     ax.legend(fontsize=8)
