@@ -72,7 +72,8 @@ class PDEControlFigure(FigureCallback):
                 label=f"a_{k + 1} at ({problem.actuators[k, 0]:.2f}, {problem.actuators[k, 1]:.2f})",
             )
         ax.set_xlabel("t")
-        ax.set_ylabel("absorption rate")
+        ax.yaxis.set_label_position("right")
+        ax.set_ylabel("absorption rate a_k(t)")
         ax.set_ylim(-0.02 * problem.a_max, 1.05 * problem.a_max)
         ax.legend(fontsize=7)
         ax.set_title(f"J = {controlled.cost.item():.3f} (no control {free.cost.item():.3f})", fontsize=9)

@@ -75,16 +75,23 @@ def gaussian_w2_squared(mean1: Tensor, cov1: Tensor, mean2: Tensor, cov2: Tensor
 
     for any PSD S1, S2 (singular ones too), in float64 by symmetric eigendecompositions. On the
     features of a classifier this is the Frechet distance (Heusel et al. 2017)."""
-    m1, m2, s1, s2 = (a.detach().double() for a in (mean1, mean2, cov1, cov2))
-    if s1.shape != s2.shape or s1.ndim != 2 or s1.shape[0] != s1.shape[1] or m1.shape != m2.shape \
-            or m1.shape != s1.shape[:1]:
-        raise ValueError(f"gaussian_w2_squared needs means (d,) and covariances (d, d) of one d, got means "
-                         f"{tuple(m1.shape)}, {tuple(m2.shape)} and covariances {tuple(s1.shape)}, "
-                         f"{tuple(s2.shape)}")
+    m1, m2, s1, s2 = _gaussians("gaussian_w2_squared", mean1, mean2, cov1, cov2)
     r2 = _psd_sqrt(s2.to(s1.device))
     cross = torch.linalg.eigvalsh(r2 @ s1 @ r2).clamp_min(0).sqrt().sum()
     value = (m1 - m2.to(m1.device)).pow(2).sum() + torch.trace(s1) + torch.trace(s2.to(s1.device)) - 2 * cross
     return max(value.item(), 0.0)
+
+
+def _gaussians(name: str, m1: Tensor, m2: Tensor, s1: Tensor, s2: Tensor) -> tuple[Tensor, ...]:
+    """The two means (d,) and covariances (d, d) in float64, detached; a ValueError naming all shapes
+    unless they share one d."""
+    m1, m2, s1, s2 = (a.detach().double() for a in (m1, m2, s1, s2))
+    if s1.shape != s2.shape or s1.ndim != 2 or s1.shape[0] != s1.shape[1] or m1.shape != m2.shape \
+            or m1.shape != s1.shape[:1]:
+        raise ValueError(f"{name} needs means (d,) and covariances (d, d) of one d, got means "
+                         f"{tuple(m1.shape)}, {tuple(m2.shape)} and covariances {tuple(s1.shape)}, "
+                         f"{tuple(s2.shape)}")
+    return m1, m2, s1, s2
 
 
 def frechet_distance(features_x: Tensor, features_y: Tensor) -> float:
@@ -104,12 +111,7 @@ def gaussian_kl(mean_p: Tensor, cov_p: Tensor, mean_q: Tensor, cov_q: Tensor, rt
     a_i the eigenvalues of the whitened A = W S_p W', W = Lambda_r^(-1/2) U_r' from S_q = U Lambda U'
     restricted to its r eigenvalues > rtol * max (the directions where q has no mass are dropped).
     Infinite when A is singular (S_p is; e.g. a sample covariance of n <= r samples)."""
-    mp, mq, sp, sq = (a.detach().double() for a in (mean_p, mean_q, cov_p, cov_q))
-    if sp.shape != sq.shape or sp.ndim != 2 or sp.shape[0] != sp.shape[1] or mp.shape != mq.shape \
-            or mp.shape != sp.shape[:1]:
-        raise ValueError(f"gaussian_kl needs means (d,) and covariances (d, d) of one d, got means "
-                         f"{tuple(mp.shape)}, {tuple(mq.shape)} and covariances {tuple(sp.shape)}, "
-                         f"{tuple(sq.shape)}")
+    mp, mq, sp, sq = _gaussians("gaussian_kl", mean_p, mean_q, cov_p, cov_q)
     lam, u = torch.linalg.eigh(0.5 * (sq + sq.T))
     keep = lam > rtol * lam.max()
     w = u[:, keep].T / lam[keep].sqrt()[:, None]  # (r, d)

@@ -50,16 +50,22 @@ def _mean(x) -> float:
     return round(float(np.mean(np.asarray(x, dtype=float))), 5)
 
 
+def _baselines(problem, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """J without control and J under the untrained terminal-value feedback, (B,) each."""
+    from ctdl.pde import QuadraticValue, policy_rollout, rollout
+
+    inst = problem.instances(params)
+    with torch.no_grad():
+        zero = torch.zeros(problem.steps, len(params), problem.num_actuators, dtype=torch.float64)
+        return rollout(problem, inst, zero).cost, policy_rollout(problem, QuadraticValue(problem), inst)[0].cost
+
+
 def part_oracle() -> None:
-    from ctdl.pde import QuadraticValue, open_loop_optimum, policy_rollout, rollout
+    from ctdl.pde import open_loop_optimum
 
     data, problem = _data()
     test = data.test_dataset.tensors[0]
-    inst = problem.instances(test)
-    with torch.no_grad():
-        zero = torch.zeros(problem.steps, len(test), problem.num_actuators, dtype=torch.float64)
-        free = rollout(problem, inst, zero).cost
-        terminal_feedback = policy_rollout(problem, QuadraticValue(problem), inst)[0].cost
+    free, terminal_feedback = _baselines(problem, test)
     solutions = []
     for i, p in enumerate(test):
         solutions.append(open_loop_optimum(problem, p))
@@ -289,18 +295,14 @@ def part_ppo(env_steps: int, eval_every: int, n_envs: int, seed: int, width: int
 def _validation_reference() -> dict:
     """No control, the untrained terminal-value feedback and the oracle on the 32 validation instances
     (the instances of every training curve), computed once into benchmarks/pde_control_validation.json."""
-    from ctdl.pde import QuadraticValue, open_loop_optimum, policy_rollout, rollout
+    from ctdl.pde import open_loop_optimum
 
     path = OUT / "pde_control_validation.json"
     if path.is_file():
         return json.loads(path.read_text())["summary"][0]
     data, problem = _data()
     val = data.val_dataset.tensors[0]
-    inst = problem.instances(val)
-    with torch.no_grad():
-        zero = torch.zeros(problem.steps, len(val), problem.num_actuators, dtype=torch.float64)
-        free = rollout(problem, inst, zero).cost
-        feedback = policy_rollout(problem, QuadraticValue(problem), inst)[0].cost
+    free, feedback = _baselines(problem, val)
     oracle = [open_loop_optimum(problem, p).cost for p in val]
     summary = {"no_control": _mean(free), "terminal_value_feedback": _mean(feedback), "oracle": _mean(oracle)}
     save("pde_control", "validation", {"setup": "the 32 validation instances of PDEInstances (seed 0)",
