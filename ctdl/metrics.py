@@ -110,13 +110,14 @@ def gaussian_kl(mean_p: Tensor, cov_p: Tensor, mean_q: Tensor, cov_q: Tensor, rt
 
     a_i the eigenvalues of the whitened A = W S_p W', W = Lambda_r^(-1/2) U_r' from S_q = U Lambda U'
     restricted to its r eigenvalues > rtol * max (the directions where q has no mass are dropped).
-    Infinite when A is singular (S_p is; e.g. a sample covariance of n <= r samples)."""
+    Infinite when A is singular (S_p is; e.g. a sample covariance of n <= r samples): an eigenvalue of A
+    below 1e-12 of its largest counts as zero."""
     mp, mq, sp, sq = _gaussians("gaussian_kl", mean_p, mean_q, cov_p, cov_q)
     lam, u = torch.linalg.eigh(0.5 * (sq + sq.T))
     keep = lam > rtol * lam.max()
     w = u[:, keep].T / lam[keep].sqrt()[:, None]  # (r, d)
     a = torch.linalg.eigvalsh(w @ sp @ w.T)
-    if bool((a <= 0).any()):
+    if bool((a <= 1e-12 * a.max().clamp_min(0)).any()):  # singular to round-off (a zero may come out 1e-17)
         return math.inf
     dm = w @ (mp - mq)
     return 0.5 * ((a - 1 - a.log()).sum() + dm.pow(2).sum()).item()
