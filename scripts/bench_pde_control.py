@@ -57,7 +57,8 @@ def _baselines(problem, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     inst = problem.instances(params)
     with torch.no_grad():
         zero = torch.zeros(problem.steps, len(params), problem.num_actuators, dtype=torch.float64)
-        return rollout(problem, inst, zero).cost, policy_rollout(problem, QuadraticValue(problem), inst)[0].cost
+        free = rollout(problem, inst, zero).cost
+        return free, policy_rollout(problem, QuadraticValue(problem), inst)[0].cost
 
 
 def part_oracle() -> None:
@@ -78,9 +79,9 @@ def part_oracle() -> None:
         "pde_control",
         "oracle",
         {
-            "setup": "the 100 test instances of PDEInstances (seed 0) of the default AdvectionDiffusion; oracle = "
-            "L-BFGS-B over the open-loop rates (N x K = 200 numbers) per instance from a = 0, gradients by "
-            "the discrete adjoint",
+            "setup": "the 100 test instances of PDEInstances (seed 0) of the default AdvectionDiffusion; "
+            "oracle = L-BFGS-B over the open-loop rates (N x K = 200 numbers) per instance from a = 0, "
+            "gradients by the discrete adjoint",
             "summary": [
                 {
                     "no_control": _mean(free),
@@ -172,8 +173,8 @@ def part_run(label: str, config: str, overrides: list[str]) -> None:
         "pde_control",
         "runs",
         {
-            "setup": "`ctdl fit` on the config, best val/cost checkpoint (32 validation instances), then the mean "
-            "cost J on the 100 test instances; over_oracle = mean over instances of J / J_oracle; "
+            "setup": "`ctdl fit` on the config, best val/cost checkpoint (32 validation instances), then the "
+            "mean cost J on the 100 test instances; over_oracle = mean over instances of J / J_oracle; "
             "decision_ms = median ms of one feedback decision for one instance (network, gradient, law); "
             "train_pde_solves counts every linear solve of training (forward, adjoint and the feedback's "
             "transposed solve)",
@@ -269,10 +270,10 @@ def part_ppo(env_steps: int, eval_every: int, n_envs: int, seed: int, width: int
         "pde_control",
         "ppo",
         {
-            "setup": f"stable-baselines3 PPO (CnnPolicy with ctdl's FieldEncoder, width {width}; {n_envs} envs, "
-            f"n_steps 500, batch 250, 10 epochs, gamma 1, GAE 0.95, lr 3e-4, seed {seed}) on "
-            f"SourceMitigationEnv with the 2048 training instances as the pool, {env_steps} env steps "
-            "(= PDE solves); val_cost on the 32 validation instances, deterministic policy",
+            "setup": f"stable-baselines3 PPO (CnnPolicy with ctdl's FieldEncoder, width {width}; {n_envs} "
+            f"envs, n_steps 500, batch 250, 10 epochs, gamma 1, GAE 0.95, lr 3e-4, seed {seed}) on "
+            f"SourceMitigationEnv with the 2048 training instances as the pool, {env_steps} env steps (= PDE "
+            f"solves); val_cost on the 32 validation instances, deterministic policy",
             "summary": [
                 {
                     "label": "ppo",
@@ -353,7 +354,8 @@ def part_report() -> None:
     runs = _rows()
     for r in runs:
         if "value" in r["config"]:  # at 0 solves the value policy is the terminal-value feedback
-            r["curve"] = [{"step": 0, "pde_solves": 0.0, "val_cost": val["terminal_value_feedback"]}, *r["curve"]]
+            start = {"step": 0, "pde_solves": 0.0, "val_cost": val["terminal_value_feedback"]}
+            r["curve"] = [start, *r["curve"]]
         reach = None
         if ppo_final is not None:
             reach = next((c["pde_solves"] for c in r["curve"] if c["val_cost"] <= ppo_final), None)
@@ -372,11 +374,13 @@ def part_report() -> None:
         "pde_control",
         "summary",
         {
-            "target": "(a) within 10% of the oracle on average and below PPO's cost; (a) needs >= 10x fewer PDE solves "
-            "in training than PPO needs to reach its final cost; ms per decision against s per oracle solve",
-            "setup": "solves_to_ppo_final: PDE solves of training at the first validation whose cost is at most PPO's "
-            "final validation cost (for PPO: within 2% of it); the value policy's curve starts at 0 solves with the "
-            "untrained terminal-value feedback; decision_ms of the oracle = one whole solve",
+            "target": "(a) within 10% of the oracle on average and below PPO's cost; (a) needs >= 10x fewer "
+            "PDE solves in training than PPO needs to reach its final cost; ms per decision against s per "
+            "oracle solve",
+            "setup": "solves_to_ppo_final: PDE solves of training at the first validation whose cost is at "
+            "most PPO's final validation cost (for PPO: within 2% of it); the value policy's curve starts at "
+            "0 solves with the untrained terminal-value feedback; decision_ms of the oracle = one whole "
+            "solve",
             "rows": rows,
         },
     )
