@@ -39,8 +39,8 @@ class SourceMitigation(L.LightningModule):
         output_scale: float = 1.0,
         time_basis: int = 6,
         alpha_cost: float = 1.0,
-        alpha_hjb: float = 1.0,
-        lr: float = 1e-3,
+        alpha_hjb: float = 0.01,
+        lr: float = 3e-3,
         weight_decay: float = 0.0,
         scheduler: str = "cosine",
     ) -> None:
