@@ -113,7 +113,7 @@ class SourceMitigation(L.LightningModule):
         logs = {f"{stage}/cost": cost.mean(), f"{stage}/cost_ratio": (cost / free).mean()}
         if stage == "test":
             logs["test/cost_uncontrolled"] = free.mean()
-            logs["test/decision_ms"] = torch.tensor(self._decision_ms(params[:1]))
+            logs["test/decision_ms"] = torch.tensor(self.decision_ms(params[:1]))
         self.log_dict(
             {k: v.float() for k, v in logs.items()},
             prog_bar=stage == "val",
@@ -121,7 +121,7 @@ class SourceMitigation(L.LightningModule):
             sync_dist=True,
         )
 
-    def _decision_ms(self, params: Tensor, repeats: int = 5) -> float:
+    def decision_ms(self, params: Tensor, repeats: int = 5) -> float:
         """Milliseconds for one feedback decision (network, gradient and law) for one instance at t = T/2."""
         inst = self.problem.instances(params)
         u = torch.rand(1, self.problem.size, dtype=torch.float64, generator=torch.Generator().manual_seed(0))

@@ -152,7 +152,7 @@ def part_run(label: str, config: str, overrides: list[str]) -> None:
     data, _ = _data()
     test = data.test_dataset.tensors[0]
     cost, free = model.costs(test)
-    decision_ms = float(np.median([model._decision_ms(test[i : i + 1], repeats=10) for i in range(20)]))
+    decision_ms = float(np.median([model.decision_ms(test[i : i + 1], repeats=10) for i in range(20)]))
     row = {
         "label": label,
         "config": Path(config).name,

@@ -19,9 +19,7 @@ from .networks import DirectPolicy, QuadraticValue
 from .problem import AdvectionDiffusion, Instances
 from .rollout import Rollout, rollout, stage_cost
 
-__all__ = ["LOSS_TERMS", "policy_rollout", "loss_terms"]
-
-LOSS_TERMS = ("cost", "hjb")
+__all__ = ["policy_rollout", "loss_terms"]
 
 PDEPolicy = QuadraticValue | DirectPolicy
 

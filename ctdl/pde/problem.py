@@ -166,7 +166,6 @@ class AdvectionDiffusion:
         "dof_of_pixel",
         "M",
         "B",
-        "actuator_fields",
     )
 
     def __getattr__(self, name: str):
@@ -240,14 +239,9 @@ class AdvectionDiffusion:
             raise RuntimeError("the Q1 degrees of freedom do not map one-to-one onto the grid's nodes")
         self.pixel_of_dof = torch.from_numpy(pixel)
         self.dof_of_pixel = torch.from_numpy(np.argsort(pixel))
-        # torch copies for the rollout (float64, CPU)
+        # batched, differentiable products for the rollout (float64, CPU)
         self.M = SparseOperator(self.mass)
         self.B = [SparseOperator(m) for m in self.actuator_mats]
-        self.actuator_fields = torch.from_numpy(
-            np.stack(
-                [np.exp(-((xy[:, 0] - cx) ** 2 + (xy[:, 1] - cy) ** 2) / s2) for cx, cy in self.actuators]
-            )
-        )
 
     # ------------------------------------------------------------------------------ instances
     def sample_params(self, n: int, generator: torch.Generator | None = None) -> Tensor:
