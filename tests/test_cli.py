@@ -358,3 +358,46 @@ def test_otflow_other_traces_validate_and_test_through_the_cli(cli, trace):
     assert torch.isfinite(fit.trainer.callback_metrics["val/nll"])
     test = cli("test", *small, "--ckpt_path", Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt")
     assert torch.isfinite(test.trainer.callback_metrics["test/nll"])
+
+
+class _Line(L.LightningModule):
+    """One weight w, loss (w - 1)^2 with plain SGD: the weight after every step is recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.seen = []
+
+    def training_step(self, batch, batch_idx):
+        return (self.w - 1).pow(2).sum()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        self.seen.append(self.w.item())
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+@pytest.mark.parametrize("warmup", [True, False])
+def test_ema_weights_follow_the_warmup_recursion(tmp_path, warmup):
+    from ctdl.callbacks import EMAWeights
+
+    model, loader = _Line(), DataLoader(TensorDataset(torch.zeros(12, 1)), batch_size=1)
+    ema = EMAWeights(decay=0.99, warmup=warmup)
+    trainer = L.Trainer(max_steps=12, callbacks=[ema], logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, loader)
+    average = model.seen[0]  # the first update copies the weights
+    for n, w in enumerate(model.seen[1:], start=1):
+        d = min(0.99, (1 + n) / (10 + n)) if warmup else 0.99
+        average = d * average + (1 - d) * w
+    assert model.w.item() == pytest.approx(average, rel=1e-6)  # the end of fit loads the average
+    # the warm-up forgets the start (w = 0.1 after one step) much faster than decay 0.99 does
+    assert (average > 0.5) == warmup
+
+
+def test_ema_weights_reject_a_decay_outside_0_1():
+    from ctdl.callbacks import EMAWeights
+
+    with pytest.raises(ValueError, match=r"decay must be in \[0, 1\), got 1.5"):
+        EMAWeights(decay=1.5)
