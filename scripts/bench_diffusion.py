@@ -15,6 +15,9 @@ multilevel  fashion_fno.yaml twice in one process, the same steps and seed: coar
 gaussian    `ctdl fit` of configs/diffusion/gaussian_fields.yaml (FNO trained 16 then 32); KL and W2 of the
             Gaussian fit of --samples samples (default 10^4) at 32 and at 64 against the exact field
             covariance, next to the floor of as many exact draws (`field_covariance_distances`).
+grid        the paper's figure, rows U-Net and FNO, columns white and trace-class (Bessel) noise, samples at
+            28 and 56 (docs/figures/diffusion_grid.png): the resolution part's two models and the two
+            off-diagonal ones (FNO + white, U-Net + Bessel) trained here and scored as in `resolution`.
 throughput  training images per second (median over steps after warm-up, per training grid) and the
             seconds for 64 samples at 56 with 200 reverse steps, FNO (fashion_fno.yaml) and U-Net
             (fashion_unet.yaml), on the accelerator given (the JSON's env.cuda says whether a GPU was there).
@@ -23,6 +26,7 @@ report      benchmarks/diffusion.md from the JSON files (every part also rewrite
     python scripts/bench_diffusion.py resolution --max-minutes 60 --samples 500
     python scripts/bench_diffusion.py multilevel --max-steps 4000 --val-every 250
     python scripts/bench_diffusion.py gaussian --samples 10000
+    python scripts/bench_diffusion.py grid --max-minutes 20 --samples 256
     python scripts/bench_diffusion.py throughput
     python scripts/bench_diffusion.py report
 
@@ -33,6 +37,7 @@ JSON and the report elsewhere (e.g. a smoke test with --max-steps 3 --samples 64
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
@@ -47,6 +52,7 @@ CONFIGS = ROOT / "configs" / "diffusion"
 FNO, UNET, FIELDS = (str(CONFIGS / f"{name}.yaml")
                       for name in ("fashion_fno", "fashion_unet", "gaussian_fields"))
 TOPIC, TITLE = "diffusion", "Multilevel score-based diffusion"
+DEFAULT_OUT = bench_common.OUT
 
 
 class Clock(Callback):
@@ -128,34 +134,41 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 4) if a is not None and b else None
 
 
+def scored(run: dict, label: str, network: str, prior: str, args) -> dict:
+    """A trained run's row: `sample_quality` of --samples samples at 28 and at 56 (restricted to 28)
+    from its best val/loss checkpoint, the 56/28 ratios, the training time and the val/loss curve."""
+    model, data = trained(run), run["cli"].datamodule
+    t0 = time.perf_counter()
+    q = model.sample_quality(data, n=args.samples, resolutions=[28, 56], steps=args.sample_steps, seed=0,
+                             batch_size=args.sample_batch)
+    sample_s = time.perf_counter() - t0
+    vals = run["clock"].validations
+    best = min((v["val_loss"] for v in vals), default=None)
+    return {
+        "model": label, "network": network, "prior": prior, "steps": run["steps"],
+        "train_s": round(run["clock"].train_s, 1), "fit_wall_s": round(run["wall_s"], 1),
+        "best_val_loss": best,
+        "fid_28": round(q["fid_classifier"], 3), "fid_56": round(q["fid_classifier_56"], 3),
+        "fid_ratio_56_28": ratio(q["fid_classifier_56"], q["fid_classifier"]),
+        "fid_floor": round(q["fid_floor"], 3),
+        "mmd_28": round(q["energy_mmd"], 5), "mmd_56": round(q["energy_mmd_56"], 5),
+        "mmd_ratio_56_28": ratio(q["energy_mmd_56"], q["energy_mmd"]),
+        "mmd_floor": round(q["energy_mmd_floor"], 5),
+        "within_1.5x": bool(max(q["fid_classifier_56"] / q["fid_classifier"],
+                                q["energy_mmd_56"] / q["energy_mmd"]) <= 1.5),
+        "still_improving": bool(len(vals) >= 2 and vals[-1]["val_loss"] <= best),
+        "sample_s": round(sample_s, 1), "run_dir": run["run_dir"], "checkpoint": run["checkpoint"],
+        "curve": vals}
+
+
 def part_resolution(args) -> None:
-    rows, curve = [], []
+    rows = []
     overrides = budget(args.max_steps, args.max_minutes, args.val_every)
     for label, config, network, prior in (("fno_bessel", FNO, "FNO", "bessel (trace class)"),
                                           ("unet_white", UNET, "U-Net", "white")):
         run = fit(config, f"resolution_{label}", overrides, args.runs_dir)
-        model, data = trained(run), run["cli"].datamodule
-        t0 = time.perf_counter()
-        q = model.sample_quality(data, n=args.samples, resolutions=[28, 56], steps=args.sample_steps, seed=0,
-                                 batch_size=args.sample_batch)
-        sample_s = time.perf_counter() - t0
-        vals = run["clock"].validations
-        curve += [{"model": label, **v} for v in vals]
-        best = min((v["val_loss"] for v in vals), default=None)
-        rows.append({
-            "model": label, "network": network, "prior": prior, "steps": run["steps"],
-            "train_s": round(run["clock"].train_s, 1), "fit_wall_s": round(run["wall_s"], 1),
-            "best_val_loss": best,
-            "fid_28": round(q["fid_classifier"], 3), "fid_56": round(q["fid_classifier_56"], 3),
-            "fid_ratio_56_28": ratio(q["fid_classifier_56"], q["fid_classifier"]),
-            "fid_floor": round(q["fid_floor"], 3),
-            "mmd_28": round(q["energy_mmd"], 5), "mmd_56": round(q["energy_mmd_56"], 5),
-            "mmd_ratio_56_28": ratio(q["energy_mmd_56"], q["energy_mmd"]),
-            "mmd_floor": round(q["energy_mmd_floor"], 5),
-            "within_1.5x": bool(max(q["fid_classifier_56"] / q["fid_classifier"],
-                                    q["energy_mmd_56"] / q["energy_mmd"]) <= 1.5),
-            "still_improving": bool(len(vals) >= 2 and vals[-1]["val_loss"] <= best),
-            "sample_s": round(sample_s, 1), "run_dir": run["run_dir"]})
+        rows.append(scored(run, label, network, prior, args))
+    curve = [{"model": row["model"], **v} for row in rows for v in row.pop("curve")]
     budget_text = " ".join(overrides) or "none: the configs' max_steps"
     bench_common.save(TOPIC, "resolution", {
         "target": "FNO + trace-class prior keeps its 56 score within 1.5x of its 28 score (both the Frechet "
@@ -259,6 +272,64 @@ def part_gaussian(args) -> None:
         "rows": rows, "runs": [{"run": "gaussian_fields", **v} for v in vals]})
 
 
+WHITE_28 = '{"scale": 0.0012755102040816326}'          # 1 / 28^2: grid white noise N(0, I) at 28
+BESSEL = '{"scale": 40.0, "s": 40.0, "p": 1.5}'          # fashion_fno.yaml's trace-class prior
+COLUMNS = {"white": "white noise", "bessel": "Bessel prior (trace class)"}
+GRID_FIGURE = ROOT / "docs" / "figures" / "diffusion_grid.png"  # next to the JSON when --out is given
+
+
+def resolution_checkpoint(row: dict) -> str:
+    """The best val/loss checkpoint of a `resolution` row."""
+    if row.get("checkpoint"):
+        return row["checkpoint"]
+    best = sorted(Path(row["run_dir"], "checkpoints").glob("best-*.ckpt"))
+    if not best:
+        raise SystemExit(f"no best-*.ckpt in {row['run_dir']}/checkpoints; run the resolution part first")
+    return str(best[-1])
+
+
+def part_grid(args) -> None:
+    from ctdl.callbacks.diffusion_figure import sample_grid_figure
+    from ctdl.models import MultilevelDiffusion
+
+    path = bench_common.OUT / f"{TOPIC}_resolution.json"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: the grid reuses the resolution part's two models, run it first")
+    diagonal = {row["model"]: row for row in json.loads(path.read_text())["rows"]}
+    overrides = budget(args.max_steps, args.max_minutes, args.val_every)
+    rows = []
+    models = {network: dict.fromkeys(COLUMNS.values()) for network in ("U-Net", "FNO")}  # rows x columns
+    for label, network, prior in (("unet_white", "U-Net", "white"), ("fno_bessel", "FNO", "bessel")):
+        models[network][COLUMNS[prior]] = MultilevelDiffusion.load_from_checkpoint(
+            resolution_checkpoint(diagonal[label]), map_location="cpu").eval()
+    for label, config, network, prior, prior_args in (("fno_white", FNO, "FNO", "white", WHITE_28),
+                                                      ("unet_bessel", UNET, "U-Net", "bessel", BESSEL)):
+        prior_override = ["--model.prior", prior, "--model.prior_args", prior_args]
+        run = fit(config, f"grid_{label}", overrides + prior_override, args.runs_dir)
+        row = scored(run, label, network, prior, args)
+        rows.append(row)
+        models[network][COLUMNS[prior]] = trained(run)
+    curve = [{"model": row["model"], **v} for row in rows for v in row.pop("curve")]
+    figure = GRID_FIGURE if args.out == DEFAULT_OUT else args.out / GRID_FIGURE.name
+    t0 = time.perf_counter()
+    sample_grid_figure(models, resolution=28, n_samples=6, steps=args.sample_steps, seed=0,
+                       value_range=(-1.0, 1.0), path=figure,
+                       title=f"Fashion-MNIST trained at 28: samples at 28 (upper) and 56 (lower), "
+                             f"{args.sample_steps} steps")
+    figure_s = time.perf_counter() - t0
+    budget_text = " ".join(overrides) or "none: the configs' max_steps"
+    bench_common.save(TOPIC, "grid", {
+        "target": "the paper's figure (rows U-Net and FNO, columns white and trace-class noise, samples "
+                  "at 28 and 56) and the scores of the two off-diagonal models: which of network and prior "
+                  "keeps the 56 score near the 28 score",
+        "setup": f"the resolution part's FNO + Bessel and U-Net + white checkpoints, and two models "
+                 f"trained here: fashion_fno.yaml with --model.prior white (scale 1/784), "
+                 f"fashion_unet.yaml with --model.prior bessel (fashion_fno.yaml's prior); overrides: "
+                 f"{budget_text}; scores as in the resolution part ({args.samples} samples, "
+                 f"{args.sample_steps} steps). Figure: {figure.name} ({figure_s:.0f} s)",
+        "rows": rows, "runs": curve})
+
+
 def part_throughput(args) -> None:
     steps = args.max_steps or 40
     warmup = min(5, steps // 4)
@@ -314,7 +385,8 @@ def part_throughput(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["resolution", "multilevel", "gaussian", "throughput", "report"])
+    parser.add_argument("part", choices=["resolution", "multilevel", "gaussian", "grid", "throughput",
+                                         "report"])
     parser.add_argument("--max-steps", type=int, help="training steps per model (default: the config's; "
                         "multilevel 4000, throughput 40)")
     parser.add_argument("--max-minutes", type=float, help="a wall-clock cap per model (Lightning max_time)")
@@ -330,12 +402,14 @@ def main() -> None:
                         "worse of the two runs' best)")
     parser.add_argument("--accelerator", default="cpu", help="throughput: cpu or gpu (gpu adds bf16-mixed)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: the environment's)")
-    parser.add_argument("--out", type=Path, default=bench_common.OUT, help="folder of the JSON and report")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder of the JSON, report and grid "
+                        "figure")
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "bench_diffusion")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    bench_common.OUT = args.out.resolve()
+    args.out = args.out.resolve()
+    bench_common.OUT = args.out
     args.runs_dir = args.runs_dir.resolve()
     os.chdir(ROOT)  # the classifier cache (data/cache) and data paths are relative to the repository
     if args.samples is None:
@@ -348,6 +422,8 @@ def main() -> None:
         part_multilevel(args)
     elif args.part == "gaussian":
         part_gaussian(args)
+    elif args.part == "grid":
+        part_grid(args)
     elif args.part == "throughput":
         part_throughput(args)
     bench_common.report(TOPIC, TITLE)
