@@ -292,16 +292,9 @@ def part_grid(args) -> None:
     from ctdl.callbacks.diffusion_figure import sample_grid_figure
     from ctdl.models import MultilevelDiffusion
 
-    path = bench_common.OUT / f"{TOPIC}_resolution.json"
-    if not path.is_file():
-        raise SystemExit(f"{path} is missing: the grid reuses the resolution part's two models, run it first")
-    diagonal = {row["model"]: row for row in json.loads(path.read_text())["rows"]}
     overrides = budget(args.max_steps, args.max_minutes, args.val_every)
     rows = []
     models = {network: dict.fromkeys(COLUMNS.values()) for network in ("U-Net", "FNO")}  # rows x columns
-    for label, network, prior in (("unet_white", "U-Net", "white"), ("fno_bessel", "FNO", "bessel")):
-        models[network][COLUMNS[prior]] = MultilevelDiffusion.load_from_checkpoint(
-            resolution_checkpoint(diagonal[label]), map_location="cpu").eval()
     for label, config, network, prior, prior_args in (("fno_white", FNO, "FNO", "white", WHITE_28),
                                                       ("unet_bessel", UNET, "U-Net", "bessel", BESSEL)):
         prior_override = ["--model.prior", prior, "--model.prior_args", prior_args]
@@ -309,6 +302,13 @@ def part_grid(args) -> None:
         row = scored(run, label, network, prior, args)
         rows.append(row)
         models[network][COLUMNS[prior]] = trained(run)
+    path = bench_common.OUT / f"{TOPIC}_resolution.json"  # read after training: the parts may overlap
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: the grid reuses the resolution part's two models, run it first")
+    diagonal = {row["model"]: row for row in json.loads(path.read_text())["rows"]}
+    for label, network, prior in (("unet_white", "U-Net", "white"), ("fno_bessel", "FNO", "bessel")):
+        models[network][COLUMNS[prior]] = MultilevelDiffusion.load_from_checkpoint(
+            resolution_checkpoint(diagonal[label]), map_location="cpu").eval()
     curve = [{"model": row["model"], **v} for row in rows for v in row.pop("curve")]
     figure = GRID_FIGURE if args.out == DEFAULT_OUT else args.out / GRID_FIGURE.name
     t0 = time.perf_counter()
