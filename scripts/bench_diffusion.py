@@ -297,6 +297,13 @@ def part_grid(args) -> None:
     models = {network: dict.fromkeys(COLUMNS.values()) for network in ("U-Net", "FNO")}  # rows x columns
     for label, config, network, prior, prior_args in (("fno_white", FNO, "FNO", "white", WHITE_28),
                                                       ("unet_bessel", UNET, "U-Net", "bessel", BESSEL)):
+        earlier = sorted(Path(args.runs_dir, f"grid_{label}").glob("version_*/checkpoints/best-*.ckpt"))
+        if args.reuse and earlier:  # figure only: the model of an earlier grid run, not scored again
+            rows.append({"model": label, "network": network, "prior": prior, "checkpoint": str(earlier[-1]),
+                         "reused": True, "curve": []})
+            models[network][COLUMNS[prior]] = MultilevelDiffusion.load_from_checkpoint(
+                earlier[-1], map_location="cpu").eval()
+            continue
         prior_override = ["--model.prior", prior, "--model.prior_args", prior_args]
         run = fit(config, f"grid_{label}", overrides + prior_override, args.runs_dir)
         row = scored(run, label, network, prior, args)
@@ -400,6 +407,8 @@ def main() -> None:
                         "(default 1500, the config's, or 3/8 of --max-steps when that is smaller)")
     parser.add_argument("--threshold", type=float, help="multilevel: a fixed val/loss to reach (default: the "
                         "worse of the two runs' best)")
+    parser.add_argument("--reuse", action="store_true", help="grid: take the off-diagonal models of an "
+                        "earlier grid run from --runs-dir instead of training them (figure only, no scores)")
     parser.add_argument("--accelerator", default="cpu", help="throughput: cpu or gpu (gpu adds bf16-mixed)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: the environment's)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder of the JSON, report and grid "
