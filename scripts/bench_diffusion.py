@@ -17,16 +17,17 @@ gaussian    `ctdl fit` of configs/diffusion/gaussian_fields.yaml (FNO trained 16
             covariance, next to the floor of as many exact draws (`field_covariance_distances`).
 grid        the paper's figure, rows U-Net and FNO, columns white and trace-class (Bessel) noise, samples at
             28 and 56 (docs/figures/diffusion_grid.png): the resolution part's two models and the two
-            off-diagonal ones (FNO + white, U-Net + Bessel) trained here and scored as in `resolution`.
+            off-diagonal ones (FNO + white, U-Net + Bessel) trained here and scored as in `resolution`
+            (--reuse: the off-diagonal models of an earlier grid run, figure only).
 throughput  training images per second (median over steps after warm-up, per training grid) and the
             seconds for 64 samples at 56 with 200 reverse steps, FNO (fashion_fno.yaml) and U-Net
             (fashion_unet.yaml), on the accelerator given (the JSON's env.cuda says whether a GPU was there).
 report      benchmarks/diffusion.md from the JSON files (every part also rewrites it).
 
-    python scripts/bench_diffusion.py resolution --max-minutes 60 --samples 500
+    python scripts/bench_diffusion.py resolution --max-steps 8000 --max-minutes 50 --samples 500
     python scripts/bench_diffusion.py multilevel --max-steps 4000 --val-every 250
-    python scripts/bench_diffusion.py gaussian --samples 10000
-    python scripts/bench_diffusion.py grid --max-minutes 20 --samples 256
+    python scripts/bench_diffusion.py gaussian --samples 1000
+    python scripts/bench_diffusion.py grid --max-minutes 7 --samples 128      # after resolution
     python scripts/bench_diffusion.py throughput
     python scripts/bench_diffusion.py report
 
