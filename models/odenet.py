@@ -71,7 +71,7 @@ class ODENetClassifier(L.LightningModule):
             smoothness: weight of the smoothness of theta in time.
             lr: Adam learning rate.
             weight_decay: AdamW decoupled weight decay.
-            scheduler: "cosine" (per step, to zero) or "none".
+            scheduler: "cosine" (per step, to zero at max_steps or max_time) or "none".
         """
         super().__init__()
         self.save_hyperparameters()

@@ -61,7 +61,7 @@ class OTFlow(L.LightningModule):
             clamp: clamp every parameter to [-clamp, clamp] after each step (published: 1.5).
             lr: Adam learning rate.
             weight_decay: AdamW weight decay.
-            scheduler: "cosine" (per step, to zero) or "none".
+            scheduler: "cosine" (per step, to zero at max_steps or max_time) or "none".
             predict_samples: `ctdl predict` also writes model samples (as many as data points).
             cond_dim: dimension q of a condition y (0: an unconditional density). With q > 0 the
                 model learns p(x | y) from batches (x, y) and every method takes y.

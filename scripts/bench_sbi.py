@@ -88,7 +88,6 @@ def _train_seed(seed: int) -> int:
 
 def part_sbibm(tasks: list[str], budgets: list[int], seed: int, max_minutes: float) -> None:
     path = OUT / "sbi_sbibm.json"
-    rows = json.loads(path.read_text())["rows"] if path.is_file() else []
     runs_dir = ROOT / "runs" / "bench_sbi"
     for task in tasks:
         for budget in budgets:
@@ -104,6 +103,8 @@ def part_sbibm(tasks: list[str], budgets: list[int], seed: int, max_minutes: flo
                    "ctdl_steps": ours["steps"], "npe_epochs": theirs["epochs"],
                    "ctdl_per_obs": [round(v, 4) for v in ours["c2st_per_obs"]],
                    "npe_per_obs": [round(v, 4) for v in theirs["c2st_per_obs"]]}
+            # read just before writing: another process may have added rows of other tasks meanwhile
+            rows = json.loads(path.read_text())["rows"] if path.is_file() else []
             rows = [r for r in rows if (r["task"], r["simulations"]) != (task, budget)] + [row]
             save("sbi", "sbibm", {
                 "target": "ctdl's mean C2ST at or below NPE's on at least 4 of 5 tasks at 10^4 simulations, "

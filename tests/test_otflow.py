@@ -141,3 +141,21 @@ def test_conditional_flow_learns_a_conjugate_gaussian_posterior():
         assert samples.var().item() == pytest.approx(s2 / (1 + s2), rel=0.2)
     with pytest.raises(ValueError, match=r"needs batches \(x, y\); this one has 1 tensor"):
         model.training_step((theta,), 0)
+
+
+def test_cosine_schedule_follows_the_larger_of_step_and_time_progress():
+    """With a max_time the cosine anneals by elapsed time when that is ahead of the steps."""
+    from types import SimpleNamespace
+
+    from lightning.pytorch.callbacks import Timer
+
+    from ctdl.models.optim import run_progress
+
+    timer = Timer(duration={"seconds": 100})
+    timer.load_state_dict({"time_elapsed": {"train": 25.0}})  # a run resumed after 25 s, not yet restarted
+    capped = run_progress(SimpleNamespace(estimated_stepping_batches=1000, callbacks=[timer]))
+    assert capped(100) == pytest.approx(0.25)
+    assert capped(600) == pytest.approx(0.6)
+    assert capped(5000) == 1.0
+    uncapped = run_progress(SimpleNamespace(estimated_stepping_batches=1000, callbacks=[]))
+    assert uncapped(100) == pytest.approx(0.1)
