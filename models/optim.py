@@ -47,5 +47,5 @@ def adamw_with_schedule(module: L.LightningModule):
     if h.scheduler == "none":
         return opt
     progress = run_progress(module.trainer)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1.0 + math.cos(math.pi * progress(step))))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1.0 + math.cos(math.pi * progress(k))))
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
