@@ -39,6 +39,7 @@ class StochasticOptimalControl(L.LightningModule):
         eval_steps: int = 50,
         sampling: str = "pmp",
         terminal: str = "penalty",
+        value_scale: float = 1.0,
         alpha_cost: float = 1.0,
         alpha_bsde: float = 1.0,
         alpha_terminal: float = 1.0,
@@ -63,6 +64,8 @@ class StochasticOptimalControl(L.LightningModule):
                 (uncontrolled paths, detached; no cost and phi0_gap terms).
             terminal: "penalty" (Phi(T) = g taught by the terminal terms) or "exact" (Phi = g + (T - t) N
                 meets it by construction; the terminal terms vanish).
+            value_scale: N = value_scale * (the potential): set it near the value's level (the
+                optimal cost) so that the network's own outputs are O(1).
             alpha_*: the weights of the loss terms.
             lr, weight_decay, scheduler: AdamW and its per-step cosine decay (applied once).
             traj_paths: paths of each test batch along which Phi is compared with the reference.
@@ -76,7 +79,8 @@ class StochasticOptimalControl(L.LightningModule):
         if dim is not None and dim != self.problem.dim:
             raise ValueError(f"the value network's dim = {dim} does not match the {problem} problem's "
                              f"dimension {self.problem.dim}; set problem_args.dim or dim so they agree")
-        self.value_function = ValueFunction(self.problem, width=width, depth=depth, rank=rank, terminal=terminal)
+        self.value_function = ValueFunction(self.problem, width=width, depth=depth, rank=rank,
+                                            terminal=terminal, scale=value_scale)
 
     # --------------------------------------------------------------------------- the policy
     def forward(self, t: Tensor | float, x: Tensor) -> Tensor:

@@ -195,6 +195,37 @@ def test_exact_terminal_value_and_its_derivatives(name):
         ValueFunction(problem, terminal="hard")
 
 
+@pytest.mark.parametrize("terminal", ["penalty", "exact"])
+def test_value_scale_multiplies_the_network_and_its_derivatives(terminal):
+    """scale = s: N = s * potential starts as the unscaled one (up to its level, which match_level
+    sets), and Phi's gradient and HJB residual still match autograd."""
+    problem = make_problem("quadcopter")
+    torch.manual_seed(0)
+    V = ValueFunction(problem, width=8, terminal=terminal, scale=300.0).double()
+    torch.manual_seed(0)
+    V1 = ValueFunction(problem, width=8, terminal=terminal).double()
+    x = problem.sample_start(3, torch.Generator().manual_seed(0)) + torch.randn(3, 12, dtype=torch.float64)
+    t = torch.tensor([0.1, 0.5, 0.8], dtype=torch.float64)
+    torch.testing.assert_close(V.network(t, x) - V.network(t, x).mean(),
+                               V1.network(t, x) - V1.network(t, x).mean())
+    x0 = problem.sample_start(256, torch.Generator().manual_seed(0))
+    when = problem.horizon if terminal == "penalty" else 0.0
+    level = problem.terminal_cost(x0).mean() if terminal == "penalty" else torch.zeros((), dtype=x0.dtype)
+    torch.testing.assert_close(V.network(when, x0).mean(), level, rtol=1e-5, atol=1e-3)
+    for i in range(3):
+        ti, xi = t[i:i + 1], x[i:i + 1]
+        gx, gt = torch.autograd.functional.jacobian(lambda xx, tt: V(tt[None], xx[None])[0], (x[i], t[i]))
+        H = torch.autograd.functional.hessian(lambda xx, ti=ti: V(ti, xx[None])[0], x[i])
+        phi, grad, _, residual = V.hjb_terms(ti, xi)
+        torch.testing.assert_close(phi[0], V(ti, xi)[0])
+        torch.testing.assert_close(grad[0], gx)
+        torch.testing.assert_close(V.gradient(ti, xi)[0], gx)
+        expected = gt + torch.trace(problem.diffusion(xi) @ H) + problem.hamiltonian(t[i], xi, gx[None])
+        torch.testing.assert_close(residual[0], expected[0])
+    with pytest.raises(ValueError, match="the value scale must be positive, got 0.0"):
+        ValueFunction(problem, scale=0.0)
+
+
 def test_obstacle_reference_is_cached_on_disk(tmp_path):
     """The finite-element reference is solved once and read back from its file with the same values."""
     pytest.importorskip("ctdl.fem").import_dolfinx()

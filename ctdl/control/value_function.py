@@ -66,18 +66,29 @@ TERMINAL = ("penalty", "exact")
 class ValueFunction(nn.Module):
     """Phi(t, x) for `problem`, its feedback control, its paths and loss terms (see the module doc).
 
-    terminal="penalty": Phi = N, the potential, with Phi(T) = g taught by the terminal terms.
+    With N = scale * (the potential):
+    terminal="penalty": Phi = N, with Phi(T) = g taught by the terminal terms.
     terminal="exact":   Phi(t, x) = g(x) + (T - t) N(t, x), so Phi(T) = g holds by construction and
     the terminal terms vanish; then grad Phi = grad g + (T - t) grad N, d_t Phi = -N + (T - t) d_t N
-    and tr(D Hess Phi) = tr(D Hess g) + (T - t) tr(D Hess N), all exact."""
+    and tr(D Hess Phi) = tr(D Hess g) + (T - t) tr(D Hess N), all exact.
+
+    `scale` is a fixed output scale: a value in the thousands (the quadcopter's) and its gradient
+    in the tens are then O(1) functions of the weights, which Adam's steps of about lr in each
+    weight reach in hundreds of iterations instead of tens of thousands. The output weights start
+    divided by it (w / scale, A / sqrt(scale)), so the initial N, and the initial feedback, are
+    those of scale 1."""
 
     def __init__(self, problem: ControlProblem, width: int = 64, depth: int = 3, rank: int | None = None,
-                 terminal: str = "penalty") -> None:
+                 terminal: str = "penalty", scale: float = 1.0) -> None:
         super().__init__()
         if terminal not in TERMINAL:
             raise ValueError(f"unknown terminal {terminal!r}; known: {', '.join(TERMINAL)}")
-        self.problem, self.terminal = problem, terminal
+        if not scale > 0:
+            raise ValueError(f"the value scale must be positive, got {scale}")
+        self.problem, self.terminal, self.scale = problem, terminal, float(scale)
         self.potential = Potential(problem.dim, width, depth=depth, rank=rank)
+        with torch.no_grad():
+            self.potential.w.div_(self.scale), self.potential.A.div_(math.sqrt(self.scale))
         self.match_level()
 
     @torch.no_grad()
@@ -87,10 +98,14 @@ class ValueFunction(nn.Module):
         alone starts near width * log 2, far from the value's level on most problems."""
         x0 = self.problem.sample_start(n, torch.Generator().manual_seed(seed)).to(self.potential.w)
         if self.terminal == "penalty":
-            gap = self.problem.terminal_cost(x0).mean() - self.potential(x0, self.problem.horizon).mean()
+            gap = self.problem.terminal_cost(x0).mean() - self.network(self.problem.horizon, x0).mean()
         else:
-            gap = -self.potential(x0, 0.0).mean()
-        self.potential.c0.add_(gap.to(self.potential.c0))
+            gap = -self.network(0.0, x0).mean()
+        self.potential.c0.add_((gap / self.scale).to(self.potential.c0))
+
+    def network(self, t: Tensor | float, x: Tensor) -> Tensor:
+        """N(t, x) = scale * potential(x, t), shape (n,)."""
+        return self.scale * self.potential(x, t)
 
     @property
     def dim(self) -> int:
@@ -104,14 +119,14 @@ class ValueFunction(nn.Module):
     def forward(self, t: Tensor | float, x: Tensor) -> Tensor:
         """Phi(t, x), shape (n,)."""
         self.problem.check_state(x)
-        N = self.potential(x, t)
+        N = self.network(t, x)
         if self.terminal == "penalty":
             return N
         return self.problem.terminal_cost(x) + self._remaining(t, x) * N
 
     def gradient(self, t: Tensor | float, x: Tensor) -> Tensor:
         """grad_x Phi(t, x), shape (n, d)."""
-        grad = self.potential.gradient(x, t)[0]
+        grad = self.scale * self.potential.gradient(x, t)[0]
         if self.terminal == "penalty":
             return grad
         return self.problem.terminal_gradient(x) + self._remaining(t, x).unsqueeze(1) * grad
@@ -147,8 +162,9 @@ class ValueFunction(nn.Module):
         the points (t_i, x_i); shapes (n,), (n, d), (n,), (n,)."""
         problem = self.problem
         directions = problem.sigma.to(x) / math.sqrt(2.0)
-        grad, d_t, trace = self.potential.grad_laplacian(x, t, directions=directions)
-        phi = self.potential(x, t)
+        derivatives = self.potential.grad_laplacian(x, t, directions=directions)
+        grad, d_t, trace = (self.scale * v for v in derivatives)
+        phi = self.network(t, x)
         if self.terminal == "exact":
             rest = self._remaining(t, x)
             grad = problem.terminal_gradient(x) + rest.unsqueeze(1) * grad
