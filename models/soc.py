@@ -11,7 +11,8 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from ctdl.control import LOSS_TERMS, ValueFunction, make_problem, reference_value
+from ctdl.control import (LOSS_TERMS, ValueFunction, controlled_paths, make_problem, reference_control,
+                          reference_value)
 from ctdl.control.value_function import check_sampling
 
 from .optim import adamw_with_schedule, check_scheduler
@@ -25,7 +26,9 @@ class StochasticOptimalControl(L.LightningModule):
     along controlled paths against the reference), test/cost, and where there is a
     reference test/cost_ref (the mean reference value Phi_ref(0, x0): the optimal expected cost) and
     test/cost_matched (the realised cost over the same starts: the finite-element reference lives
-    on a box, which some starts leave)."""
+    on a box, which some starts leave); where the problem has a reference feedback,
+    test/cost_ref_feedback and test/cost_same_noise (its realised cost and the learned one, with the
+    same noise)."""
 
     def __init__(
         self,
@@ -129,6 +132,7 @@ class StochasticOptimalControl(L.LightningModule):
                 logs["test/cost_matched"] = terms["cost"][known].mean()
         if stage == "test":
             self._trajectory_metrics(x0, gen, logs)
+            self._reference_feedback_cost(x0, seed, terms["cost"], logs)
         self.log_dict({k: v.detach() for k, v in logs.items()}, prog_bar=stage == "val",
                       batch_size=len(x0), sync_dist=True)
 
@@ -150,6 +154,23 @@ class StochasticOptimalControl(L.LightningModule):
         if known.any():
             logs["test/traj_rel_l2"] = (torch.linalg.vector_norm(phi[known] - ref[known])
                                         / torch.linalg.vector_norm(ref[known]))
+
+    def _reference_feedback_cost(self, x0: Tensor, seed: int, cost: Tensor, logs: dict) -> None:
+        """test/cost_ref_feedback: the realised cost of the reference feedback (Riccati's control, or
+        the finite-element value's) flown from the same starts with the same noise as the learned
+        feedback (whose cost there is test/cost_same_noise), over the paths where both are finite."""
+        if not hasattr(self, "_ref_control"):
+            self._ref_control = reference_control(self.problem)
+        if self._ref_control is None:
+            return
+        gen = torch.Generator(device=x0.device).manual_seed(seed)  # the learned paths' noise
+        with torch.no_grad():
+            paths = controlled_paths(self.problem, self._ref_control, x0, self.hparams.eval_steps, gen)
+        ref_cost = paths.running[-1] + self.problem.terminal_cost(paths.states[-1])
+        known = torch.isfinite(ref_cost) & torch.isfinite(cost)
+        if known.any():
+            logs["test/cost_ref_feedback"] = ref_cost[known].mean()
+            logs["test/cost_same_noise"] = cost[known].mean()
 
     def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
         self._eval_step(batch, batch_idx, "val")

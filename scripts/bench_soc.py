@@ -60,10 +60,14 @@ def part_run(label: str, config: str, overrides: list[str], retest: bool = False
                if k.startswith("test/")}
     if "cost_ref" in metrics:
         metrics["cost_rel_gap"] = round((metrics["cost_matched"] - metrics["cost_ref"]) / abs(metrics["cost_ref"]), 5)
+    if "cost_ref_feedback" in metrics:
+        metrics["feedback_gap"] = round((metrics["cost_same_noise"] - metrics["cost_ref_feedback"])
+                                        / abs(metrics["cost_ref_feedback"]), 5)
     row = {"label": label, "config": Path(config).name, "overrides": " ".join(overrides) or "-",
            **{k: metrics[k] for k in ("phi0_rel_err", "traj_rel_l2", "cost", "cost_matched", "cost_ref",
-                                       "cost_rel_gap") if k in metrics},
-           "train_s": round(seconds, 1), "steps": steps, "checkpoint": best}
+                                       "cost_rel_gap", "cost_ref_feedback", "feedback_gap") if k in metrics},
+           "train_s": round(seconds, 1), "steps": steps, "s_per_1000_steps": round(1000 * seconds / steps, 1),
+           "checkpoint": best}
     rows = [r for r in _rows() if r["label"] != label] + [row]
     save("soc", "runs", {
         "target": "HJB-LQ: relative error of Phi(0, x) and relative L2 error along controlled paths "
@@ -73,7 +77,10 @@ def part_run(label: str, config: str, overrides: list[str], retest: bool = False
                  "the test starts (never used for a choice); references: Cole-Hopf (hjb_lq, Monte Carlo), "
                  "Riccati (lqr), finite elements (obstacle, inside its box [-3, 3]^2); cost = mean realised J "
                  "of the learned feedback, one path per test start; cost_ref = mean reference Phi(0, x0) and "
-                 "cost_matched = mean J over the starts that have a reference; cost_rel_gap compares those two",
+                 "cost_matched = mean J over the starts that have a reference; cost_rel_gap compares those two; "
+                 "cost_ref_feedback = mean J of the reference feedback (Riccati; finite-element gradient) from "
+                 "the same starts with the same noise, feedback_gap = the learned J against it on those paths; "
+                 "s_per_1000_steps includes validation",
         "rows": rows})
 
 

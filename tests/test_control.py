@@ -7,8 +7,8 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
-from ctdl.control import (PROBLEMS, HJBLQ, LQR, RiccatiSolution, ValueFunction, hjb_lq_value, make_problem,
-                          reference_value)
+from ctdl.control import (PROBLEMS, HJBLQ, LQR, RiccatiSolution, ValueFunction, controlled_paths, hjb_lq_value,
+                          make_problem, reference_control, reference_value)
 
 
 @pytest.mark.parametrize("name", sorted(PROBLEMS))
@@ -242,3 +242,39 @@ def test_obstacle_reference_is_cached_on_disk(tmp_path):
     torch.testing.assert_close(second(0.3, x), first(0.3, x), equal_nan=True)
     outside = (x.abs() > 3).any(1)
     assert outside.any() and second(0.3, x)[outside].isnan().all() and second(0.3, x)[~outside].isfinite().all()
+
+
+def _realised_cost(problem, control, x0, steps, seed):
+    paths = controlled_paths(problem, control, x0, steps, torch.Generator().manual_seed(seed))
+    return paths.running[-1] + problem.terminal_cost(paths.states[-1])
+
+
+def test_riccati_feedback_is_the_cheapest_on_common_noise():
+    """Flown with the same noise, Riccati's feedback costs less than a detuned one on average, and
+    its mean cost is the optimal expected cost E[Phi(0, X_0)] up to Monte Carlo and Euler error."""
+    problem = LQR()
+    control = reference_control(problem)
+    x0 = problem.sample_start(2000, torch.Generator().manual_seed(0))
+    optimal = _realised_cost(problem, control, x0, 100, seed=1)
+    torch.testing.assert_close(optimal, _realised_cost(problem, control, x0, 100, seed=1))  # same noise
+    detuned = _realised_cost(problem, lambda t, x: 1.3 * control(t, x), x0, 100, seed=1)
+    assert (detuned - optimal).mean() > 5 * (detuned - optimal).std() / math.sqrt(2000)
+    expected = RiccatiSolution(problem).expected_cost()
+    assert abs(optimal.mean() - expected) < 3 * optimal.std() / math.sqrt(2000) + 0.01 * expected
+    assert reference_control(make_problem("quadcopter")) is None
+
+
+def test_finite_element_feedback_beats_detuned_ones(tmp_path):
+    """The obstacle's reference feedback (central differences of the finite-element value) costs
+    less than half of it or no control, and about its value Phi(0, x0)."""
+    pytest.importorskip("ctdl.fem").import_dolfinx()
+    problem = make_problem("obstacle")
+    control = reference_control(problem, mesh=48, dt=0.005, cache_dir=tmp_path)
+    x0 = problem.sample_start(400, torch.Generator().manual_seed(0))
+    x0 = x0[(x0.abs() < 2.5).all(1)]
+    fem = _realised_cost(problem, control, x0, 200, seed=1)  # fine enough for the stiff feedback near T
+    half = _realised_cost(problem, lambda t, x: 0.5 * control(t, x), x0, 200, seed=1)
+    assert fem.isfinite().all() and (half - fem).mean() > 5 * (half - fem).std() / math.sqrt(len(x0))
+    assert fem.mean() < 0.5 * _realised_cost(problem, None, x0, 200, seed=1).mean()
+    value = reference_value(problem, mesh=48, dt=0.005, cache_dir=tmp_path)(0.0, x0)
+    assert abs(fem.mean() - value.mean()) < 0.05 * value.mean()

@@ -24,7 +24,8 @@ def test_float64_fit_resume_and_test_against_riccati(cli):
     assert resumed.trainer.global_step == 8
     test = cli("test", *LQR_SMALL, "--trainer.precision", "64-true", "--ckpt_path", last)
     metrics = test.trainer.callback_metrics
-    assert {"test/phi0_rel_err", "test/traj_rel_l2", "test/cost", "test/cost_ref"} <= set(metrics)
+    assert {"test/phi0_rel_err", "test/traj_rel_l2", "test/cost", "test/cost_ref", "test/cost_ref_feedback",
+            "test/cost_same_noise"} <= set(metrics)
     assert abs(metrics["test/cost_ref"].item() - 4.7154) < 0.6  # Riccati's E[Phi(0, X_0)] over 32 starts
     assert all(torch.isfinite(v) for v in metrics.values())
     cli("predict", *LQR_SMALL, "--trainer.precision", "64-true", "--ckpt_path", last)

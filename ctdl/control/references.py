@@ -206,3 +206,30 @@ def reference_value(problem: ControlProblem, samples: int = 100_000, mesh: int =
         return None
     _REFERENCES[key] = value
     return value
+
+
+def reference_control(problem: ControlProblem, mesh: int = 149, dt: float = 1e-3,
+                      cache_dir: str | Path | None = "data/cache") -> ValueFn | None:
+    """The reference feedback (t, x) -> u*(t, x, grad Phi_ref(t, x)) (n, m) float64, or None: Riccati's
+    exact control (lqr); for the obstacle, grad Phi_ref by central differences of the finite-element
+    value (`reference_value(problem, mesh=mesh, dt=dt, cache_dir=cache_dir)`) over one mesh width, NaN outside its box. For
+    hjb_lq, None: its Cole-Hopf gradient needs a Monte Carlo estimate per point and step."""
+    if isinstance(problem, LQR):
+        return RiccatiSolution(problem).control
+    if not isinstance(problem, Obstacle):
+        return None
+    value = reference_value(problem, mesh=mesh, dt=dt, cache_dir=cache_dir)
+    lo, hi = problem.domain
+    step = (hi - lo) / mesh
+
+    def control(t: Tensor | float, x: Tensor) -> Tensor:
+        x = x.detach().to(torch.float64).cpu()
+        n = len(x)
+        shifts = step * torch.eye(2, dtype=torch.float64)
+        points = torch.cat([x + shifts[0], x - shifts[0], x + shifts[1], x - shifts[1]])
+        t = torch.as_tensor(t, dtype=torch.float64)
+        v = value(t.repeat(4) if t.ndim and t.numel() == n else t, points).view(4, n)
+        grad = torch.stack([v[0] - v[1], v[2] - v[3]], dim=1) / (2 * step)
+        return problem.optimal_control(t, x, grad)
+
+    return control

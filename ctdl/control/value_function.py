@@ -63,6 +63,27 @@ def check_sampling(sampling: str) -> None:
 TERMINAL = ("penalty", "exact")
 
 
+def controlled_paths(problem: ControlProblem, control, x0: Tensor, steps: int,
+                     generator: torch.Generator | None = None) -> Paths:
+    """Euler-Maruyama paths of `problem` from x0 (n, d) under the feedback control(t, x) -> (n, m)
+    (None: u = 0), `steps` steps on [0, T]. Two calls with equally seeded generators draw the same
+    noise, so two feedbacks can be compared path by path."""
+    problem.check_state(x0, "x0")
+    times = torch.linspace(0.0, problem.horizon, steps + 1, dtype=x0.dtype, device=x0.device)
+
+    def drift(t, state):
+        x, _ = state
+        u = x.new_zeros(len(x), problem.control_dim) if control is None else control(t, x).to(x)
+        return problem.drift(t, x, u), problem.running_cost(t, x, u)
+
+    noisy = None if problem.deterministic else x0.new_ones(())
+    sigma = problem.sigma.to(x0)
+    noise = ColouredNoise(lambda xi: xi @ sigma.T, generator=generator)
+    start = (x0, x0.new_zeros(len(x0)))
+    states, running = sdeint(drift, lambda t, s: (noisy, None), start, times, steps=steps, noise=noise)
+    return Paths(times, states, running)
+
+
 class ValueFunction(nn.Module):
     """Phi(t, x) for `problem`, its feedback control, its paths and loss terms (see the module doc).
 
@@ -140,22 +161,9 @@ class ValueFunction(nn.Module):
               generator: torch.Generator | None = None) -> Paths:
         """Euler-Maruyama paths from x0 (n, d) with `steps` steps on [0, T]."""
         check_sampling(sampling)
-        problem = self.problem
-        problem.check_state(x0, "x0")
-        times = torch.linspace(0.0, problem.horizon, steps + 1, dtype=x0.dtype, device=x0.device)
-
-        def drift(t, state):
-            x, _ = state
-            u = self.control(t, x) if sampling == "pmp" else x.new_zeros(len(x), problem.control_dim)
-            return problem.drift(t, x, u), problem.running_cost(t, x, u)
-
-        noisy = None if problem.deterministic else x0.new_ones(())
-        sigma = problem.sigma.to(x0)
-        noise = ColouredNoise(lambda xi: xi @ sigma.T, generator=generator)
-        start = (x0, x0.new_zeros(len(x0)))
+        control = self.control if sampling == "pmp" else None
         with torch.set_grad_enabled(torch.is_grad_enabled() and sampling == "pmp"):
-            states, running = sdeint(drift, lambda t, s: (noisy, None), start, times, steps=steps, noise=noise)
-        return Paths(times, states, running)
+            return controlled_paths(self.problem, control, x0, steps, generator)
 
     def hjb_terms(self, t: Tensor, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(Phi, grad_x Phi, H(t, x, grad Phi), the HJB residual d_t Phi + tr(D Hess Phi) + H) at
