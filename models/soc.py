@@ -11,8 +11,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from ctdl.control import (LOSS_TERMS, ValueFunction, controlled_paths, make_problem, reference_control,
-                          reference_value)
+from ctdl.control import ValueFunction, controlled_paths, make_problem, reference_control, reference_value
 from ctdl.control.value_function import check_sampling
 
 from .optim import adamw_with_schedule, check_scheduler

@@ -4,7 +4,7 @@ baseline."""
 
 from .deep_bsde import DeepBSDE
 from .open_loop import OpenLoopSolution, open_loop_optimum, rollout
-from .problems import PROBLEMS, HJBLQ, LQR, ControlProblem, Obstacle, Problem2D, Quadcopter, make_problem
+from .problems import HJBLQ, LQR, PROBLEMS, ControlProblem, Obstacle, Problem2D, Quadcopter, make_problem
 from .references import RiccatiSolution, hjb_lq_value, reference_control, reference_value
 from .value_function import LOSS_TERMS, SAMPLING, Paths, ValueFunction, controlled_paths
 

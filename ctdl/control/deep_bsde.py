@@ -74,6 +74,10 @@ class DeepBSDE(nn.Module):
         """The feedback u*(t_k, x, P_k(x)), shape (n, control_dim)."""
         return self.problem.optimal_control(k * self.h, x, self.gradient(k, x))
 
+    def _increment(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        """sqrt(h) xi, xi ~ N(0, I) of x's shape."""
+        return math.sqrt(self.h) * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+
     def loss(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """mean |Y_N - g(X_N)|^2 over n uncontrolled paths from x0."""
         problem, h = self.problem, self.h
@@ -81,7 +85,7 @@ class DeepBSDE(nn.Module):
         x = self.x0.expand(n, -1)
         y = self.y0.expand(n)
         for k in range(self.steps):
-            dW = math.sqrt(h) * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device) @ sigma.T
+            dW = self._increment(x, generator) @ sigma.T
             p = self.gradient(k, x)
             y = y - problem.hamiltonian(k * h, x, p) * h + (p * dW).sum(-1)
             x = x + dW
@@ -96,7 +100,7 @@ class DeepBSDE(nn.Module):
         x, y, c = self.x0.expand(n, -1), self.y0.expand(n), self.x0.new_zeros(n)
         states, values, running = [x], [y], [c]
         for k in range(self.steps):
-            dW = math.sqrt(h) * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device) @ sigma.T
+            dW = self._increment(x, generator) @ sigma.T
             p = self.gradient(k, x)
             u = problem.optimal_control(k * h, x, p)
             cost = problem.running_cost(k * h, x, u) * h

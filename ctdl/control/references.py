@@ -212,8 +212,9 @@ def reference_control(problem: ControlProblem, mesh: int = 149, dt: float = 1e-3
                       cache_dir: str | Path | None = "data/cache") -> ValueFn | None:
     """The reference feedback (t, x) -> u*(t, x, grad Phi_ref(t, x)) (n, m) float64, or None: Riccati's
     exact control (lqr); for the obstacle, grad Phi_ref by central differences of the finite-element
-    value (`reference_value(problem, mesh=mesh, dt=dt, cache_dir=cache_dir)`) over one mesh width, NaN outside its box. For
-    hjb_lq, None: its Cole-Hopf gradient needs a Monte Carlo estimate per point and step."""
+    value (`reference_value(problem, mesh=mesh, dt=dt, cache_dir=cache_dir)`) over one mesh width, NaN
+    outside its box. For hjb_lq, None: its Cole-Hopf gradient needs a Monte Carlo estimate per point
+    and step."""
     if isinstance(problem, LQR):
         return RiccatiSolution(problem).control
     if not isinstance(problem, Obstacle):
@@ -228,7 +229,8 @@ def reference_control(problem: ControlProblem, mesh: int = 149, dt: float = 1e-3
         shifts = step * torch.eye(2, dtype=torch.float64)
         points = torch.cat([x + shifts[0], x - shifts[0], x + shifts[1], x - shifts[1]])
         t = torch.as_tensor(t, dtype=torch.float64)
-        v = value(t.repeat(4) if t.ndim and t.numel() == n else t, points).view(4, n)
+        times = t.repeat(4) if t.ndim and t.numel() == n else t
+        v = value(times, points).view(4, n)
         grad = torch.stack([v[0] - v[1], v[2] - v[3]], dim=1) / (2 * step)
         return problem.optimal_control(t, x, grad)
 
