@@ -69,6 +69,8 @@ def part_run(label: str, config: str, overrides: list[str], retest: bool = False
            "train_s": round(seconds, 1), "steps": steps, "s_per_1000_steps": round(1000 * seconds / steps, 1),
            "checkpoint": best}
     rows = [r for r in _rows() if r["label"] != label] + [row]
+    for r in rows:  # rows from before the column
+        r.setdefault("s_per_1000_steps", round(1000 * r["train_s"] / r["steps"], 1))
     save("soc", "runs", {
         "target": "HJB-LQ: relative error of Phi(0, x) and relative L2 error along controlled paths "
                   "(published NeuralSOC 0.01-0.07% at t = 0 and 0.4-0.6% along paths, quoted); obstacle: "
