@@ -11,7 +11,8 @@ quadcopter  policies trained without noise (--deterministic LABEL) and with nois
 deep_bsde   the value network (`run` with --trainer.max_steps STEPS) against the Deep BSDE method
             (`ctdl.control.DeepBSDE`) trained for the same wall time, on HJB-LQ d = 100 from the origin;
             both evaluated alike on the Deep BSDE grid: Phi(0, 0) and Phi along controlled paths
-            against Cole-Hopf, the realised cost J, iterations and seconds per 1,000 iterations.
+            against Cole-Hopf, the realised cost J, iterations and seconds per 1,000 iterations
+            (benchmarks/soc_deep_bsde_<STEPS>.json).
 report      benchmarks/soc.md from the JSON files.
 
     python scripts/bench_soc.py run --label hjb_lq --config configs/soc/hjb_lq.yaml
@@ -183,7 +184,7 @@ def part_deep_bsde(steps: int, grid: int, paths: int, lr: float) -> None:
                     "traj_rel_l2": round(_trajectory_error(p.times, p.states[:, :32], values[:, :32], problem), 5),
                     "cost": round(float(cost.mean()), 4), "cost_se": round(float(cost.std() / paths**0.5), 4),
                     "iterations": its, "train_s": round(secs, 1), "s_per_1000_it": round(1000 * secs / its, 1)})
-    save("soc", "deep_bsde", {
+    save("soc", f"deep_bsde_{steps}", {
         "target": "the value network against a Deep BSDE baseline at equal wall time on HJB-LQ "
                   "(published Deep BSDE: 0.17% at t = 0, quoted)",
         "setup": f"HJB-LQ d = 100, lambda = 1, x0 = 0; value network: configs/soc/hjb_lq.yaml with "
