@@ -92,16 +92,21 @@ class _WeightedSquaredNorms(torch.autograd.Function):
 
 
 class Potential(nn.Module):
-    """Phi(x, t, y) with `grad_laplacian` returning (grad_x Phi, d_t Phi, tr Hess_x Phi) exactly."""
+    """Phi(x, t, y) with `grad_laplacian` returning (grad_x Phi, d_t Phi, tr Hess_x Phi) exactly.
 
-    def __init__(self, dim: int, width: int, depth: int = 2, rank: int | None = None,
+    `rank` is the number of rows of A in the quadratic part 1/2 s'A'As, s = (x, t, y): at most
+    dim + 1 + cond_dim; None takes min(10, that), "full" all of it."""
+
+    def __init__(self, dim: int, width: int, depth: int = 2, rank: int | str | None = None,
                  cond_dim: int = 0) -> None:
         super().__init__()
         if depth < 2:
             raise ValueError(f"depth must be >= 2 (an opening layer and residual layers), got {depth}")
         self.dim, self.width, self.depth, self.cond_dim = dim, width, depth, cond_dim
         n_in = dim + 1 + cond_dim
-        self.rank = rank if rank is not None else min(10, n_in)
+        self.rank = {None: min(10, n_in), "full": n_in}.get(rank, rank)
+        if not isinstance(self.rank, int) or not 1 <= self.rank <= n_in:
+            raise ValueError(f"rank must be an integer in [1, {n_in}] (dim + 1 + cond_dim), \"full\" or None, got {rank!r}")
         self.h = 1.0 / (depth - 1)
         self.K0 = nn.Parameter(torch.empty(width, n_in))
         self.b0 = nn.Parameter(torch.empty(width))

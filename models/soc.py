@@ -36,7 +36,7 @@ class StochasticOptimalControl(L.LightningModule):
         dim: int | None = None,
         width: int = 64,
         depth: int = 3,
-        rank: int | None = None,
+        rank: int | str | None = None,
         steps: int = 20,
         eval_steps: int = 50,
         sampling: str = "pmp",
@@ -59,7 +59,7 @@ class StochasticOptimalControl(L.LightningModule):
             problem: a name of `ctdl.control.PROBLEMS` (linked from the datamodule by `ctdl`).
             problem_args: its constructor's keywords, e.g. {dim: 100, lam: 1.0} (linked too).
             dim: the value network's state dimension; must equal the problem's (linked).
-            width, depth, rank: the potential's ResNet width, layers and the rank of A.
+            width, depth, rank: the potential's ResNet width, layers and the rank of A ("full": d + 1).
             steps: Euler-Maruyama steps on [0, T] in training.
             eval_steps: steps in validation and testing.
             sampling: "pmp" (paths under the learned feedback, in the graph) or "random_walk"

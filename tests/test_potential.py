@@ -104,6 +104,10 @@ def test_defaults_and_bad_inputs():
         Potential(5, 8, cond_dim=2)(torch.randn(4, 5), 0.0)
     with pytest.raises(ValueError, match="depth must be >= 2"):
         Potential(5, 8, depth=1)
+    assert Potential(43, 8, rank="full").A.shape == (44, 44) and Potential(43, 8, rank=20).rank == 20
+    for bad in (0, 45, "half"):
+        with pytest.raises(ValueError, match=r"rank must be an integer in \[1, 44\]"):
+            Potential(43, 8, rank=bad)
 
 
 def test_autograd_and_hutchinson_traces():
