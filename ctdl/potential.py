@@ -106,7 +106,8 @@ class Potential(nn.Module):
         n_in = dim + 1 + cond_dim
         self.rank = {None: min(10, n_in), "full": n_in}.get(rank, rank)
         if not isinstance(self.rank, int) or not 1 <= self.rank <= n_in:
-            raise ValueError(f"rank must be an integer in [1, {n_in}] (dim + 1 + cond_dim), \"full\" or None, got {rank!r}")
+            raise ValueError(f"rank must be an integer in [1, {n_in}] (dim + 1 + cond_dim), "
+                             f"\"full\" or None, got {rank!r}")
         self.h = 1.0 / (depth - 1)
         self.K0 = nn.Parameter(torch.empty(width, n_in))
         self.b0 = nn.Parameter(torch.empty(width))

@@ -99,8 +99,8 @@ class ValueFunction(nn.Module):
     divided by it (w / scale, A / sqrt(scale)), so the initial N, and the initial feedback, are
     those of scale 1."""
 
-    def __init__(self, problem: ControlProblem, width: int = 64, depth: int = 3, rank: int | str | None = None,
-                 terminal: str = "penalty", scale: float = 1.0) -> None:
+    def __init__(self, problem: ControlProblem, width: int = 64, depth: int = 3,
+                 rank: int | str | None = None, terminal: str = "penalty", scale: float = 1.0) -> None:
         super().__init__()
         if terminal not in TERMINAL:
             raise ValueError(f"unknown terminal {terminal!r}; known: {', '.join(TERMINAL)}")
