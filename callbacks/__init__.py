@@ -12,6 +12,18 @@ from .prediction_writer import PredictionWriter
 from .run_checkpoint import RunCheckpoint
 from .transport_figure import TransportFigure
 
-__all__ = ["ControlFigure", "FigureCallback", "DensityFigure", "DiffusionSamplesFigure", "sample_grid_figure",
-           "EMAWeights", "FiniteLossGuard", "NonFiniteLossError", "PDEControlFigure", "PosteriorFigure",
-           "PredictionWriter", "RunCheckpoint", "TransportFigure"]
+__all__ = [
+    "ControlFigure",
+    "FigureCallback",
+    "DensityFigure",
+    "DiffusionSamplesFigure",
+    "sample_grid_figure",
+    "EMAWeights",
+    "FiniteLossGuard",
+    "NonFiniteLossError",
+    "PDEControlFigure",
+    "PosteriorFigure",
+    "PredictionWriter",
+    "RunCheckpoint",
+    "TransportFigure",
+]

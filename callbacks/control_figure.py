@@ -27,11 +27,19 @@ class ControlFigure(FigureCallback):
     metric = "phi0_rel_err"
     headline = "{model}: learned feedback, {stage} starts"
 
-    def __init__(self, every_n_epochs: int = 0, n_paths: int = 16, n_value_paths: int = 4,
-                 reference_samples: int = 5000, dpi: int = 120) -> None:
+    def __init__(
+        self,
+        every_n_epochs: int = 0,
+        n_paths: int = 16,
+        n_value_paths: int = 4,
+        reference_samples: int = 5000,
+        dpi: int = 120,
+    ) -> None:
         super().__init__(every_n_epochs, dpi)
         if n_paths < 1 or not 1 <= n_value_paths <= n_paths:
-            raise ValueError(f"need n_paths >= 1 and 1 <= n_value_paths <= n_paths, got {n_paths}, {n_value_paths}")
+            raise ValueError(
+                f"need n_paths >= 1 and 1 <= n_value_paths <= n_paths, got {n_paths}, {n_value_paths}"
+            )
         self.n_paths, self.n_value_paths, self.reference_samples = n_paths, n_value_paths, reference_samples
 
     def _inputs(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str):
@@ -52,14 +60,24 @@ class ControlFigure(FigureCallback):
         x_all = states[:, :k].reshape(-1, problem.dim)
         phi = pl_module(t_all.to(x0), x_all.to(x0)).cpu().double().view(len(times), k)
         dm = trainer.datamodule  # the finite-element settings of the data's own reference, where it has them
-        reference = reference_value(problem, samples=self.reference_samples, mesh=getattr(dm, "fem_mesh", 149),
-                                    dt=getattr(dm, "fem_dt", 1e-3))
+        reference = reference_value(
+            problem,
+            samples=self.reference_samples,
+            mesh=getattr(dm, "fem_mesh", 149),
+            dt=getattr(dm, "fem_dt", 1e-3),
+        )
         ref = None if reference is None else reference(t_all, x_all).view(len(times), k)
         for j in range(k):
-            line, = left.plot(times, phi[:, j], lw=1.6, label="learned Phi" if j == 0 else None)
+            (line,) = left.plot(times, phi[:, j], lw=1.6, label="learned Phi" if j == 0 else None)
             if ref is not None:
-                left.plot(times, ref[:, j], "--", color=line.get_color(), lw=1.2,
-                          label="reference" if j == 0 else None)
+                left.plot(
+                    times,
+                    ref[:, j],
+                    "--",
+                    color=line.get_color(),
+                    lw=1.2,
+                    label="reference" if j == 0 else None,
+                )
         left.set_xlabel("t")
         left.set_ylabel("Phi(t, X_t)")
         left.set_title("value along controlled paths")
@@ -77,7 +95,9 @@ class ControlFigure(FigureCallback):
             right = fig.add_subplot(1, 2, 2)
             cost = (paths.running[-1] + problem.terminal_cost(paths.states[-1])).cpu().double()
             right.hist(cost.numpy(), bins=20, color="#ff7f0e", alpha=0.7, label="realised J")
-            right.axvline(float(cost.mean()), color="#ff7f0e", lw=2, label=f"mean J = {float(cost.mean()):.3f}")
+            right.axvline(
+                float(cost.mean()), color="#ff7f0e", lw=2, label=f"mean J = {float(cost.mean()):.3f}"
+            )
             if reference is not None:
                 level = float(reference(0.0, x0.cpu().double()).mean())
                 right.axvline(level, color="k", ls="--", label=f"reference E Phi(0, x0) = {level:.3f}")
@@ -97,8 +117,14 @@ class ControlFigure(FigureCallback):
         cs = ax.contourf(X.numpy(), Y.numpy(), phi.numpy(), levels=30, cmap="viridis")
         fig.colorbar(cs, ax=ax, label="Phi(0, x)")
         if isinstance(problem, Obstacle):
-            ax.contour(X.numpy(), Y.numpy(), problem.obstacle(pts).view(101, 101).numpy(), levels=4,
-                       colors="w", linewidths=0.8)
+            ax.contour(
+                X.numpy(),
+                Y.numpy(),
+                problem.obstacle(pts).view(101, 101).numpy(),
+                levels=4,
+                colors="w",
+                linewidths=0.8,
+            )
         for j in range(states.shape[1]):
             ax.plot(states[:, j, 0].numpy(), states[:, j, 1].numpy(), color="#ff7f0e", lw=1)
         ax.scatter(states[0, :, 0].numpy(), states[0, :, 1].numpy(), color="w", s=12, zorder=3)

@@ -31,7 +31,7 @@ MODEL_COLOR = "#ff7f0e"
 def _box_smooth(h: np.ndarray) -> np.ndarray:
     """3x3 moving average with zero padding (a light smoothing of a 2-D histogram)."""
     p = np.pad(h, 1)
-    return sum(p[i:i + h.shape[0], j:j + h.shape[1]] for i in range(3) for j in range(3)) / 9.0
+    return sum(p[i : i + h.shape[0], j : j + h.shape[1]] for i in range(3) for j in range(3)) / 9.0
 
 
 class DensityFigure(FigureCallback):
@@ -55,9 +55,16 @@ class DensityFigure(FigureCallback):
     epoch_hook = "train"
     reuse_unchanged = True  # the final figure is a copy of the last epoch figure if nothing changed
 
-    def __init__(self, every_n_epochs: int = 0, n_samples: int = 2000, grid_size: int = 100,
-                 coords: list[int] | None = None, dpi: int = 120, seed: int = 0,
-                 chunk_size: int = 4096) -> None:
+    def __init__(
+        self,
+        every_n_epochs: int = 0,
+        n_samples: int = 2000,
+        grid_size: int = 100,
+        coords: list[int] | None = None,
+        dpi: int = 120,
+        seed: int = 0,
+        chunk_size: int = 4096,
+    ) -> None:
         """
         Args:
             every_n_epochs: draw after every n-th training epoch; 0 draws only at fit end.
@@ -80,8 +87,9 @@ class DensityFigure(FigureCallback):
         self.n_samples, self.grid_size = n_samples, grid_size
         self.coords, self.seed, self.chunk_size = coords, seed, chunk_size
 
-    def _inputs(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                stage: str) -> tuple[Tensor, list[int]] | None:
+    def _inputs(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str
+    ) -> tuple[Tensor, list[int]] | None:
         """First n_samples points (n, d) of the datamodule's `<stage>_dataset` and the coordinates
         shown, or None (after a warning) if the model or the data do not fit."""
         if not self._conforms(pl_module, Flow, "the model"):
@@ -106,8 +114,14 @@ class DensityFigure(FigureCallback):
             coords = list(range(d))
         return x, coords
 
-    def _figure(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                inputs: tuple[Tensor, list[int]], stage: str, epoch: int | None) -> Figure:
+    def _figure(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        inputs: tuple[Tensor, list[int]],
+        stage: str,
+        epoch: int | None,
+    ) -> Figure:
         x, coords = inputs
         devices = [pl_module.device] if pl_module.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
@@ -127,8 +141,15 @@ class DensityFigure(FigureCallback):
         return torch.cat([fn(chunk).detach() for chunk in x.split(self.chunk_size)])
 
     # ------------------------------------------------------------------------- 2-D
-    def _figure_2d(self, trainer: L.Trainer, pl_module: L.LightningModule, x: Tensor,
-                   samples: Tensor, stage: str, epoch: int | None) -> Figure:
+    def _figure_2d(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        x: Tensor,
+        samples: Tensor,
+        stage: str,
+        epoch: int | None,
+    ) -> Figure:
         device, dtype = x.device, x.dtype
         lo, hi = x.min(0).values, x.max(0).values
         pad = 0.1 * (hi - lo).clamp_min(1e-6)
@@ -156,8 +177,9 @@ class DensityFigure(FigureCallback):
         ax.scatter(ss[:, 0], ss[:, 1], s=3, c=MODEL_COLOR, alpha=0.6, linewidths=0)
         ax.set_title(f"model samples ({len(ss)}; {100 * inside:.0f}% in the box)", fontsize=9)
         ax = axes[2]
-        im = ax.imshow(dens, origin="lower", extent=extent, cmap="viridis", aspect="auto",
-                       interpolation="nearest")
+        im = ax.imshow(
+            dens, origin="lower", extent=extent, cmap="viridis", aspect="auto", interpolation="nearest"
+        )
         fig.colorbar(im, ax=ax, shrink=0.85).ax.tick_params(labelsize=7)
         ax.set_title(f"model density exp(log p)\nmass in the box {mass:.3f}", fontsize=9)
         for ax in axes[:3]:
@@ -184,8 +206,16 @@ class DensityFigure(FigureCallback):
         return fig
 
     # ----------------------------------------------------------------------- d > 2
-    def _figure_corner(self, trainer: L.Trainer, pl_module: L.LightningModule, x: Tensor,
-                       samples: Tensor, coords: list[int], stage: str, epoch: int | None) -> Figure:
+    def _figure_corner(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        x: Tensor,
+        samples: Tensor,
+        coords: list[int],
+        stage: str,
+        epoch: int | None,
+    ) -> Figure:
         d, k = x.shape[1], len(coords)
         xs = x.double().cpu().numpy()[:, coords]
         ss = samples.double().cpu().numpy()[:, coords]
@@ -206,8 +236,9 @@ class DensityFigure(FigureCallback):
                 if i == j:
                     edges = np.linspace(lo[i], hi[i], bins + 1)
                     ax.hist(xs[:, i], bins=edges, density=True, color=DATA_COLOR, alpha=0.45)
-                    ax.hist(ss[:, i], bins=edges, density=True, histtype="step", color=MODEL_COLOR,
-                            linewidth=1.3)
+                    ax.hist(
+                        ss[:, i], bins=edges, density=True, histtype="step", color=MODEL_COLOR, linewidth=1.3
+                    )
                     ax.set_xlim(lo[i], hi[i])
                     ax.set_yticks([])
                 elif i > j:  # lower triangle: overlaid scatter
@@ -222,20 +253,29 @@ class DensityFigure(FigureCallback):
                         h = _box_smooth(h).T
                         if h.max() > 0:
                             cx, cy = 0.5 * (ex[1:] + ex[:-1]), 0.5 * (ey[1:] + ey[:-1])
-                            ax.contour(cx, cy, h, levels=h.max() * np.array([0.1, 0.3, 0.6]),
-                                       colors=color, linewidths=0.9)
+                            ax.contour(
+                                cx,
+                                cy,
+                                h,
+                                levels=h.max() * np.array([0.1, 0.3, 0.6]),
+                                colors=color,
+                                linewidths=0.9,
+                            )
                     ax.set_xlim(lo[j], hi[j])
                     ax.set_ylim(lo[i], hi[i])
                 if i == k - 1:
                     ax.set_xlabel(f"x_{coords[j]}", fontsize=8)
                 if j == 0 and i > 0:
                     ax.set_ylabel(f"x_{coords[i]}", fontsize=8)
-        handles = [Line2D([], [], marker="o", linestyle="", color=DATA_COLOR, label=f"{stage} data"),
-                   Line2D([], [], marker="o", linestyle="", color=MODEL_COLOR, label="model samples")]
-        axes[0, -1 if k > 1 else 0].legend(handles=handles, fontsize=7, loc="upper right",
-                                           framealpha=0.85)
+        handles = [
+            Line2D([], [], marker="o", linestyle="", color=DATA_COLOR, label=f"{stage} data"),
+            Line2D([], [], marker="o", linestyle="", color=MODEL_COLOR, label="model samples"),
+        ]
+        axes[0, -1 if k > 1 else 0].legend(handles=handles, fontsize=7, loc="upper right", framealpha=0.85)
         shown = ", ".join(str(c) for c in coords)
-        extra = (f"\ncoordinates {shown} of d = {d}; {len(xs)} points each, "
-                 f"{100 * inside:.0f}% of the model samples in view")
+        extra = (
+            f"\ncoordinates {shown} of d = {d}; {len(xs)} points each, "
+            f"{100 * inside:.0f}% of the model samples in view"
+        )
         fig.suptitle(self._title(trainer, pl_module, stage, epoch, extra), fontsize=10)
         return fig

@@ -33,15 +33,16 @@ def tile(samples: Tensor, pad: int = 1) -> np.ndarray:
     n, r = x.shape[0], x.shape[-1]
     out = np.full((r, n * (r + pad) - pad), np.nan)
     for i in range(n):
-        out[:, i * (r + pad): i * (r + pad) + r] = x[i]
+        out[:, i * (r + pad) : i * (r + pad) + r] = x[i]
     return out
 
 
 def _value_range(arrays: Sequence[Tensor | np.ndarray], value_range: tuple[float, float] | None):
     if value_range is not None:
         return value_range
-    values = np.concatenate([np.asarray(a.detach().cpu() if isinstance(a, Tensor) else a).ravel()
-                             for a in arrays])
+    values = np.concatenate(
+        [np.asarray(a.detach().cpu() if isinstance(a, Tensor) else a).ravel() for a in arrays]
+    )
     values = values[np.isfinite(values)]
     hi = float(np.quantile(np.abs(values), 0.995)) if len(values) else 1.0
     return -hi, hi
@@ -53,10 +54,17 @@ def _show(ax, image: np.ndarray, vrange: tuple[float, float]) -> None:
     ax.set_yticks([])
 
 
-def sample_grid_figure(models: Mapping[str, Mapping[str, GridSampler]], resolution: int, n_samples: int = 4,
-                       steps: int | None = 200, factor: int = 2, seed: int = 0,
-                       value_range: tuple[float, float] | None = None, title: str | None = None,
-                       path: str | Path | None = None) -> Figure:
+def sample_grid_figure(
+    models: Mapping[str, Mapping[str, GridSampler]],
+    resolution: int,
+    n_samples: int = 4,
+    steps: int | None = 200,
+    factor: int = 2,
+    seed: int = 0,
+    value_range: tuple[float, float] | None = None,
+    title: str | None = None,
+    path: str | Path | None = None,
+) -> Figure:
     """The grid of trained models: rows = the outer keys of `models` (e.g. "U-Net", "FNO"), columns
     = the inner keys (e.g. the prior names), cell = `n_samples` samples of that model at
     `resolution` (upper strip) and at `factor` * resolution (lower strip), each from a generator
@@ -74,8 +82,10 @@ def sample_grid_figure(models: Mapping[str, Mapping[str, GridSampler]], resoluti
     for row in rows:
         for col, model in models[row].items():
             if not isinstance(model, GridSampler):
-                raise TypeError(f"models[{row!r}][{col!r}] ({type(model).__name__}) is not a "
-                                "ctdl.protocols.GridSampler (check_resolution, sample)")
+                raise TypeError(
+                    f"models[{row!r}][{col!r}] ({type(model).__name__}) is not a "
+                    "ctdl.protocols.GridSampler (check_resolution, sample)"
+                )
             for r in grids:
                 try:
                     model.check_resolution(r)
@@ -99,16 +109,26 @@ def sample_grid_figure(models: Mapping[str, Mapping[str, GridSampler]], resoluti
                     ax.axis("off")
                 elif isinstance(strip, str):
                     reason = textwrap.fill(strip, 60, max_lines=3, placeholder=" ...")
-                    ax.text(0.5, 0.5, f"{r}x{r}: cannot sample\n{reason}", ha="center", va="center",
-                            fontsize=6, transform=ax.transAxes)
+                    ax.text(
+                        0.5,
+                        0.5,
+                        f"{r}x{r}: cannot sample\n{reason}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        transform=ax.transAxes,
+                    )
                 else:
                     _show(ax, strip, vrange)
                 if j == 0:
                     ax.set_ylabel(f"{row}\n{r}x{r}", fontsize=8)
                 if i == 0 and k == 0:
                     ax.set_title(col, fontsize=9)
-    fig.suptitle(title or f"samples at {resolution}x{resolution} (upper) and {grids[1]}x{grids[1]} (lower), "
-                 f"{steps} steps", fontsize=10)
+    fig.suptitle(
+        title
+        or f"samples at {resolution}x{resolution} (upper) and {grids[1]}x{grids[1]} (lower), {steps} steps",
+        fontsize=10,
+    )
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120)
@@ -141,8 +161,15 @@ class DiffusionSamplesFigure(FigureCallback):
     epoch_hook = "validation"
     reuse_unchanged = True
 
-    def __init__(self, every_n_validations: int = 1, n_samples: int = 8, steps: int = 50,
-                 resolution: int | None = None, seed: int = 0, dpi: int = 120) -> None:
+    def __init__(
+        self,
+        every_n_validations: int = 1,
+        n_samples: int = 8,
+        steps: int = 50,
+        resolution: int | None = None,
+        seed: int = 0,
+        dpi: int = 120,
+    ) -> None:
         """
         Args:
             every_n_validations: add a row after every n-th validation; 0: only at the end of fit.
@@ -165,8 +192,9 @@ class DiffusionSamplesFigure(FigureCallback):
         self._validations += 1
         if self._validations % self.every_n_epochs:
             return
-        paths = self._draw(trainer, pl_module, "val", [f"{self.name}_training.png"],
-                           epoch=trainer.current_epoch)
+        paths = self._draw(
+            trainer, pl_module, "val", [f"{self.name}_training.png"], epoch=trainer.current_epoch
+        )
         self._last = (trainer.global_step, paths[0]) if paths else None
 
     def _inputs(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> Any | None:
@@ -178,16 +206,18 @@ class DiffusionSamplesFigure(FigureCallback):
             return (-3.0, 3.0)
         return (float(x.min()), float(x.max()))
 
-    def _figure(self, trainer: L.Trainer, pl_module: L.LightningModule, inputs: Any, stage: str,
-                epoch: int | None) -> Figure:
+    def _figure(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, inputs: Any, stage: str, epoch: int | None
+    ) -> Figure:
         gen = torch.Generator(device=pl_module.device).manual_seed(self.seed)
         x = pl_module.sample(self.n_samples, self.resolution, steps=self.steps, generator=gen).cpu()
         row = (f"{stage} step {trainer.global_step}" if stage == "test" else f"step {trainer.global_step}", x)
         rows = [*self.rows, row]
         if stage != "test":
             self.rows = rows
-        fig = Figure(figsize=(max(6.0, 1.2 + 0.9 * self.n_samples), 0.8 + 0.95 * len(rows)),
-                     layout="constrained")
+        fig = Figure(
+            figsize=(max(6.0, 1.2 + 0.9 * self.n_samples), 0.8 + 0.95 * len(rows)), layout="constrained"
+        )
         axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
         for ax, (label, samples) in zip(axes, rows, strict=True):
             _show(ax, tile(samples), inputs)

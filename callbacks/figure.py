@@ -38,6 +38,7 @@ def distinct_indices(values: list[int] | None, name: str, minimum: int = 0) -> l
         raise ValueError(f"{name} must be a non-empty list of distinct indices >= {minimum}, got {values}")
     return values
 
+
 class FigureCallback(L.Callback):
     """Base class of the figure callbacks; see the module docstring."""
 
@@ -51,8 +52,7 @@ class FigureCallback(L.Callback):
 
     def __init__(self, every_n_epochs: int = 0, dpi: int = 120) -> None:
         if every_n_epochs < 0:
-            raise ValueError(
-                f"every_n_epochs must be >= 0 (0 = only at fit end), got {every_n_epochs}")
+            raise ValueError(f"every_n_epochs must be >= 0 (0 = only at fit end), got {every_n_epochs}")
         self.every_n_epochs, self.dpi = every_n_epochs, dpi
         self._warned = False
         self._last: tuple[int, Path] | None = None  # (global_step, path) of the last epoch figure
@@ -62,8 +62,9 @@ class FigureCallback(L.Callback):
         """What `_figure` needs (on global rank zero, before eval mode), or None after `_skip`."""
         raise NotImplementedError
 
-    def _figure(self, trainer: L.Trainer, pl_module: L.LightningModule, inputs: Any, stage: str,
-                epoch: int | None) -> Figure:
+    def _figure(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, inputs: Any, stage: str, epoch: int | None
+    ) -> Figure:
         """The figure, drawn in eval mode under torch.no_grad."""
         raise NotImplementedError
 
@@ -86,16 +87,14 @@ class FigureCallback(L.Callback):
         if (trainer.current_epoch + 1) % self.every_n_epochs != 0:
             return
         epoch = trainer.current_epoch
-        paths = self._draw(trainer, pl_module, "val", [f"{self.name}_epoch{epoch:03d}.png"],
-                           epoch=epoch)
+        paths = self._draw(trainer, pl_module, "val", [f"{self.name}_epoch{epoch:03d}.png"], epoch=epoch)
         self._last = (trainer.global_step, paths[0]) if paths else None
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = max(trainer.current_epoch - 1, 0)  # current_epoch counts the finished epochs here
         names = self._fit_end_names(epoch)
         last = self._last
-        if (self.reuse_unchanged and last is not None and last[0] == trainer.global_step
-                and last[1].is_file()):
+        if self.reuse_unchanged and last is not None and last[0] == trainer.global_step and last[1].is_file():
             # the model has not changed since the last epoch figure: copy it, do not redraw
             trainer.log_dir  # noqa: B018  (a collective under DDP: every rank must ask for it)
             if not trainer.is_global_zero:
@@ -125,12 +124,14 @@ class FigureCallback(L.Callback):
         if isinstance(obj, protocol):
             return True
         lacks = " / ".join(missing_members(obj, protocol))
-        self._skip(f"{role} ({type(obj).__name__}) is not a {protocol.__name__} (ctdl.protocols): "
-                   f"it lacks {lacks}")
+        self._skip(
+            f"{role} ({type(obj).__name__}) is not a {protocol.__name__} (ctdl.protocols): it lacks {lacks}"
+        )
         return False
 
-    def _samples(self, trainer: L.Trainer, stage: str, n: int,
-                 labels: bool = False) -> tuple[Tensor, Tensor | None] | None:
+    def _samples(
+        self, trainer: L.Trainer, stage: str, n: int, labels: bool = False
+    ) -> tuple[Tensor, Tensor | None] | None:
         """First n samples of the datamodule's `<stage>_dataset` (a `SplitData` datamodule) and, if
         `labels`, their integer labels (None where the samples carry none); None after `_skip` if
         they cannot be read."""
@@ -147,18 +148,21 @@ class FigureCallback(L.Callback):
                 y = ds.tensors[1][:n] if labels and len(ds.tensors) > 1 else None
             else:
                 items = [ds[i] for i in range(min(n, len(ds)))]
-                x = torch.stack([torch.as_tensor(it[0] if isinstance(it, (tuple, list)) else it)
-                                 for it in items])
-                labelled = (labels and bool(items) and isinstance(items[0], (tuple, list))
-                            and len(items[0]) > 1)
+                x = torch.stack(
+                    [torch.as_tensor(it[0] if isinstance(it, (tuple, list)) else it) for it in items]
+                )
+                labelled = (
+                    labels and bool(items) and isinstance(items[0], (tuple, list)) and len(items[0]) > 1
+                )
                 y = torch.as_tensor([int(it[1]) for it in items]) if labelled else None
         except (TypeError, ValueError, IndexError, RuntimeError) as err:
             self._skip(f"could not read samples from {stage}_dataset ({err})")
             return None
         return x, y
 
-    def _title(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str,
-               epoch: int | None, extra: str = "") -> str:
+    def _title(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str, epoch: int | None, extra: str = ""
+    ) -> str:
         """`headline` and `extra`, then the epoch and val/<metric> (also test/<metric> on test)."""
         title = self.headline.format(model=type(pl_module).__name__, stage=stage) + extra
         if epoch is not None:
@@ -170,8 +174,14 @@ class FigureCallback(L.Callback):
                 title += f", {key} = {float(metrics[key]):.3f}"
         return title
 
-    def _draw(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str,
-              names: list[str], epoch: int | None) -> list[Path]:
+    def _draw(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        stage: str,
+        names: list[str],
+        epoch: int | None,
+    ) -> list[Path]:
         log_dir = trainer.log_dir  # a collective under DDP: every rank must ask for it
         if not trainer.is_global_zero:
             return []
@@ -193,7 +203,6 @@ class FigureCallback(L.Callback):
             fig.savefig(path, dpi=self.dpi)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure(self.name, fig, global_step=trainer.global_step,
-                                             close=False)
+                logger.experiment.add_figure(self.name, fig, global_step=trainer.global_step, close=False)
         fig.clear()
         return paths

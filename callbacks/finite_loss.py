@@ -34,8 +34,11 @@ class FiniteLossGuard(L.Callback):
         if not bad:
             self.last_finite = (trainer.global_step, value)
             return
-        last = (f"the last finite loss was {self.last_finite[1]:.6g} at step {self.last_finite[0]}"
-                if self.last_finite else "no finite loss was seen before")
+        last = (
+            f"the last finite loss was {self.last_finite[1]:.6g} at step {self.last_finite[0]}"
+            if self.last_finite
+            else "no finite loss was seen before"
+        )
         ckpt_dir = getattr(trainer.checkpoint_callback, "dirpath", None)
         kept = f"the last good checkpoint is kept in {ckpt_dir}" if ckpt_dir else "no checkpoint was written"
         what = value if not math.isfinite(value) else "non-finite on another rank"

@@ -91,10 +91,18 @@ class PosteriorFigure(FigureCallback):
     headline = "{model}:"
     epoch_hook = "validation"
 
-    def __init__(self, every_n_epochs: int = 0, observations: list[int] | None = None,
-                 n_samples: int = 2000, reference: str | dict[int, str] | None = None,
-                 reference_label: str | None = None, coords: list[int] | None = None,
-                 predictive_draws: int = 40, dpi: int = 120, seed: int = 0) -> None:
+    def __init__(
+        self,
+        every_n_epochs: int = 0,
+        observations: list[int] | None = None,
+        n_samples: int = 2000,
+        reference: str | dict[int, str] | None = None,
+        reference_label: str | None = None,
+        coords: list[int] | None = None,
+        predictive_draws: int = 40,
+        dpi: int = 120,
+        seed: int = 0,
+    ) -> None:
         """
         Args:
             every_n_epochs: draw after every n-th validation epoch; 0 draws only at fit end.
@@ -119,14 +127,18 @@ class PosteriorFigure(FigureCallback):
         coords = distinct_indices(coords, "coords")
         if isinstance(reference, (str, Path)):
             if len(observations) > 1:
-                raise ValueError(f"one reference file is the posterior of one observation, but "
-                                 f"observations = {observations}: pass reference as "
-                                 "{observation: path}")
+                raise ValueError(
+                    f"one reference file is the posterior of one observation, but "
+                    f"observations = {observations}: pass reference as "
+                    "{observation: path}"
+                )
             reference = {observations[0]: str(reference)}
         reference = {int(i): str(p) for i, p in (reference or {}).items()}
         if set(reference) - set(observations):
-            raise ValueError(f"reference files for observations {sorted(set(reference) - set(observations))}"
-                             f", which are not drawn (observations = {observations})")
+            raise ValueError(
+                f"reference files for observations {sorted(set(reference) - set(observations))}"
+                f", which are not drawn (observations = {observations})"
+            )
         self.observations, self.n_samples, self.reference_files = observations, n_samples, reference
         self.reference_label, self.coords = reference_label, coords
         self.predictive_draws, self.seed = predictive_draws, seed
@@ -138,14 +150,18 @@ class PosteriorFigure(FigureCallback):
         for i, path in self.reference_files.items():
             file = Path(path)
             if not file.is_file():
-                raise FileNotFoundError(f"PosteriorFigure: no reference file at {file} (observation {i}): "
-                                        "a .npy array of raw posterior samples, one parameter vector a row")
+                raise FileNotFoundError(
+                    f"PosteriorFigure: no reference file at {file} (observation {i}): "
+                    "a .npy array of raw posterior samples, one parameter vector a row"
+                )
             samples = np.load(file, allow_pickle=False)
             dim = trainer.datamodule.dim if isinstance(trainer.datamodule, PosteriorData) else None
             if samples.ndim != 2 or (dim is not None and samples.shape[1] != dim):
                 want = f"(m, {dim})" if dim is not None else "(m, dim)"
-                raise ValueError(f"PosteriorFigure: the reference file {file} holds an array of shape "
-                                 f"{samples.shape}; expected {want} raw parameter samples")
+                raise ValueError(
+                    f"PosteriorFigure: the reference file {file} holds an array of shape "
+                    f"{samples.shape}; expected {want} raw parameter samples"
+                )
             self._references[i] = samples.astype(np.float64)
         data = trainer.datamodule
         if isinstance(data, ObservedData):
@@ -165,8 +181,14 @@ class PosteriorFigure(FigureCallback):
         predictive = self.predictive_draws > 0 and isinstance(data, PredictiveSimulator)
         return _Context(data, log_params, names, predictive)
 
-    def _draw(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str,
-              names: list[str], epoch: int | None) -> list[Path]:
+    def _draw(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        stage: str,
+        names: list[str],
+        epoch: int | None,
+    ) -> list[Path]:
         """One corner plot (and one predictive figure) per observation; `names` carry the prefix
         `name`, which becomes `posterior_obs<i>` / `posterior_predictive_obs<i>`."""
         log_dir = trainer.log_dir  # a collective under DDP: every rank must ask for it
@@ -188,7 +210,7 @@ class PosteriorFigure(FigureCallback):
                 pl_module.train(was_training)
             for tag, fig in figures:
                 for name in names:
-                    paths.append(out_dir / (tag + name[len(self.name):]))
+                    paths.append(out_dir / (tag + name[len(self.name) :]))
                     fig.savefig(paths[-1], dpi=self.dpi)
                 for logger in trainer.loggers:
                     if isinstance(logger, TensorBoardLogger):
@@ -196,16 +218,27 @@ class PosteriorFigure(FigureCallback):
                 fig.clear()
         return paths
 
-    def _figures(self, trainer: L.Trainer, pl_module: L.LightningModule, context: _Context, i: int,
-                 stage: str, epoch: int | None) -> list[tuple[str, Figure]]:
+    def _figures(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        context: _Context,
+        i: int,
+        stage: str,
+        epoch: int | None,
+    ) -> list[tuple[str, Figure]]:
         devices = [pl_module.device] if pl_module.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self._seed(i))
             samples = self._sample(pl_module, context.data.observation(i), i)
         truth = self._truth(context.data, i)
         reference, label = self._reference(context.data, i)
-        figures = [(f"posterior_obs{i}", self._corner(trainer, pl_module, context, i, samples, reference,
-                                                      label, truth, stage, epoch))]
+        figures = [
+            (
+                f"posterior_obs{i}",
+                self._corner(trainer, pl_module, context, i, samples, reference, label, truth, stage, epoch),
+            )
+        ]
         if context.predictive:
             fig = self._predictive(trainer, pl_module, context, i, samples, truth, stage, epoch)
             if fig is not None:
@@ -249,15 +282,27 @@ class PosteriorFigure(FigureCallback):
         return samples, label
 
     # ------------------------------------------------------------------------ corner
-    def _corner(self, trainer: L.Trainer, pl_module: L.LightningModule, context: _Context, i: int,
-                samples: Tensor, reference: np.ndarray | None, label: str, truth: np.ndarray | None,
-                stage: str, epoch: int | None) -> Figure:
+    def _corner(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        context: _Context,
+        i: int,
+        samples: Tensor,
+        reference: np.ndarray | None,
+        label: str,
+        truth: np.ndarray | None,
+        stage: str,
+        epoch: int | None,
+    ) -> Figure:
         ss = samples.double().cpu().numpy()
         d = ss.shape[1]
         coords = [c for c in (self.coords or range(min(5, d))) if c < d]
         if reference is not None and reference.shape[1] != d:
-            rank_zero_warn(f"PosteriorFigure: the reference samples of observation {i} have "
-                           f"{reference.shape[1]} parameters, the model's {d}; not shown")
+            rank_zero_warn(
+                f"PosteriorFigure: the reference samples of observation {i} have "
+                f"{reference.shape[1]} parameters, the model's {d}; not shown"
+            )
             reference = None
 
         def shown(a: np.ndarray) -> np.ndarray:
@@ -297,8 +342,9 @@ class PosteriorFigure(FigureCallback):
                     edges = np.linspace(lo[r], hi[r], bins + 1)
                     if rs is not None:
                         ax.hist(rs[:, r], bins=edges, density=True, color=REFERENCE_COLOR, alpha=0.45)
-                    ax.hist(ss[:, r], bins=edges, density=True, histtype="step", color=MODEL_COLOR,
-                            linewidth=1.3)
+                    ax.hist(
+                        ss[:, r], bins=edges, density=True, histtype="step", color=MODEL_COLOR, linewidth=1.3
+                    )
                     if ts is not None:
                         ax.axvline(ts[r], color=TRUE_COLOR, linewidth=1.0, linestyle="--")
                     ax.set_xlim(lo[r], hi[r])
@@ -308,17 +354,32 @@ class PosteriorFigure(FigureCallback):
                         ax.scatter(a[:, c], a[:, r], s=2, c=color, alpha=0.4, linewidths=0)
                 elif r < c:  # upper triangle: contours of smoothed 2-D histograms
                     for a, color in sets:
-                        h, ex, ey = np.histogram2d(a[:, c], a[:, r], bins=bins,
-                                                   range=[[lo[c], hi[c]], [lo[r], hi[r]]])
+                        h, ex, ey = np.histogram2d(
+                            a[:, c], a[:, r], bins=bins, range=[[lo[c], hi[c]], [lo[r], hi[r]]]
+                        )
                         h = _box_smooth(h).T
                         if h.max() > 0:
                             cx, cy = 0.5 * (ex[1:] + ex[:-1]), 0.5 * (ey[1:] + ey[:-1])
-                            ax.contour(cx, cy, h, levels=h.max() * np.array([0.1, 0.3, 0.6]),
-                                       colors=color, linewidths=0.9)
+                            ax.contour(
+                                cx,
+                                cy,
+                                h,
+                                levels=h.max() * np.array([0.1, 0.3, 0.6]),
+                                colors=color,
+                                linewidths=0.9,
+                            )
                 if r != c:
                     if ts is not None:
-                        ax.plot(ts[c], ts[r], marker="*", color=TRUE_COLOR, markersize=9,
-                                markeredgecolor="white", markeredgewidth=0.5, linestyle="")
+                        ax.plot(
+                            ts[c],
+                            ts[r],
+                            marker="*",
+                            color=TRUE_COLOR,
+                            markersize=9,
+                            markeredgecolor="white",
+                            markeredgewidth=0.5,
+                            linestyle="",
+                        )
                     ax.set_xlim(lo[c], hi[c])
                     ax.set_ylim(lo[r], hi[r])
                 if r == k - 1:
@@ -330,8 +391,9 @@ class PosteriorFigure(FigureCallback):
         if rs is not None:
             handles.append(Patch(color=REFERENCE_COLOR, alpha=0.6, label=f"{label} ({len(rs)} samples)"))
         if ts is not None:
-            handles.append(Line2D([], [], marker="*", linestyle="--", color=TRUE_COLOR,
-                                  label="true parameters"))
+            handles.append(
+                Line2D([], [], marker="*", linestyle="--", color=TRUE_COLOR, label="true parameters")
+            )
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=7, frameon=False)
         inside = ((ss >= lo) & (ss <= hi)).all(1).mean() if len(ss) else 0.0
         extra = f" posterior samples for observation {i}"
@@ -348,9 +410,17 @@ class PosteriorFigure(FigureCallback):
         return fig
 
     # -------------------------------------------------------------------- predictive
-    def _predictive(self, trainer: L.Trainer, pl_module: L.LightningModule, context: _Context, i: int,
-                    samples: Tensor, truth: np.ndarray | None, stage: str,
-                    epoch: int | None) -> Figure | None:
+    def _predictive(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        context: _Context,
+        i: int,
+        samples: Tensor,
+        truth: np.ndarray | None,
+        stage: str,
+        epoch: int | None,
+    ) -> Figure | None:
         data: PredictiveSimulator = context.data
         theta = samples[: self.predictive_draws].double().cpu()
         finite = torch.isfinite(theta).all(1)
@@ -358,15 +428,20 @@ class PosteriorFigure(FigureCallback):
         seed = self._seed(i)
         try:
             sim = data.simulate_series(theta, seed) if len(theta) else None
-            reference = (data.simulate_series(torch.from_numpy(truth)[None], seed)
-                         if truth is not None else None)
+            reference = (
+                data.simulate_series(torch.from_numpy(truth)[None], seed) if truth is not None else None
+            )
         except (ValueError, RuntimeError) as err:
-            rank_zero_warn(f"PosteriorFigure: no posterior predictive figure for observation {i}: "
-                           f"the simulator refused the posterior draws ({err})")
+            rank_zero_warn(
+                f"PosteriorFigure: no posterior predictive figure for observation {i}: "
+                f"the simulator refused the posterior draws ({err})"
+            )
             return None
         if sim is None:
-            rank_zero_warn(f"PosteriorFigure: no posterior predictive figure for observation {i}: "
-                           "every posterior draw is non-finite")
+            rank_zero_warn(
+                f"PosteriorFigure: no posterior predictive figure for observation {i}: "
+                "every posterior draw is non-finite"
+            )
             return None
         times = torch.as_tensor(sim.times).double().cpu().numpy()
         ok = ~torch.as_tensor(sim.failed).cpu().numpy().astype(bool)
@@ -382,26 +457,37 @@ class PosteriorFigure(FigureCallback):
                 ax.fill_between(times, q05, q95, color=MODEL_COLOR, alpha=0.2, linewidth=0)
                 ax.plot(times, q50, color="#b34700", linewidth=1.8)
             if reference is not None and not bool(torch.as_tensor(reference.failed).all()):
-                ax.plot(times, torch.as_tensor(reference.series)[0, :, j].double().cpu().numpy(),
-                        color=TRUE_COLOR, linewidth=1.2, linestyle="--")
+                ax.plot(
+                    times,
+                    torch.as_tensor(reference.series)[0, :, j].double().cpu().numpy(),
+                    color=TRUE_COLOR,
+                    linewidth=1.2,
+                    linestyle="--",
+                )
             ax.set_title(name, fontsize=9)
             ax.set_xlabel("t", fontsize=8)
             ax.tick_params(labelsize=7)
-        handles = [Line2D([], [], color=MODEL_COLOR, linewidth=0.8, label="posterior draws"),
-                   Line2D([], [], color="#b34700", linewidth=1.8, label="median"),
-                   Patch(color=MODEL_COLOR, alpha=0.3, label="5-95%")]
+        handles = [
+            Line2D([], [], color=MODEL_COLOR, linewidth=0.8, label="posterior draws"),
+            Line2D([], [], color="#b34700", linewidth=1.8, label="median"),
+            Patch(color=MODEL_COLOR, alpha=0.3, label="5-95%"),
+        ]
         if reference is not None:
-            handles.append(Line2D([], [], color=TRUE_COLOR, linestyle="--",
-                                  label="simulation at the true parameters"))
+            handles.append(
+                Line2D([], [], color=TRUE_COLOR, linestyle="--", label="simulation at the true parameters")
+            )
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=7, frameon=False)
 
         left_out = int((~finite).sum()) + int((~ok).sum())
-        extra = (f" posterior predictive series for observation {i}, {len(series)} simulations at "
-                 "posterior draws"
-                 + (f" ({left_out} draws failed or non-finite, left out)" if left_out else ""))
-        source = (f"observation {i} holds summary statistics; its own series is not part of the data"
-                  + (": dashed, a fresh simulation at the true parameters it was simulated at"
-                     if reference is not None else ""))
+        extra = (
+            f" posterior predictive series for observation {i}, {len(series)} simulations at "
+            "posterior draws" + (f" ({left_out} draws failed or non-finite, left out)" if left_out else "")
+        )
+        source = f"observation {i} holds summary statistics; its own series is not part of the data" + (
+            ": dashed, a fresh simulation at the true parameters it was simulated at"
+            if reference is not None
+            else ""
+        )
         title = self._title(trainer, pl_module, stage, epoch, extra)
         fig.suptitle(_wrap(f"{title}\n{source}", fig), fontsize=9)
         return fig

@@ -58,22 +58,35 @@ class PredictionWriter(BasePredictionWriter):
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._outputs, self._indices = {}, {}
 
-    def write_on_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: Any,
-                           batch_indices: Sequence[int] | None, batch: Any, batch_idx: int,
-                           dataloader_idx: int) -> None:
+    def write_on_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        prediction: Any,
+        batch_indices: Sequence[int] | None,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int,
+    ) -> None:
         """Check one batch's outputs against the contract and keep them (on the CPU, as numpy)."""
         arrays = check_predictions(prediction, type(pl_module).__name__)
         outputs = self._outputs.setdefault(dataloader_idx, {})
         if outputs and set(outputs) != set(arrays):
-            raise ValueError(f"{type(pl_module).__name__}.predict_step returned the outputs {sorted(arrays)} "
-                             f"in batch {batch_idx} but {sorted(outputs)} before; every batch must "
-                             "return the same names")
+            raise ValueError(
+                f"{type(pl_module).__name__}.predict_step returned the outputs {sorted(arrays)} "
+                f"in batch {batch_idx} but {sorted(outputs)} before; every batch must "
+                "return the same names"
+            )
         for name, array in arrays.items():
             outputs.setdefault(name, []).append(array)
         n = len(next(iter(arrays.values())))
         seen = sum(len(i) for i in self._indices.get(dataloader_idx, []))
-        index = np.asarray(batch_indices if batch_indices is not None and len(batch_indices) == n
-                           else np.arange(seen, seen + n), dtype=np.int64)
+        index = np.asarray(
+            batch_indices
+            if batch_indices is not None and len(batch_indices) == n
+            else np.arange(seen, seen + n),
+            dtype=np.int64,
+        )
         self._indices.setdefault(dataloader_idx, []).append(index)
 
     # ----------------------------------------------------------------------------- write
@@ -81,45 +94,57 @@ class PredictionWriter(BasePredictionWriter):
         out_dir = self.output_dir or Path(trainer.log_dir or trainer.default_root_dir) / "predict"
         for dataloader_idx, outputs in self._outputs.items():
             suffix = (f".dataloader{dataloader_idx}" if dataloader_idx else "") + (
-                f".rank{trainer.global_rank}" if trainer.world_size > 1 else "")
+                f".rank{trainer.global_rank}" if trainer.world_size > 1 else ""
+            )
             arrays = {name: np.concatenate(parts) for name, parts in outputs.items()}
             index = np.concatenate(self._indices[dataloader_idx])
             paths = write_predictions(out_dir, arrays, index, suffix)
             shapes = ", ".join(f"{name} {tuple(a.shape)}" for name, a in arrays.items())
-            print(f"ctdl predict: {len(index)} samples -> {out_dir} ({', '.join(p.name for p in paths)}; "
-                  f"{shapes})", flush=True)
+            print(
+                f"ctdl predict: {len(index)} samples -> {out_dir} ({', '.join(p.name for p in paths)}; "
+                f"{shapes})",
+                flush=True,
+            )
         self._outputs, self._indices = {}, {}
 
 
 def check_predictions(prediction: Any, module: str = "the module") -> dict[str, np.ndarray]:
     """The outputs of one ``predict_step`` as numpy arrays, after checking the contract."""
-    how = ("return a dict of named tensors, each (batch, ...), e.g. {'probs': probs, 'label': label} "
-           "(ctdl.protocols.Predictor)")
+    how = (
+        "return a dict of named tensors, each (batch, ...), e.g. {'probs': probs, 'label': label} "
+        "(ctdl.protocols.Predictor)"
+    )
     if not isinstance(prediction, dict) or not prediction:
         got = "an empty dict" if isinstance(prediction, dict) else f"a {type(prediction).__name__}"
         raise TypeError(f"{module}.predict_step returned {got}; ctdl predict expects it to {how}")
     arrays, sizes = {}, {}
     for name, value in prediction.items():
         if not isinstance(name, str) or not NAME.fullmatch(name) or name == "index":
-            raise ValueError(f"{module}.predict_step returned an output named {name!r}; names are "
-                             "identifiers (letters, digits, underscores; not 'index'): they become file "
-                             "and column names")
+            raise ValueError(
+                f"{module}.predict_step returned an output named {name!r}; names are "
+                "identifiers (letters, digits, underscores; not 'index'): they become file "
+                "and column names"
+            )
         if not isinstance(value, Tensor) or value.ndim == 0:
             got = "a 0-d tensor" if isinstance(value, Tensor) else f"a {type(value).__name__}"
-            raise TypeError(f"{module}.predict_step returned {got} for {name!r}; ctdl predict expects "
-                            f"it to {how}")
+            raise TypeError(
+                f"{module}.predict_step returned {got} for {name!r}; ctdl predict expects it to {how}"
+            )
         value = value.detach().cpu()
         if value.dtype in (torch.bfloat16, torch.float16):
             value = value.float()
         arrays[name], sizes[name] = value.numpy(), value.shape[0]
     if len(set(sizes.values())) > 1:
-        raise ValueError(f"{module}.predict_step returned outputs with different batch sizes {sizes}; "
-                         "every output is (batch, ...) with the batch of the input first")
+        raise ValueError(
+            f"{module}.predict_step returned outputs with different batch sizes {sizes}; "
+            "every output is (batch, ...) with the batch of the input first"
+        )
     return arrays
 
 
-def write_predictions(out_dir: Path, arrays: dict[str, np.ndarray], index: np.ndarray,
-                      suffix: str = "") -> list[Path]:
+def write_predictions(
+    out_dir: Path, arrays: dict[str, np.ndarray], index: np.ndarray, suffix: str = ""
+) -> list[Path]:
     """Write ``<name><suffix>.npy`` for every array and ``predictions<suffix>.csv`` (and remove the
     ``.npy`` files of the same suffix an earlier predict left that this one does not write); returns
     the paths."""
@@ -137,7 +162,7 @@ def write_predictions(out_dir: Path, arrays: dict[str, np.ndarray], index: np.nd
             header += [f"{name}_{k}" for k in range(array.shape[1])]
             columns += list(array.T)
     for old in out_dir.glob("*.npy"):  # an earlier predict's outputs that this one does not have
-        if old not in paths and old.name[old.name.index("."):] == f"{suffix}.npy":
+        if old not in paths and old.name[old.name.index(".") :] == f"{suffix}.npy":
             old.unlink()
     paths.append(out_dir / f"{Path(CSV_NAME).stem}{suffix}.csv")
     formats = [_format(c.dtype) for c in columns]

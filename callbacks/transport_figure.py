@@ -23,8 +23,16 @@ from ctdl.protocols import TransportModel
 from .figure import FigureCallback
 
 _PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
 )
 
 
@@ -53,8 +61,14 @@ class TransportFigure(FigureCallback):
     headline = "{model}: {stage} data through the first ODE block"
     epoch_hook = "validation"
 
-    def __init__(self, every_n_epochs: int = 0, n_points: int = 500, n_times: int = 5,
-                 grid_size: int = 200, dpi: int = 120) -> None:
+    def __init__(
+        self,
+        every_n_epochs: int = 0,
+        n_points: int = 500,
+        n_times: int = 5,
+        grid_size: int = 200,
+        dpi: int = 120,
+    ) -> None:
         """
         Args:
             every_n_epochs: draw after every n-th validation epoch; 0 draws only at fit end.
@@ -67,8 +81,7 @@ class TransportFigure(FigureCallback):
         if n_points < 1:
             raise ValueError(f"n_points must be >= 1, got {n_points}")
         if n_times < 2:
-            raise ValueError(
-                f"n_times must be >= 2 (the panels include t=0 and t=T), got {n_times}")
+            raise ValueError(f"n_times must be >= 2 (the panels include t=0 and t=T), got {n_times}")
         if grid_size < 2:
             raise ValueError(f"grid_size must be >= 2, got {grid_size}")
         self.n_points, self.n_times, self.grid_size = n_points, n_times, grid_size
@@ -76,8 +89,9 @@ class TransportFigure(FigureCallback):
     def _fit_end_names(self, epoch: int) -> list[str]:
         return [f"transport_epoch{epoch:03d}.png", "transport_final.png"]
 
-    def _inputs(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                stage: str) -> tuple[Tensor, Tensor | None] | None:
+    def _inputs(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str
+    ) -> tuple[Tensor, Tensor | None] | None:
         """First n_points (inputs, labels) of the datamodule's `<stage>_dataset`, or None (after a
         warning) if the model is not a TransportModel or the inputs are not 2-D vectors."""
         if not self._conforms(pl_module, TransportModel, "the model"):
@@ -94,8 +108,14 @@ class TransportFigure(FigureCallback):
             return None
         return x, y
 
-    def _figure(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                inputs: tuple[Tensor, Tensor | None], stage: str, epoch: int | None) -> Figure:
+    def _figure(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        inputs: tuple[Tensor, Tensor | None],
+        stage: str,
+        epoch: int | None,
+    ) -> Figure:
         x, y = inputs
         device, dtype = pl_module.device, pl_module.dtype
         x = x.to(device=device, dtype=dtype)
@@ -112,8 +132,9 @@ class TransportFigure(FigureCallback):
         g0 = torch.linspace(float(lo[0]), float(hi[0]), self.grid_size)
         g1 = torch.linspace(float(lo[1]), float(hi[1]), self.grid_size)
         grid = torch.stack(torch.meshgrid(g0, g1, indexing="xy"), -1).reshape(-1, 2)
-        logits = torch.cat([pl_module(chunk.to(device=device, dtype=dtype)).float().cpu()
-                            for chunk in grid.split(8192)])
+        logits = torch.cat(
+            [pl_module(chunk.to(device=device, dtype=dtype)).float().cpu() for chunk in grid.split(8192)]
+        )
         n_classes = logits.shape[-1]
         regions = logits.argmax(-1).reshape(self.grid_size, self.grid_size).numpy()
 
@@ -153,10 +174,17 @@ class TransportFigure(FigureCallback):
                 f1 = torch.linspace(float(c_lo[1]), float(c_hi[1]), self.grid_size)
                 fgrid = torch.stack(torch.meshgrid(f0, f1, indexing="xy"), -1).reshape(-1, 2)
                 fcls = pl_module.head(fgrid.to(device=device, dtype=dtype)).argmax(-1).cpu()
-                ax.imshow(fcls.reshape(self.grid_size, self.grid_size).numpy(), origin="lower",
-                          extent=(c_lo[0], c_hi[0], c_lo[1], c_hi[1]), cmap=cmap,
-                          vmin=-0.5, vmax=n_classes - 0.5, alpha=0.25, aspect="auto",
-                          interpolation="nearest")
+                ax.imshow(
+                    fcls.reshape(self.grid_size, self.grid_size).numpy(),
+                    origin="lower",
+                    extent=(c_lo[0], c_hi[0], c_lo[1], c_hi[1]),
+                    cmap=cmap,
+                    vmin=-0.5,
+                    vmax=n_classes - 0.5,
+                    alpha=0.25,
+                    aspect="auto",
+                    interpolation="nearest",
+                )
             ax.scatter(coords[i, :, 0], coords[i, :, 1], c=point_colors, s=7, linewidths=0)
             ax.set_xlim(c_lo[0], c_hi[0])
             ax.set_ylim(c_lo[1], c_hi[1])
@@ -169,13 +197,26 @@ class TransportFigure(FigureCallback):
             ax.tick_params(labelsize=7)
 
         ax = axes[-1]
-        ax.imshow(regions, origin="lower", extent=(float(lo[0]), float(hi[0]), float(lo[1]),
-                                                   float(hi[1])),
-                  cmap=cmap, vmin=-0.5, vmax=n_classes - 0.5, alpha=0.35, aspect="auto",
-                  interpolation="nearest")
+        ax.imshow(
+            regions,
+            origin="lower",
+            extent=(float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])),
+            cmap=cmap,
+            vmin=-0.5,
+            vmax=n_classes - 0.5,
+            alpha=0.35,
+            aspect="auto",
+            interpolation="nearest",
+        )
         if n_classes > 1:
-            ax.contour(g0.numpy(), g1.numpy(), regions, levels=np.arange(n_classes - 1) + 0.5,
-                       colors="k", linewidths=0.6)
+            ax.contour(
+                g0.numpy(),
+                g1.numpy(),
+                regions,
+                levels=np.arange(n_classes - 1) + 0.5,
+                colors="k",
+                linewidths=0.6,
+            )
         xs_np = xs.numpy()
         ax.scatter(xs_np[:, 0], xs_np[:, 1], c=point_colors, s=8, edgecolors="k", linewidths=0.2)
         ax.set_xlim(float(lo[0]), float(hi[0]))
@@ -186,8 +227,9 @@ class TransportFigure(FigureCallback):
         ax.tick_params(labelsize=7)
         if y is not None:
             shown = sorted(set(labels.tolist()))
-            handles = [Line2D([], [], marker="o", linestyle="", color=colors[k], label=f"class {k}")
-                       for k in shown]
+            handles = [
+                Line2D([], [], marker="o", linestyle="", color=colors[k], label=f"class {k}") for k in shown
+            ]
             ax.legend(handles=handles, fontsize=7, loc="upper right", framealpha=0.8)
 
         fig.suptitle(self._title(trainer, pl_module, stage, epoch), fontsize=11)

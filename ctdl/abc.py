@@ -91,11 +91,19 @@ class ABCResult:
 
     def summary(self) -> dict:
         """Everything but the particles as JSON-ready lists and numbers."""
-        out = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in asdict(self).items()
-               if k not in ("samples", "weights")}
-        out.update(rounds=len(self.epsilons), particles=len(self.weights), final_eps=float(self.epsilons[-1]),
-                   final_ess=float(1.0 / np.sum(self.weights ** 2)),
-                   mean_log_theta=self.mean().tolist(), std_log_theta=self.std().tolist())
+        out = {
+            k: v.tolist() if isinstance(v, np.ndarray) else v
+            for k, v in asdict(self).items()
+            if k not in ("samples", "weights")
+        }
+        out.update(
+            rounds=len(self.epsilons),
+            particles=len(self.weights),
+            final_eps=float(self.epsilons[-1]),
+            final_ess=float(1.0 / np.sum(self.weights**2)),
+            mean_log_theta=self.mean().tolist(),
+            std_log_theta=self.std().tolist(),
+        )
         return out
 
 
@@ -142,9 +150,22 @@ def smc_abc(
         callback: called with a dict of each round's numbers when it completes.
     """
     start = time.perf_counter()
-    low, high, obs = _check_inputs(prior_log_box, observation, particles, eps0, decay, eps_final,
-                                   max_simulations, max_rounds, scale_simulations, kernel_scale,
-                                   resample_ess, min_batch, max_batch, seed)
+    low, high, obs = _check_inputs(
+        prior_log_box,
+        observation,
+        particles,
+        eps0,
+        decay,
+        eps_final,
+        max_simulations,
+        max_rounds,
+        scale_simulations,
+        kernel_scale,
+        resample_ess,
+        min_batch,
+        max_batch,
+        seed,
+    )
     run = _Run(simulator, prior_sampler, low, high, obs, max_simulations, seed)
     mean, std = run.fit_scale(scale_simulations) if scale is None else run.set_scale(*scale)
     record: dict[str, list] = {k: [] for k in ("eps", "sims", "rate", "ess", "resampled", "failed", "out")}
@@ -155,13 +176,16 @@ def smc_abc(
         if k:
             cov = np.cov(x, rowvar=False, aweights=w, ddof=0).reshape(x.shape[1], x.shape[1])
             chol = _cholesky(kernel_scale * cov)
-        x_new, sims, acc, props, failed = run.round(eps, particles, x, w, chol, rate_prev,
-                                                    min_batch, max_batch)
+        x_new, sims, acc, props, failed = run.round(
+            eps, particles, x, w, chol, rate_prev, min_batch, max_batch
+        )
         if x_new.shape[0] < particles:  # the budget ran out
             if k == 0:
-                raise ValueError(f"the simulation budget max_simulations={max_simulations} ran out before "
-                                 f"the first population was complete ({x_new.shape[0]} of {particles} "
-                                 f"accepted at eps0={eps0}): raise max_simulations or eps0")
+                raise ValueError(
+                    f"the simulation budget max_simulations={max_simulations} ran out before "
+                    f"the first population was complete ({x_new.shape[0]} of {particles} "
+                    f"accepted at eps0={eps0}): raise max_simulations or eps0"
+                )
             unfinished = {"eps": eps, "simulations": sims, "accepted": x_new.shape[0], "failed": failed}
             reason = "simulation budget"
             break
@@ -170,7 +194,7 @@ def smc_abc(
             logw = np.zeros(particles) if k == 0 else -_log_kernel_mixture(x_new, x, np.log(w), chol)
         w_new = np.exp(logw - logw.max())
         w_new /= w_new.sum()
-        ess = 1.0 / np.sum(w_new ** 2) if k else float(particles)  # round 0: equal weights, exactly N
+        ess = 1.0 / np.sum(w_new**2) if k else float(particles)  # round 0: equal weights, exactly N
         resample = bool(ess < resample_ess * particles)
         if resample:
             x_new = x_new[run.rng.choice(particles, particles, p=w_new)]
@@ -179,9 +203,20 @@ def smc_abc(
         for key, v in zip(record, (eps, sims, acc / sims, ess, resample, failed, props - sims), strict=True):
             record[key].append(v)
         if callback is not None:
-            callback({"round": k, "eps": eps, "simulations": sims, "total_simulations": run.count,
-                      "acceptance_rate": acc / sims, "ess": ess, "resampled": resample, "failed": failed,
-                      "outside_prior": props - sims, "seconds": time.perf_counter() - start})
+            callback(
+                {
+                    "round": k,
+                    "eps": eps,
+                    "simulations": sims,
+                    "total_simulations": run.count,
+                    "acceptance_rate": acc / sims,
+                    "ess": ess,
+                    "resampled": resample,
+                    "failed": failed,
+                    "outside_prior": props - sims,
+                    "seconds": time.perf_counter() - start,
+                }
+            )
         if eps_final is not None and eps <= eps_final:
             reason = "final tolerance"
         elif max_rounds is not None and k + 1 >= max_rounds:
@@ -190,12 +225,23 @@ def smc_abc(
             reason = "simulation budget"
         eps = decay * eps if eps_final is None else max(decay * eps, eps_final)
     return ABCResult(
-        samples=x, weights=w, epsilons=np.array(record["eps"]),
-        simulations_per_round=np.array(record["sims"]), simulations=run.count,
-        acceptance_rates=np.array(record["rate"]), wall_time=time.perf_counter() - start,
-        stop_reason=reason, ess=np.array(record["ess"]), resampled=np.array(record["resampled"]),
-        failed_per_round=np.array(record["failed"]), outside_prior_per_round=np.array(record["out"]),
-        scale_simulations=run.count_scale, scale_mean=mean, scale_std=std, unfinished=unfinished)
+        samples=x,
+        weights=w,
+        epsilons=np.array(record["eps"]),
+        simulations_per_round=np.array(record["sims"]),
+        simulations=run.count,
+        acceptance_rates=np.array(record["rate"]),
+        wall_time=time.perf_counter() - start,
+        stop_reason=reason,
+        ess=np.array(record["ess"]),
+        resampled=np.array(record["resampled"]),
+        failed_per_round=np.array(record["failed"]),
+        outside_prior_per_round=np.array(record["out"]),
+        scale_simulations=run.count_scale,
+        scale_mean=mean,
+        scale_std=std,
+        unfinished=unfinished,
+    )
 
 
 class _Run:
@@ -216,11 +262,15 @@ class _Run:
         n = u.shape[0]
         stats = np.asarray(self.simulator(np.exp(u), int(self.seeds.integers(2**62))), dtype=np.float64)
         if stats.ndim != 2 or stats.shape[0] != n:
-            raise ValueError(f"the simulator must return statistics of shape (n, q) with n = {n} for {n} "
-                             f"parameters, got {stats.shape}")
+            raise ValueError(
+                f"the simulator must return statistics of shape (n, q) with n = {n} for {n} "
+                f"parameters, got {stats.shape}"
+            )
         if stats.shape[1] != self.obs.size:
-            raise ValueError(f"observation has {self.obs.size} entries but the simulator returns "
-                             f"{stats.shape[1]} statistics")
+            raise ValueError(
+                f"observation has {self.obs.size} entries but the simulator returns "
+                f"{stats.shape[1]} statistics"
+            )
         self.count += n
         return stats
 
@@ -236,28 +286,36 @@ class _Run:
             seen = ""
             if u.size:
                 seen = f", log theta from {np.nanmin(u, 0).tolist()} to {np.nanmax(u, 0).tolist()}"
-            raise ValueError(f"prior_sampler(n, rng) must return (n, {low.size}) theta with log theta in the "
-                             f"prior box [{low.tolist()}, {high.tolist()}]; got shape {u.shape}{seen}")
+            raise ValueError(
+                f"prior_sampler(n, rng) must return (n, {low.size}) theta with log theta in the "
+                f"prior box [{low.tolist()}, {high.tolist()}]; got shape {u.shape}{seen}"
+            )
         return np.clip(u, low, high)
 
     def fit_scale(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std (ddof = 0) of the statistics of n prior simulations, failed ones left out."""
         if n > self.budget:
-            raise ValueError(f"max_simulations={self.max_simulations} leaves no room for the {n} prior "
-                             "simulations of the scale")
+            raise ValueError(
+                f"max_simulations={self.max_simulations} leaves no room for the {n} prior "
+                "simulations of the scale"
+            )
         stats = self.simulate(self.prior(n))
         self.count_scale = n
         stats = stats[~np.isnan(stats).any(axis=1)]
         if stats.shape[0] < 2:
-            raise ValueError(f"{stats.shape[0]} of the {n} prior simulations for the scale succeeded; "
-                             "at least 2 are needed")
+            raise ValueError(
+                f"{stats.shape[0]} of the {n} prior simulations for the scale succeeded; "
+                "at least 2 are needed"
+            )
         return self.set_scale(stats.mean(axis=0), stats.std(axis=0))
 
     def set_scale(self, mean, std) -> tuple[np.ndarray, np.ndarray]:
         mean, std = (np.asarray(a, dtype=np.float64).reshape(-1) for a in (mean, std))
         if mean.size != self.obs.size or std.size != self.obs.size:
-            raise ValueError(f"scale (mean, std) must have the observation's {self.obs.size} entries, "
-                             f"got {mean.size} and {std.size}")
+            raise ValueError(
+                f"scale (mean, std) must have the observation's {self.obs.size} entries, "
+                f"got {mean.size} and {std.size}"
+            )
         if not np.all(np.isfinite(std) & (std > 0)):
             raise ValueError(f"the scale of every statistic must be finite and > 0, got std {std.tolist()}")
         self.std = std
@@ -282,21 +340,22 @@ class _Run:
             else:
                 u = x[self.rng.choice(particles, n, p=w)] + self.rng.standard_normal((n, x.shape[1])) @ chol.T
             props += n
-            u = u[np.all((u >= self.low) & (u <= self.high), axis=1)][:int(min(n, self.budget - self.count))]
+            u = u[np.all((u >= self.low) & (u <= self.high), axis=1)][: int(min(n, self.budget - self.count))]
             if u.shape[0] == 0:
                 continue
             stats = self.simulate(u)
             sims += u.shape[0]
             failed += int(np.isnan(stats).any(axis=1).sum())
             ok = np.flatnonzero(self.distance(stats) <= eps)
-            kept.append(u[ok[:particles - have]])
+            kept.append(u[ok[: particles - have]])
             have += kept[-1].shape[0]
             acc += ok.size
         return np.concatenate(kept) if kept else np.empty((0, self.low.size)), sims, acc, props, failed
 
 
-def _log_kernel_mixture(x: np.ndarray, centres: np.ndarray, log_w: np.ndarray, chol: np.ndarray,
-                        block: int = 256) -> np.ndarray:
+def _log_kernel_mixture(
+    x: np.ndarray, centres: np.ndarray, log_w: np.ndarray, chol: np.ndarray, block: int = 256
+) -> np.ndarray:
     """log sum_j w_j N(x_i; centres_j, L L^T) for each row x_i, L = chol (lower triangular), in blocks."""
     d = x.shape[1]
     zc = np.linalg.solve(chol, centres.T).T  # whitened: |L^{-1}(x - c)|^2 = |z_x - z_c|^2
@@ -304,10 +363,10 @@ def _log_kernel_mixture(x: np.ndarray, centres: np.ndarray, log_w: np.ndarray, c
     const = -0.5 * d * math.log(2 * math.pi) - np.log(np.diag(chol)).sum()
     out = np.empty(x.shape[0])
     for a in range(0, x.shape[0], block):
-        q = ((zx[a:a + block, None, :] - zc[None]) ** 2).sum(axis=2)  # (block, N)
+        q = ((zx[a : a + block, None, :] - zc[None]) ** 2).sum(axis=2)  # (block, N)
         t = log_w - 0.5 * q
         m = t.max(axis=1, keepdims=True)
-        out[a:a + block] = (m[:, 0] + np.log(np.exp(t - m).sum(axis=1))) + const
+        out[a : a + block] = (m[:, 0] + np.log(np.exp(t - m).sum(axis=1))) + const
     return out
 
 
@@ -322,20 +381,38 @@ def _cholesky(cov: np.ndarray) -> np.ndarray:
     raise ValueError(f"the perturbation covariance is not positive definite: {cov.tolist()}")
 
 
-def _check_inputs(box, observation, particles, eps0, decay, eps_final, max_simulations, max_rounds,
-                  scale_simulations, kernel_scale, resample_ess, min_batch, max_batch, seed):
+def _check_inputs(
+    box,
+    observation,
+    particles,
+    eps0,
+    decay,
+    eps_final,
+    max_simulations,
+    max_rounds,
+    scale_simulations,
+    kernel_scale,
+    resample_ess,
+    min_batch,
+    max_batch,
+    seed,
+):
     """Validate smc_abc's arguments; returns (low, high, observation) as float arrays."""
     if len(box) != 2:
         raise ValueError(f"prior_log_box must be (low, high), got {box!r}")
     low, high = (np.atleast_1d(np.asarray(b, dtype=np.float64)) for b in box)
     low, high = np.broadcast_arrays(low, high)
     if low.ndim != 1 or not np.all(np.isfinite(low) & np.isfinite(high) & (low < high)):
-        raise ValueError(f"prior_log_box must be finite (low, high) with low < high, got {low.tolist()} "
-                         f"and {high.tolist()}")
+        raise ValueError(
+            f"prior_log_box must be finite (low, high) with low < high, got {low.tolist()} "
+            f"and {high.tolist()}"
+        )
     obs = np.asarray(observation, dtype=np.float64)
     if obs.ndim != 1 or not np.all(np.isfinite(obs)):
-        raise ValueError(f"observation must be a finite vector (q,), got shape {obs.shape}"
-                         + ("" if obs.ndim != 1 else f" with non-finite entries {obs.tolist()}"))
+        raise ValueError(
+            f"observation must be a finite vector (q,), got shape {obs.shape}"
+            + ("" if obs.ndim != 1 else f" with non-finite entries {obs.tolist()}")
+        )
     if int(particles) != particles or particles < 2:
         raise ValueError(f"particles must be an integer >= 2, got {particles}")
     if not 0 < decay < 1:

@@ -16,8 +16,9 @@ class ODEBlock(nn.Module):
     and the block returns q(T).
     """
 
-    def __init__(self, dynamics: nn.Module, T: float = 1.0, steps: int = 8, method: str = "rk4",
-                 adjoint: bool = False) -> None:
+    def __init__(
+        self, dynamics: nn.Module, T: float = 1.0, steps: int = 8, method: str = "rk4", adjoint: bool = False
+    ) -> None:
         super().__init__()
         self.dynamics, self.T, self.steps, self.method, self.adjoint = dynamics, T, steps, method, adjoint
         self.two_state = bool(getattr(dynamics, "two_state", False))
@@ -29,8 +30,9 @@ class ODEBlock(nn.Module):
         """States at n_times equally spaced times in [0, T]: shape (n_times, *u0.shape)."""
         t = torch.linspace(0.0, self.T, n_times, dtype=u0.dtype, device=u0.device)
         steps = max(self.steps, n_times - 1)
-        out = odeint(self.dynamics, self._initial_state(u0), t, method=self.method, steps=steps,
-                     adjoint=self.adjoint)
+        out = odeint(
+            self.dynamics, self._initial_state(u0), t, method=self.method, steps=steps, adjoint=self.adjoint
+        )
         return out[0] if self.two_state else out
 
     def forward(self, u0: Tensor) -> Tensor:

@@ -78,33 +78,54 @@ class CTDLCLI(LightningCLI):
         super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_argument("--run_name", type=str | None, default=None,
-                            help="run folder under runs_dir (default: <config folder>/<config name>)")
-        parser.add_argument("--runs_dir", type=str | None, default=None,
-                            help="where run folders go (default: --trainer.default_root_dir if given, "
-                                 "else runs)")
-        parser.add_argument("--init_from", type=str | None, default=None,
-                            help="a checkpoint whose weights the model starts from (a new run: fresh "
-                                 "optimiser and schedule, step 0; to resume a run use --ckpt_path); read "
-                                 "with torch.load(weights_only=True)")
-        parser.add_argument("--init_from_trusted", type=bool, default=False,
-                            help="read --init_from with torch.load(weights_only=False): unpickling runs "
-                                 "code from the file, so only for a checkpoint whose origin you trust")
+        parser.add_argument(
+            "--run_name",
+            type=str | None,
+            default=None,
+            help="run folder under runs_dir (default: <config folder>/<config name>)",
+        )
+        parser.add_argument(
+            "--runs_dir",
+            type=str | None,
+            default=None,
+            help="where run folders go (default: --trainer.default_root_dir if given, else runs)",
+        )
+        parser.add_argument(
+            "--init_from",
+            type=str | None,
+            default=None,
+            help="a checkpoint whose weights the model starts from (a new run: fresh "
+            "optimiser and schedule, step 0; to resume a run use --ckpt_path); read "
+            "with torch.load(weights_only=True)",
+        )
+        parser.add_argument(
+            "--init_from_trusted",
+            type=bool,
+            default=False,
+            help="read --init_from with torch.load(weights_only=False): unpickling runs "
+            "code from the file, so only for a checkpoint whose origin you trust",
+        )
         parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
-        parser.set_defaults({
-            "checkpoint.save_last": True,
-            "checkpoint.monitor": "val/loss",
-            "checkpoint.mode": "min",
-            "checkpoint.filename": "best-epoch{epoch:03d}-step{step}",
-            "checkpoint.auto_insert_metric_name": False,
-        })
+        parser.set_defaults(
+            {
+                "checkpoint.save_last": True,
+                "checkpoint.monitor": "val/loss",
+                "checkpoint.mode": "min",
+                "checkpoint.filename": "best-epoch{epoch:03d}-step{step}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
         parser.add_lightning_class_args(FiniteLossGuard, "nan_guard")
         # evaluation under no_grad, not inference_mode: flows that differentiate inside their
         # forward pass (OT-Flow's autograd and Hutchinson traces) must work in validation/test
         parser.set_defaults({"trainer.inference_mode": False})
         for fact in DATA_FACTS:
-            parser.link_arguments(("data", "model"), f"model.init_args.{fact}", apply_on="parse",
-                                  compute_fn=_DataFact(fact, self._link_conflicts))
+            parser.link_arguments(
+                ("data", "model"),
+                f"model.init_args.{fact}",
+                apply_on="parse",
+                compute_fn=_DataFact(fact, self._link_conflicts),
+            )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         self._model_flags = _model_flags(sys.argv[1:] if args is None else args)
@@ -140,7 +161,8 @@ class CTDLCLI(LightningCLI):
         if runs_dir and root and Path(runs_dir).resolve() != Path(str(root)).resolve():
             raise ValueError(
                 f"--runs_dir {runs_dir} and --trainer.default_root_dir {root} disagree: both say where run "
-                "folders go; give one of them (or the same folder to both)")
+                "folders go; give one of them (or the same folder to both)"
+            )
         return str(runs_dir or root or "runs")
 
     def _log_location(self) -> tuple[str, str, str]:
@@ -165,18 +187,25 @@ class CTDLCLI(LightningCLI):
         if not trainer.is_global_zero or log_dir is None or trainer.fast_dev_run:
             return
         run_dir = Path(log_dir)
-        lines = [f"run folder:  {run_dir}", f"metrics:     {run_dir / 'metrics.csv'} "
-                 f"(TensorBoard: tensorboard --logdir {run_dir})"]
+        lines = [
+            f"run folder:  {run_dir}",
+            f"metrics:     {run_dir / 'metrics.csv'} (TensorBoard: tensorboard --logdir {run_dir})",
+        ]
         ckpt = trainer.checkpoint_callback
         if self.subcommand == "fit" and ckpt is not None and ckpt.best_model_path:
             score = float(ckpt.best_model_score)
-            lines.append(f"checkpoints: best {ckpt.best_model_path} ({ckpt.monitor} = {score:.4f}), "
-                         f"last {ckpt.dirpath}/last.ckpt")
+            lines.append(
+                f"checkpoints: best {ckpt.best_model_path} ({ckpt.monitor} = {score:.4f}), "
+                f"last {ckpt.dirpath}/last.ckpt"
+            )
         figures = sorted((run_dir / "figures").glob("*.png"))
         if figures:
             lines.append(f"figures:     {run_dir / 'figures'} ({', '.join(f.name for f in figures[-3:])})")
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
-                   if k.startswith(("val/", "test/")) and v.numel() == 1}
+        metrics = {
+            k: float(v)
+            for k, v in trainer.callback_metrics.items()
+            if k.startswith(("val/", "test/")) and v.numel() == 1
+        }
         if metrics:
             lines.append("metrics now: " + ", ".join(f"{k} = {v:.4f}" for k, v in sorted(metrics.items())))
         print("\n".join(["", "ctdl " + str(self.subcommand), *lines]), flush=True)
@@ -219,9 +248,13 @@ class CTDLCLI(LightningCLI):
             if config.get("logger") in (None, True):
                 config["logger"] = [
                     TensorBoardLogger(save_dir, name=name, version=version, default_hp_metric=False),
-                    ResumableCSVLogger(save_dir, name=name, version=version)]
-            given = [c for c in [*callbacks, *(config.get("callbacks") or [])]
-                     if isinstance(c, BasePredictionWriter)]
+                    ResumableCSVLogger(save_dir, name=name, version=version),
+                ]
+            given = [
+                c
+                for c in [*callbacks, *(config.get("callbacks") or [])]
+                if isinstance(c, BasePredictionWriter)
+            ]
             if self.subcommand == "predict" and not given:
                 log_dir = Path(save_dir) / name / version
                 callbacks.append(PredictionWriter(log_dir if version == "predict" else log_dir / "predict"))
@@ -261,7 +294,8 @@ class _DataFact:
             self.conflicts.append(
                 f"model.{fact} = {given} contradicts the data: {data_name} has {fact} = {value}. "
                 f"{model_name} takes {fact} from the datamodule; leave --model.{fact} (and {fact} in the "
-                f"config's model section) out, or choose data with {fact} = {given}")
+                f"config's model section) out, or choose data with {fact} = {given}"
+            )
         return value
 
 
@@ -311,8 +345,10 @@ def load_checkpoint(path: str | Path, trusted: bool = False) -> dict[str, Any]:
     the file cannot run code); with `trusted`, ``weights_only=False`` (any pickle: trusted files only)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"--init_from: no checkpoint at {path}; runs keep theirs in "
-                                "runs/<config folder>/<config name>/version_<k>/checkpoints/")
+        raise FileNotFoundError(
+            f"--init_from: no checkpoint at {path}; runs keep theirs in "
+            "runs/<config folder>/<config name>/version_<k>/checkpoints/"
+        )
     if trusted:
         return torch.load(path, map_location="cpu", weights_only=False)
     try:
@@ -326,7 +362,8 @@ def load_checkpoint(path: str | Path, trusted: bool = False) -> dict[str, Any]:
             f"({what}), and unpickling them could run "
             "code from the file. ctdl's own checkpoints hold none. If you trust where the file comes from, "
             "load it with --init_from_trusted true (torch.load(weights_only=False)); otherwise ask its "
-            "author for a checkpoint of plain tensors") from None
+            "author for a checkpoint of plain tensors"
+        ) from None
 
 
 def load_weights(model: L.LightningModule, checkpoint: str | Path, trusted: bool = False) -> None:
@@ -337,9 +374,10 @@ def load_weights(model: L.LightningModule, checkpoint: str | Path, trusted: bool
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
-        raise ValueError(f"--init_from {path}: its weights do not fit this model; build the model with "
-                         f"the settings the checkpoint was trained with (hparams.yaml beside it)\n{error}"
-                         ) from error
+        raise ValueError(
+            f"--init_from {path}: its weights do not fit this model; build the model with "
+            f"the settings the checkpoint was trained with (hparams.yaml beside it)\n{error}"
+        ) from error
 
 
 def run_cli(args: list[str] | None = None, run: bool = True) -> CTDLCLI:

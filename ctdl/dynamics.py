@@ -45,8 +45,14 @@ class TimeParameter(nn.Module):
     interpolation="linear":   theta linear between nodes t_k = k T/(n-1)       (n >= 2)
     """
 
-    def __init__(self, shape: tuple[int, ...], pieces: int = 1, T: float = 1.0,
-                 interpolation: str = "constant", init_std: float = 0.0) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        pieces: int = 1,
+        T: float = 1.0,
+        interpolation: str = "constant",
+        init_std: float = 0.0,
+    ) -> None:
         super().__init__()
         if interpolation not in ("constant", "linear"):
             raise ValueError(f"unknown interpolation {interpolation!r}; known: constant, linear")
@@ -83,8 +89,16 @@ class TimeDependentLayer(nn.Module):
 
     two_state = False
 
-    def __init__(self, weight_shape: tuple[int, ...], bias_shape: tuple[int, ...], fan_in: int,
-                 pieces: int, T: float, act: str, interpolation: str) -> None:
+    def __init__(
+        self,
+        weight_shape: tuple[int, ...],
+        bias_shape: tuple[int, ...],
+        fan_in: int,
+        pieces: int,
+        T: float,
+        act: str,
+        interpolation: str,
+    ) -> None:
         super().__init__()
         self.sigma = activation(act)
         self.K = TimeParameter(weight_shape, pieces, T, interpolation, init_std=1.0 / math.sqrt(fan_in))
@@ -98,8 +112,9 @@ class TimeDependentLayer(nn.Module):
 class ResNetLayer(TimeDependentLayer):
     """f(t, u) = sigma(K(t) u + b(t)), u of shape (batch, width)."""
 
-    def __init__(self, width: int, pieces: int = 1, T: float = 1.0, act: str = "tanh",
-                 interpolation: str = "constant") -> None:
+    def __init__(
+        self, width: int, pieces: int = 1, T: float = 1.0, act: str = "tanh", interpolation: str = "constant"
+    ) -> None:
         super().__init__((width, width), (width,), width, pieces, T, act, interpolation)
         self.width = width
 
@@ -114,8 +129,15 @@ class AntisymmetricLayer(ResNetLayer):
     non-positive real parts, so small perturbations of u are not amplified (Haber & Ruthotto 2017).
     """
 
-    def __init__(self, width: int, pieces: int = 1, T: float = 1.0, act: str = "tanh",
-                 interpolation: str = "constant", gamma: float = 1e-2) -> None:
+    def __init__(
+        self,
+        width: int,
+        pieces: int = 1,
+        T: float = 1.0,
+        act: str = "tanh",
+        interpolation: str = "constant",
+        gamma: float = 1e-2,
+    ) -> None:
         super().__init__(width, pieces, T, act, interpolation)
         self.gamma = gamma
 
@@ -148,12 +170,26 @@ class HamiltonianLayer(ResNetLayer):
 class ConvResNetLayer(TimeDependentLayer):
     """f(t, u) = sigma(K(t) * u + b(t)), K a 'same'-padded convolution, u (batch, C, H, W)."""
 
-    def __init__(self, channels: int, kernel_size: int = 3, pieces: int = 1, T: float = 1.0,
-                 act: str = "relu", interpolation: str = "constant") -> None:
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: int = 3,
+        pieces: int = 1,
+        T: float = 1.0,
+        act: str = "relu",
+        interpolation: str = "constant",
+    ) -> None:
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd to keep the image size, got {kernel_size}")
-        super().__init__((channels, channels, kernel_size, kernel_size), (channels,),
-                         channels * kernel_size**2, pieces, T, act, interpolation)
+        super().__init__(
+            (channels, channels, kernel_size, kernel_size),
+            (channels,),
+            channels * kernel_size**2,
+            pieces,
+            T,
+            act,
+            interpolation,
+        )
         self.channels, self.padding = channels, kernel_size // 2
 
     def conv(self, t: Tensor, u: Tensor) -> Tensor:
@@ -173,8 +209,16 @@ class ConvResNetLayer(TimeDependentLayer):
 class ConvAntisymmetricLayer(ConvResNetLayer):
     """f(t, u) = sigma((K - K^T) * u - gamma u + b): the stable convolutional layer."""
 
-    def __init__(self, channels: int, kernel_size: int = 3, pieces: int = 1, T: float = 1.0,
-                 act: str = "relu", interpolation: str = "constant", gamma: float = 1e-2) -> None:
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: int = 3,
+        pieces: int = 1,
+        T: float = 1.0,
+        act: str = "relu",
+        interpolation: str = "constant",
+        gamma: float = 1e-2,
+    ) -> None:
         super().__init__(channels, kernel_size, pieces, T, act, interpolation)
         self.gamma = gamma
 

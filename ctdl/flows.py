@@ -75,16 +75,20 @@ class PotentialFlow(nn.Module):
             )
         dtype = self.potential.A.dtype
         if x.dtype != dtype:
-            raise TypeError(f"x is {x.dtype} but the model's parameters are {dtype}; "
-                            f"pass x.to({dtype}) or convert the model with .to({x.dtype})")
+            raise TypeError(
+                f"x is {x.dtype} but the model's parameters are {dtype}; "
+                f"pass x.to({dtype}) or convert the model with .to({x.dtype})"
+            )
 
     def condition(self, y: Tensor | None, batch: int, like: Tensor) -> Tensor | None:
         """y as a (batch, q) tensor in like's dtype and device: (q,) is broadcast over the batch."""
         q = self.cond_dim
         if q == 0:
             if y is not None:
-                raise ValueError(f"this flow is unconditional (cond_dim=0) but a condition y of shape "
-                                 f"{tuple(y.shape)} was given; build the potential with cond_dim=q")
+                raise ValueError(
+                    f"this flow is unconditional (cond_dim=0) but a condition y of shape "
+                    f"{tuple(y.shape)} was given; build the potential with cond_dim=q"
+                )
             return None
         if y is None:
             raise ValueError(f"this flow is conditional: pass y of shape ({batch}, {q}) or ({q},)")
@@ -92,8 +96,9 @@ class PotentialFlow(nn.Module):
         if y.shape == (q,):
             return y.expand(batch, q)
         if y.shape != (batch, q):
-            raise ValueError(f"y must have shape ({batch}, {q}) or ({q},) for a batch of {batch}, "
-                             f"got {tuple(y.shape)}")
+            raise ValueError(
+                f"y must have shape ({batch}, {q}) or ({q},) for a batch of {batch}, got {tuple(y.shape)}"
+            )
         return y
 
     # ------------------------------------------------------------------------- the dynamics
@@ -124,8 +129,13 @@ class PotentialFlow(nn.Module):
         zeros = x.new_zeros(x.shape[0])
         noise = torch.randn_like(x) if self.trace == "hutchinson" else None
         t = torch.tensor([0.0, 1.0], dtype=x.dtype, device=x.device)
-        out = odeint(self.characteristics(y, noise), (x, zeros, zeros, zeros), t, method="rk4",
-                     steps=steps or self.steps)
+        out = odeint(
+            self.characteristics(y, noise),
+            (x, zeros, zeros, zeros),
+            t,
+            method="rk4",
+            steps=steps or self.steps,
+        )
         return tuple(part[-1] for part in out)
 
     def _map(self, x: Tensor, y: Tensor | None, steps: int | None, t0: float, t1: float) -> Tensor:
@@ -143,8 +153,9 @@ class PotentialFlow(nn.Module):
         return self._map(z, y, steps, 1.0, 0.0)
 
     # ----------------------------------------------------------------------- the density
-    def nll_terms(self, x: Tensor, y: Tensor | None = None,
-                  steps: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def nll_terms(
+        self, x: Tensor, y: Tensor | None = None, steps: int | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Per-sample (C, L, R): -log p(x | y) in nats, transport cost, HJB penalty."""
         z, l, cost_L, cost_R = self.integrate(x, steps, y)
         C = 0.5 * z.pow(2).sum(1) + 0.5 * self.dim * math.log(2 * math.pi) - l
@@ -155,8 +166,13 @@ class PotentialFlow(nn.Module):
         return -self.nll_terms(x, y, steps)[0]
 
     @torch.no_grad()
-    def sample(self, n: int, y: Tensor | None = None, steps: int | None = None,
-               generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self,
+        n: int,
+        y: Tensor | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """n samples (n, dim) of p(x | y): z ~ N(0, I) drawn with `generator`, pushed through F^{-1}.
 
         y: (q,) for n samples of one condition, or (n, q) for one sample per condition."""

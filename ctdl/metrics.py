@@ -14,8 +14,9 @@ def c2st(x: Tensor, y: Tensor, seed: int = 1) -> float:
     cross-validated accuracy of an MLP telling the samples x (n, d) from y (m, d) apart, on
     z-scored inputs. 0.5: indistinguishable; 1.0: fully separated. Needs the sbi extra (sbibm)."""
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
-        raise ValueError(f"c2st needs two sample sets (n, d) and (m, d), got {tuple(x.shape)} and "
-                         f"{tuple(y.shape)}")
+        raise ValueError(
+            f"c2st needs two sample sets (n, d) and (m, d), got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     try:
         from sbibm.metrics import c2st as sbibm_c2st
     except ImportError as error:
@@ -27,8 +28,10 @@ def c2st(x: Tensor, y: Tensor, seed: int = 1) -> float:
 def _check_sets(x: Tensor, y: Tensor, who: str) -> tuple[Tensor, Tensor]:
     """x (n, ...) and y (m, ...) flattened to (n, d) and (m, d) in float64; a clear error otherwise."""
     if x.ndim < 2 or y.ndim < 2 or x.shape[1:] != y.shape[1:] or len(x) < 1 or len(y) < 1:
-        raise ValueError(f"{who} needs two non-empty sample sets (n, ...) and (m, ...) of one sample shape, "
-                         f"got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"{who} needs two non-empty sample sets (n, ...) and (m, ...) of one sample shape, "
+            f"got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     return x.detach().flatten(1).double(), y.detach().flatten(1).to(x.device).double()
 
 
@@ -45,7 +48,7 @@ def energy_distance(x: Tensor, y: Tensor, chunk_size: int = 1024) -> float:
     x, y = _check_sets(x, y, "energy_distance")
 
     def mean_dist(a: Tensor, b: Tensor) -> float:
-        total = sum(torch.cdist(a[i:i + chunk_size], b).sum().item() for i in range(0, len(a), chunk_size))
+        total = sum(torch.cdist(a[i : i + chunk_size], b).sum().item() for i in range(0, len(a), chunk_size))
         return total / (len(a) * len(b))
 
     return max(2 * mean_dist(x, y) - mean_dist(x, x) - mean_dist(y, y), 0.0)
@@ -86,11 +89,18 @@ def _gaussians(name: str, m1: Tensor, m2: Tensor, s1: Tensor, s2: Tensor) -> tup
     """The two means (d,) and covariances (d, d) in float64, detached; a ValueError naming all shapes
     unless they share one d."""
     m1, m2, s1, s2 = (a.detach().double() for a in (m1, m2, s1, s2))
-    if s1.shape != s2.shape or s1.ndim != 2 or s1.shape[0] != s1.shape[1] or m1.shape != m2.shape \
-            or m1.shape != s1.shape[:1]:
-        raise ValueError(f"{name} needs means (d,) and covariances (d, d) of one d, got means "
-                         f"{tuple(m1.shape)}, {tuple(m2.shape)} and covariances {tuple(s1.shape)}, "
-                         f"{tuple(s2.shape)}")
+    if (
+        s1.shape != s2.shape
+        or s1.ndim != 2
+        or s1.shape[0] != s1.shape[1]
+        or m1.shape != m2.shape
+        or m1.shape != s1.shape[:1]
+    ):
+        raise ValueError(
+            f"{name} needs means (d,) and covariances (d, d) of one d, got means "
+            f"{tuple(m1.shape)}, {tuple(m2.shape)} and covariances {tuple(s1.shape)}, "
+            f"{tuple(s2.shape)}"
+        )
     return m1, m2, s1, s2
 
 

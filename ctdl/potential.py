@@ -97,8 +97,9 @@ class Potential(nn.Module):
     `rank` is the number of rows of A in the quadratic part 1/2 s'A'As, s = (x, t, y): at most
     dim + 1 + cond_dim; None takes min(10, that), "full" all of it."""
 
-    def __init__(self, dim: int, width: int, depth: int = 2, rank: int | str | None = None,
-                 cond_dim: int = 0) -> None:
+    def __init__(
+        self, dim: int, width: int, depth: int = 2, rank: int | str | None = None, cond_dim: int = 0
+    ) -> None:
         super().__init__()
         if depth < 2:
             raise ValueError(f"depth must be >= 2 (an opening layer and residual layers), got {depth}")
@@ -106,8 +107,9 @@ class Potential(nn.Module):
         n_in = dim + 1 + cond_dim
         self.rank = {None: min(10, n_in), "full": n_in}.get(rank, rank)
         if not isinstance(self.rank, int) or not 1 <= self.rank <= n_in:
-            raise ValueError(f"rank must be an integer in [1, {n_in}] (dim + 1 + cond_dim), "
-                             f"\"full\" or None, got {rank!r}")
+            raise ValueError(
+                f'rank must be an integer in [1, {n_in}] (dim + 1 + cond_dim), "full" or None, got {rank!r}'
+            )
         self.h = 1.0 / (depth - 1)
         self.K0 = nn.Parameter(torch.empty(width, n_in))
         self.b0 = nn.Parameter(torch.empty(width))
@@ -204,8 +206,9 @@ class Potential(nn.Module):
                 J = J + self.h * dsig[i].T.unsqueeze(2) * KJ
         return trace
 
-    def grad_laplacian(self, x: Tensor, t: Tensor | float, y: Tensor | None = None,
-                       directions: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def grad_laplacian(
+        self, x: Tensor, t: Tensor | float, y: Tensor | None = None, directions: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """(grad_x Phi (batch, d), d_t Phi (batch,), tr Hess_x Phi (batch,)), all exact.
 
         With `directions` M (d, k) the trace is tr(M' Hess_x Phi M) = tr(M M' Hess_x Phi), the
@@ -239,8 +242,14 @@ def check_trace(trace: str) -> None:
         raise ValueError(f"unknown trace method {trace!r}; known methods: {', '.join(TRACE_METHODS)}")
 
 
-def potential_derivatives(potential: Potential, x: Tensor, t: Tensor | float, y: Tensor | None = None,
-                          trace: str = "exact", noise: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+def potential_derivatives(
+    potential: Potential,
+    x: Tensor,
+    t: Tensor | float,
+    y: Tensor | None = None,
+    trace: str = "exact",
+    noise: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
     """(grad_x Phi, d_t Phi, tr Hess_x Phi) with the trace computed by `trace`:
 
     exact       the hand-derived sweeps of `Potential.grad_laplacian` (O(depth m^2 d), exact);
@@ -263,12 +272,17 @@ def potential_derivatives(potential: Potential, x: Tensor, t: Tensor | float, y:
         t.requires_grad_()
         grad_x, d_t = torch.autograd.grad(potential(x, t, y).sum(), (x, t), create_graph=True)
         if trace == "autograd":
-            rows = [torch.autograd.grad(grad_x[:, i].sum(), x, create_graph=keep_graph,
-                                        retain_graph=True)[0][:, i] for i in range(x.shape[1])]
+            rows = [
+                torch.autograd.grad(grad_x[:, i].sum(), x, create_graph=keep_graph, retain_graph=True)[0][
+                    :, i
+                ]
+                for i in range(x.shape[1])
+            ]
             lap = torch.stack(rows, dim=1).sum(1)
         else:
-            hess_eps = torch.autograd.grad((grad_x * noise).sum(), x, create_graph=keep_graph,
-                                           retain_graph=True)[0]
+            hess_eps = torch.autograd.grad(
+                (grad_x * noise).sum(), x, create_graph=keep_graph, retain_graph=True
+            )[0]
             lap = (hess_eps * noise).sum(1)
     if not keep_graph:
         grad_x, d_t, lap = grad_x.detach(), d_t.detach(), lap.detach()

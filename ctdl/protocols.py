@@ -90,8 +90,7 @@ class Predictor(Protocol):
     ``predictions.csv``) through ``ctdl.callbacks.PredictionWriter``, which checks the returned value.
     """
 
-    def predict_step(self, batch: Any, batch_idx: int) -> Predictions:
-        ...
+    def predict_step(self, batch: Any, batch_idx: int) -> Predictions: ...
 
 
 @runtime_checkable
@@ -275,8 +274,14 @@ class GridSampler(Protocol):
         """Raise a ValueError naming the fix if the model cannot run on an n x n grid."""
         ...
 
-    def sample(self, n: int, resolution: int | None = None, steps: int | None = None,
-               sampler: str | None = None, generator: Generator | None = None) -> Tensor:
+    def sample(
+        self,
+        n: int,
+        resolution: int | None = None,
+        steps: int | None = None,
+        sampler: str | None = None,
+        generator: Generator | None = None,
+    ) -> Tensor:
         """n samples (n, channels, r, r) at the grid r = resolution (default the data's)."""
         ...
 
@@ -317,8 +322,13 @@ class PDEController(Protocol):
 
 
 DATA_FACTS: dict[str, type] = {
-    "dim": VectorData, "input_shape": ShapedData, "num_classes": ClassificationData,
-    "cond_dim": ConditionedData, "problem": ControlData, "problem_args": ControlData, "pde_args": PDEData,
+    "dim": VectorData,
+    "input_shape": ShapedData,
+    "num_classes": ClassificationData,
+    "cond_dim": ConditionedData,
+    "problem": ControlData,
+    "problem_args": ControlData,
+    "pde_args": PDEData,
 }
 """The facts a datamodule states about its data and a model takes as an argument of the same name:
 ``ctdl``'s CLI links each one from the datamodule into every model whose ``__init__`` has it, so a

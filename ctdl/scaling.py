@@ -25,15 +25,22 @@ class PosteriorScaling(nn.Module):
         self.register_buffer("log_params", torch.tensor(log_params))
 
     @torch.no_grad()
-    def set(self, theta_mean: Tensor, theta_std: Tensor, y_mean: Tensor, y_std: Tensor,
-            log_params: bool) -> None:
+    def set(
+        self, theta_mean: Tensor, theta_std: Tensor, y_mean: Tensor, y_std: Tensor, log_params: bool
+    ) -> None:
         """Copy the statistics in (shapes must match the buffers)."""
-        for name, value in (("theta_mean", theta_mean), ("theta_std", theta_std), ("y_mean", y_mean),
-                            ("y_std", y_std)):
+        for name, value in (
+            ("theta_mean", theta_mean),
+            ("theta_std", theta_std),
+            ("y_mean", y_mean),
+            ("y_std", y_std),
+        ):
             buffer = getattr(self, name)
             if tuple(value.shape) != tuple(buffer.shape):
-                raise ValueError(f"{name} has shape {tuple(value.shape)}, the model expects "
-                                 f"{tuple(buffer.shape)}: do the model's dim and cond_dim fit the data?")
+                raise ValueError(
+                    f"{name} has shape {tuple(value.shape)}, the model expects "
+                    f"{tuple(buffer.shape)}: do the model's dim and cond_dim fit the data?"
+                )
             buffer.copy_(value)
         self.log_params.fill_(log_params)
 
@@ -56,8 +63,9 @@ class PosteriorScaling(nn.Module):
         """Raw theta -> u."""
         theta = torch.as_tensor(theta, dtype=self.theta_mean.dtype, device=self.theta_mean.device)
         if theta.shape[-1:] != self.theta_mean.shape:
-            raise ValueError(f"theta has {self.theta_mean.numel()} entries for this model, "
-                             f"got shape {tuple(theta.shape)}")
+            raise ValueError(
+                f"theta has {self.theta_mean.numel()} entries for this model, got shape {tuple(theta.shape)}"
+            )
         a = theta.log() if self.log_params else theta
         return (a - self.theta_mean) / self.theta_std
 

@@ -53,16 +53,24 @@ class TensorDataModule(L.LightningDataModule):
             return
         splits = self.make_splits()
         if len(splits) != 3 or not all(isinstance(s, TensorDataset) for s in splits):
-            raise TypeError(f"{type(self).__name__}.make_splits() must return (train, val, test) "
-                            f"TensorDatasets, got {[type(s).__name__ for s in splits]}")
+            raise TypeError(
+                f"{type(self).__name__}.make_splits() must return (train, val, test) "
+                f"TensorDatasets, got {[type(s).__name__ for s in splits]}"
+            )
         self.train_dataset, self.val_dataset, self.test_dataset = splits
 
     def _loader(self, ds: TensorDataset | None, shuffle: bool) -> DataLoader:
         if ds is None:
             raise RuntimeError(f"{type(self).__name__}: call setup() before asking for a dataloader")
         gen = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, generator=gen,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=gen,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset, shuffle=True)

@@ -20,10 +20,20 @@ class ControlStarts(TensorDataModule):
     as for the quadcopter). States the facts `dim`, `problem` and `problem_args`, which the `ctdl`
     command links into the model, so a config names the problem once, here."""
 
-    def __init__(self, problem: str = "hjb_lq", problem_args: dict | None = None, num_train: int = 16384,
-                 num_val: int = 256, num_test: int = 1024, batch_size: int = 64, seed: int = 0,
-                 num_workers: int = 0, reference_samples: int = 100_000, fem_mesh: int = 149,
-                 fem_dt: float = 1e-3) -> None:
+    def __init__(
+        self,
+        problem: str = "hjb_lq",
+        problem_args: dict | None = None,
+        num_train: int = 16384,
+        num_val: int = 256,
+        num_test: int = 1024,
+        batch_size: int = 64,
+        seed: int = 0,
+        num_workers: int = 0,
+        reference_samples: int = 100_000,
+        fem_mesh: int = 149,
+        fem_dt: float = 1e-3,
+    ) -> None:
         """
         Args:
             problem: the problem's name; an unknown name lists the known ones.
@@ -45,8 +55,9 @@ class ControlStarts(TensorDataModule):
 
     def reference(self, x0: Tensor) -> Tensor:
         """Phi_ref(0, x0) (n,) float64, computed once per distinct start; NaN without a reference."""
-        value = reference_value(self.control_problem, samples=self.reference_samples, mesh=self.fem_mesh,
-                                dt=self.fem_dt)
+        value = reference_value(
+            self.control_problem, samples=self.reference_samples, mesh=self.fem_mesh, dt=self.fem_dt
+        )
         if value is None:
             return torch.full((len(x0),), math.nan, dtype=torch.float64)
         unique, inverse = torch.unique(x0, dim=0, return_inverse=True)
@@ -57,6 +68,8 @@ class ControlStarts(TensorDataModule):
         draw = self.control_problem.sample_start
         train = draw(self.num_train, gens[0], torch.float32)
         val, test = draw(self.num_val, gens[1]), draw(self.num_test, gens[2])
-        return (TensorDataset(train), TensorDataset(val.float(), self.reference(val)),
-                TensorDataset(test.float(), self.reference(test)))
-
+        return (
+            TensorDataset(train),
+            TensorDataset(val.float(), self.reference(val)),
+            TensorDataset(test.float(), self.reference(test)),
+        )

@@ -27,9 +27,18 @@ class GaussianFields(TensorDataModule):
     x of shape (batch, 1, n, n); the three splits are independent draws from `seed`.
     """
 
-    def __init__(self, resolution: int = 32, covariance: str = "bessel", covariance_args: dict | None = None,
-                 num_train: int = 8192, num_val: int = 512, num_test: int = 512, batch_size: int = 64,
-                 seed: int = 0, num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        resolution: int = 32,
+        covariance: str = "bessel",
+        covariance_args: dict | None = None,
+        num_train: int = 8192,
+        num_val: int = 512,
+        num_test: int = 512,
+        batch_size: int = 64,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
         """
         Args:
             resolution: the grid n (fields are n x n).
@@ -43,8 +52,10 @@ class GaussianFields(TensorDataModule):
         if resolution < 2:
             raise ValueError(f"resolution must be >= 2, got {resolution}")
         if min(num_train, num_val, num_test) < 1:
-            raise ValueError(f"every split needs at least one field; got num_train={num_train}, "
-                             f"num_val={num_val}, num_test={num_test}")
+            raise ValueError(
+                f"every split needs at least one field; got num_train={num_train}, "
+                f"num_val={num_val}, num_test={num_test}"
+            )
         self.save_hyperparameters()
         default = dict(DEFAULT_FIELD_PRIOR) if covariance == "bessel" else {}
         args = dict(covariance_args) if covariance_args is not None else default
@@ -53,8 +64,9 @@ class GaussianFields(TensorDataModule):
         self.num_train, self.num_val, self.num_test = num_train, num_val, num_test
         self.input_shape = [1, self.resolution, self.resolution]
 
-    def sample(self, n: int, resolution: int | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self, n: int, resolution: int | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """n fresh fields (n, 1, r, r) at the grid r (default: the data's), float32."""
         return self.data_prior.sample(n, resolution or self.resolution, generator=generator)
 
@@ -65,8 +77,10 @@ class GaussianFields(TensorDataModule):
     def make_splits(self) -> Splits:
         seeds = [int(r.integers(2**62)) for r in self.streams(3)]
         sizes = (self.num_train, self.num_val, self.num_test)
-        return tuple(TensorDataset(self.sample(m, generator=torch.Generator().manual_seed(s)))
-                     for m, s in zip(sizes, seeds, strict=True))  # type: ignore[return-value]
+        return tuple(
+            TensorDataset(self.sample(m, generator=torch.Generator().manual_seed(s)))
+            for m, s in zip(sizes, seeds, strict=True)
+        )  # type: ignore[return-value]
 
 
 class DiffusionImages(TensorDataModule):
@@ -79,9 +93,18 @@ class DiffusionImages(TensorDataModule):
     with the native 28x28 images, for the metrics (`labelled_images`, `ctdl.protocols.LabelledImages`).
     """
 
-    def __init__(self, dataset: str = "fashion_mnist", data_dir: str | None = None, download: bool = False,
-                 resolution: int = 28, n_val: int = 5000, n_train: int | None = None, batch_size: int = 64,
-                 seed: int = 0, num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        dataset: str = "fashion_mnist",
+        data_dir: str | None = None,
+        download: bool = False,
+        resolution: int = 28,
+        n_val: int = 5000,
+        n_train: int | None = None,
+        batch_size: int = 64,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
         """
         Args:
             dataset: "fashion_mnist" or "mnist".
@@ -99,8 +122,15 @@ class DiffusionImages(TensorDataModule):
             raise ValueError(f"unknown image data set {dataset!r} for diffusion; known: fashion_mnist, mnist")
         if resolution < 2 or resolution % 2:
             raise ValueError(f"resolution must be an even grid >= 2 (Fourier resampling), got {resolution}")
-        self.images = ImageClassification(dataset=dataset, data_dir=data_dir, download=download,
-                                          batch_size=batch_size, n_val=n_val, seed=seed, normalize=False)
+        self.images = ImageClassification(
+            dataset=dataset,
+            data_dir=data_dir,
+            download=download,
+            batch_size=batch_size,
+            n_val=n_val,
+            seed=seed,
+            normalize=False,
+        )
         self.dataset, self.resolution, self.n_train = dataset, int(resolution), n_train
         self.input_shape = [1, self.resolution, self.resolution]
         self.native_resolution = int(self.images.input_shape[-1])
@@ -118,8 +148,9 @@ class DiffusionImages(TensorDataModule):
         """(images (n, 1, 28, 28) in [-1, 1] on the native grid, labels (n,)) of a split ("train",
         "val", "test"; the same images as the split, before resampling): `ctdl.protocols.LabelledImages`."""
         if stage not in self._labelled:
-            raise RuntimeError(f"DiffusionImages: no {stage!r} images; call setup() first "
-                               f"(stages: train, val, test)")
+            raise RuntimeError(
+                f"DiffusionImages: no {stage!r} images; call setup() first (stages: train, val, test)"
+            )
         return self._labelled[stage]
 
     def make_splits(self) -> Splits:

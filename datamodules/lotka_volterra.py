@@ -50,10 +50,18 @@ class LotkaVolterra(SimulationData):
 
     log_params = True
 
-    def __init__(self, num_simulations: int = 50_000, val_fraction: float = 0.1, n_test: int = 1000,
-                 cache_dir: str | None = "data/cache", workers: int | None = None,
-                 observations: str | None = None, batch_size: int = 512, seed: int = 0,
-                 num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        num_simulations: int = 50_000,
+        val_fraction: float = 0.1,
+        n_test: int = 1000,
+        cache_dir: str | None = "data/cache",
+        workers: int | None = None,
+        observations: str | None = None,
+        batch_size: int = 512,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
         """
         Args:
             num_simulations: the simulation budget (training + validation pairs).
@@ -97,10 +105,15 @@ class LotkaVolterra(SimulationData):
         from ctdl.protocols import SimulatedSeries
         from ctdl.simulators import lotka_volterra as simulator
 
-        sim = simulator.simulate_series(torch.as_tensor(theta).double().cpu().numpy(), seed,
-                                        workers=self.workers)
-        return SimulatedSeries(torch.from_numpy(simulator.T_RECORD.copy()), torch.from_numpy(sim.series),
-                               torch.from_numpy(sim.failed), ("X (predators)", "Y (prey)"))
+        sim = simulator.simulate_series(
+            torch.as_tensor(theta).double().cpu().numpy(), seed, workers=self.workers
+        )
+        return SimulatedSeries(
+            torch.from_numpy(simulator.T_RECORD.copy()),
+            torch.from_numpy(sim.series),
+            torch.from_numpy(sim.failed),
+            ("X (predators)", "Y (prey)"),
+        )
 
     def prepare_data(self) -> None:
         """Simulate (or find) every split's pairs once, on one process, into the cache."""
@@ -109,8 +122,11 @@ class LotkaVolterra(SimulationData):
 
     def simulate(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """n pairs (theta (n, 4) rates, y (n, 9)), float64, from `seed` alone; cached."""
-        path = None if self.cache_dir is None else (
-            self.cache_dir / f"lotka_volterra_v{SIMULATOR_VERSION}_n{n}_seed{seed}.npz")
+        path = (
+            None
+            if self.cache_dir is None
+            else (self.cache_dir / f"lotka_volterra_v{SIMULATOR_VERSION}_n{n}_seed{seed}.npz")
+        )
         if path is not None and path.is_file():
             with np.load(path) as saved:
                 theta, y, failed = saved["theta"], saved["y"], int(saved["n_failed"])
@@ -125,13 +141,16 @@ class LotkaVolterra(SimulationData):
                 os.replace(partial, path)
                 source += f", cached in {path}"
         self.failed_counts[(n, seed)] = failed
-        rank_zero_info(f"LotkaVolterra: {n} pairs (seed {seed}) {source}; {failed} simulations failed "
-                       f"(more than {MAX_EVENTS} events) and were redrawn from the prior")
+        rank_zero_info(
+            f"LotkaVolterra: {n} pairs (seed {seed}) {source}; {failed} simulations failed "
+            f"(more than {MAX_EVENTS} events) and were redrawn from the prior"
+        )
         return torch.from_numpy(theta), torch.from_numpy(y)
 
 
-def simulate_pairs(n: int, seed: int, workers: int | None = None,
-                   progress: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
+def simulate_pairs(
+    n: int, seed: int, workers: int | None = None, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray, int]:
     """n prior draws theta whose simulations finish, their statistics y, and the failures redrawn.
 
     Candidates are drawn from the prior and simulated in rounds (each round asks for a few more than
@@ -141,8 +160,9 @@ def simulate_pairs(n: int, seed: int, workers: int | None = None,
     """
     prior = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,)))
     thetas, ys, failed, done, rounds = [], [], 0, 0, 0
-    with tqdm(total=n, desc=f"Lotka-Volterra simulations (seed {seed})", unit="sim",
-              disable=not progress) as bar:
+    with tqdm(
+        total=n, desc=f"Lotka-Volterra simulations (seed {seed})", unit="sim", disable=not progress
+    ) as bar:
         while done < n:
             need = n - done
             share = 1.0 if rounds == 0 else max((done + 1) / (done + failed + 1), 0.05)

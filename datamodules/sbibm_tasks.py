@@ -7,12 +7,20 @@ import torch
 
 from .simulation import SimulationData
 
-SBIBM_TASKS = ("two_moons", "slcp", "gaussian_linear", "gaussian_linear_uniform", "gaussian_mixture",
-               "bernoulli_glm", "slcp_distractors", "bernoulli_glm_raw")
+SBIBM_TASKS = (
+    "two_moons",
+    "slcp",
+    "gaussian_linear",
+    "gaussian_linear_uniform",
+    "gaussian_mixture",
+    "bernoulli_glm",
+    "slcp_distractors",
+    "bernoulli_glm_raw",
+)
 """Tasks whose simulators run in Python."""
 JULIA_TASKS = {
     "lotka_volterra": "its simulator is a deterministic ODE solved in Julia (diffeqtorch); the "
-                      "stochastic Lotka-Volterra model is ctdl.datamodules.LotkaVolterra",
+    "stochastic Lotka-Volterra model is ctdl.datamodules.LotkaVolterra",
     "sir": "its simulator solves the SIR ODE in Julia (diffeqtorch)",
 }
 
@@ -20,8 +28,10 @@ JULIA_TASKS = {
 def get_task(name: str):
     """The sbibm task `name`, with an error that lists the usable tasks."""
     if name in JULIA_TASKS:
-        raise ValueError(f"sbibm task {name!r} needs Julia, which ctdl does not install: "
-                         f"{JULIA_TASKS[name]}. Tasks that run here: {', '.join(SBIBM_TASKS)}")
+        raise ValueError(
+            f"sbibm task {name!r} needs Julia, which ctdl does not install: "
+            f"{JULIA_TASKS[name]}. Tasks that run here: {', '.join(SBIBM_TASKS)}"
+        )
     if name not in SBIBM_TASKS:
         raise ValueError(f"unknown sbibm task {name!r}; known: {', '.join(SBIBM_TASKS)}")
     try:
@@ -36,9 +46,17 @@ class SBIBMTask(SimulationData):
     observations 1-10 and their reference posterior samples (shipped with sbibm) for C2ST
     (`ctdl.protocols.ReferencePosteriors`). Parameters are used as they are (no log)."""
 
-    def __init__(self, task: str = "two_moons", num_simulations: int = 1000, val_fraction: float = 0.1,
-                 n_test: int = 1000, observations: str | None = None, batch_size: int = 256,
-                 seed: int = 0, num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        task: str = "two_moons",
+        num_simulations: int = 1000,
+        val_fraction: float = 0.1,
+        n_test: int = 1000,
+        observations: str | None = None,
+        batch_size: int = 256,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
         """
         Args:
             task: an sbibm task that runs without Julia (see SBIBM_TASKS).
@@ -77,8 +95,12 @@ class SBIBMTask(SimulationData):
 
     def true_parameters(self) -> torch.Tensor:
         """The parameters each observation was simulated at, raw, (num_observations, dim)."""
-        return torch.cat([self.task.get_true_parameters(num_observation=i).double().reshape(1, -1)
-                          for i in range(1, self.num_observations + 1)])
+        return torch.cat(
+            [
+                self.task.get_true_parameters(num_observation=i).double().reshape(1, -1)
+                for i in range(1, self.num_observations + 1)
+            ]
+        )
 
     def task_observations(self) -> torch.Tensor:
         return torch.stack([self.observation(i) for i in range(1, self.num_observations + 1)])

@@ -28,9 +28,16 @@ class SimulationData(TensorDataModule):
 
     log_params: bool = False
 
-    def __init__(self, num_simulations: int, val_fraction: float = 0.1, n_test: int = 1000,
-                 observations: str | None = None, batch_size: int = 512, seed: int = 0,
-                 num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        num_simulations: int,
+        val_fraction: float = 0.1,
+        n_test: int = 1000,
+        observations: str | None = None,
+        batch_size: int = 512,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
         super().__init__(batch_size=batch_size, seed=seed, num_workers=num_workers)
         if num_simulations < 10:
             raise ValueError(f"num_simulations must be >= 10, got {num_simulations}")
@@ -66,8 +73,11 @@ class SimulationData(TensorDataModule):
             v = (y - self.y_mean) / self.y_std
             return TensorDataset(u.float(), v.float())
 
-        return (pairs(u[train_idx], y[train_idx]), pairs(u[val_idx], y[val_idx]),
-                pairs(self.param_transform(test_theta), test_y))
+        return (
+            pairs(u[train_idx], y[train_idx]),
+            pairs(u[val_idx], y[val_idx]),
+            pairs(self.param_transform(test_theta), test_y),
+        )
 
     def param_transform(self, theta: torch.Tensor) -> torch.Tensor:
         """f(theta): log theta when `log_params`, else theta."""
@@ -84,8 +94,10 @@ class SimulationData(TensorDataModule):
         if y.ndim == 1:
             y = y[None]
         if y.ndim != 2 or y.shape[1] != self.cond_dim:
-            raise ValueError(f"{source}: an observation has {self.cond_dim} statistics for this task, "
-                             f"got an array of shape {tuple(y.shape)} (one observation per row)")
+            raise ValueError(
+                f"{source}: an observation has {self.cond_dim} statistics for this task, "
+                f"got an array of shape {tuple(y.shape)} (one observation per row)"
+            )
         if not torch.isfinite(y).all():
             rows = torch.nonzero(~torch.isfinite(y).all(1)).flatten().tolist()
             raise ValueError(f"{source}: observation rows {rows} hold NaN or inf values")
@@ -96,13 +108,17 @@ class SimulationData(TensorDataModule):
         if self.observations_file is None:
             own = self.task_observations()
             if own is None:
-                raise ValueError(f"{type(self).__name__} has no observations of its own: pass "
-                                 "--data.observations PATH (.npy or .csv, raw units, one per row)")
+                raise ValueError(
+                    f"{type(self).__name__} has no observations of its own: pass "
+                    "--data.observations PATH (.npy or .csv, raw units, one per row)"
+                )
             return self.check_observations(own, type(self).__name__)
         path = Path(self.observations_file)
         if not path.is_file():
-            raise FileNotFoundError(f"--data.observations: no file at {path} (a .npy array or a .csv "
-                                    f"with {self.cond_dim} numbers per row, raw units)")
+            raise FileNotFoundError(
+                f"--data.observations: no file at {path} (a .npy array or a .csv "
+                f"with {self.cond_dim} numbers per row, raw units)"
+            )
         if path.suffix == ".npy":
             array = np.load(path, allow_pickle=False)
         elif path.suffix == ".csv":

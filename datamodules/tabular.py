@@ -257,8 +257,11 @@ class TabularDensity(TensorDataModule):
                 validation and test are unchanged.
         """
         name = _check_tabular(dataset)
-        super().__init__(batch_size=batch_size if batch_size is not None else TABULAR_BATCH[name], seed=seed,
-                         num_workers=num_workers)
+        super().__init__(
+            batch_size=batch_size if batch_size is not None else TABULAR_BATCH[name],
+            seed=seed,
+            num_workers=num_workers,
+        )
         self.save_hyperparameters()
         self.name = name
         self.data_dir = Path(data_dir)

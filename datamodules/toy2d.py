@@ -180,5 +180,7 @@ class Toy2DClassification(TensorDataModule):
     def make_splits(self) -> Splits:
         """The three splits, each from its own child stream of the seed."""
         sizes = (self.n_train, self.n_val, self.n_test)
-        return tuple(TensorDataset(*make_toy2d(self.dataset, n, rng, self.noise))
-                     for n, rng in zip(sizes, self.streams(3), strict=True))
+        return tuple(
+            TensorDataset(*make_toy2d(self.dataset, n, rng, self.noise))
+            for n, rng in zip(sizes, self.streams(3), strict=True)
+        )

@@ -257,5 +257,7 @@ class Toy2DDensity(TensorDataModule):
     def make_splits(self) -> Splits:
         """The three splits (float32), each from its own child stream of the seed."""
         sizes = (self.n_train, self.n_val, self.n_test)
-        return tuple(TensorDataset(torch.from_numpy(make_toy_density(self.name, n, rng)).float())
-                     for n, rng in zip(sizes, self.streams(3), strict=True))
+        return tuple(
+            TensorDataset(torch.from_numpy(make_toy_density(self.name, n, rng)).float())
+            for n, rng in zip(sizes, self.streams(3), strict=True)
+        )

@@ -7,5 +7,11 @@ from .otflow import OTFlow
 from .pde_control import SourceMitigation
 from .soc import StochasticOptimalControl
 
-__all__ = ["ConditionalOTFlow", "MultilevelDiffusion", "ODENetClassifier", "OTFlow",
-           "SourceMitigation", "StochasticOptimalControl"]
+__all__ = [
+    "ConditionalOTFlow",
+    "MultilevelDiffusion",
+    "ODENetClassifier",
+    "OTFlow",
+    "SourceMitigation",
+    "StochasticOptimalControl",
+]

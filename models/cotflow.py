@@ -59,10 +59,24 @@ class ConditionalOTFlow(OTFlow):
             posterior_samples: samples per observation for C2ST and ``ctdl predict``.
             c2st_observations: which reference observations C2ST uses (default: all).
         """
-        super().__init__(dim=dim, width=width, depth=depth, rank=rank, alpha_L=alpha_L, alpha_C=alpha_C,
-                         alpha_R=alpha_R, steps=steps, eval_steps=eval_steps, test_steps=test_steps,
-                         trace=trace, clamp=clamp, lr=lr, weight_decay=weight_decay, scheduler=scheduler,
-                         cond_dim=cond_dim)
+        super().__init__(
+            dim=dim,
+            width=width,
+            depth=depth,
+            rank=rank,
+            alpha_L=alpha_L,
+            alpha_C=alpha_C,
+            alpha_R=alpha_R,
+            steps=steps,
+            eval_steps=eval_steps,
+            test_steps=test_steps,
+            trace=trace,
+            clamp=clamp,
+            lr=lr,
+            weight_decay=weight_decay,
+            scheduler=scheduler,
+            cond_dim=cond_dim,
+        )
         if cond_dim < 1:
             raise ValueError(f"a posterior needs observations: cond_dim must be >= 1, got {cond_dim}")
         self.save_hyperparameters()
@@ -77,13 +91,16 @@ class ConditionalOTFlow(OTFlow):
 
     # ------------------------------------------------------------------- raw-unit interface
     @torch.no_grad()
-    def sample_posterior(self, y: Tensor, n: int, steps: int | None = None,
-                         generator: torch.Generator | None = None) -> Tensor:
+    def sample_posterior(
+        self, y: Tensor, n: int, steps: int | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
         """n samples (n, dim) of pi(theta | y) for one raw observation y (q,)."""
         v = self.scaling.observation(y)
         if v.ndim != 1:
-            raise ValueError(f"sample_posterior takes one observation (shape ({self.hparams.cond_dim},)), "
-                             f"got shape {tuple(v.shape)}")
+            raise ValueError(
+                f"sample_posterior takes one observation (shape ({self.hparams.cond_dim},)), "
+                f"got shape {tuple(v.shape)}"
+            )
         u = self.flow.sample(n, v, steps=steps or self.hparams.eval_steps, generator=generator)
         return self.scaling.to_params(u)
 
@@ -94,8 +111,9 @@ class ConditionalOTFlow(OTFlow):
         log_p = self.flow.log_prob(u, v, steps=steps or self.hparams.eval_steps)
         return log_p + self.scaling.log_det(theta.to(u))
 
-    def map_estimate(self, y: Tensor, iterations: int = 200, starts: int = 256,
-                     steps: int | None = None, seed: int = 0) -> Tensor:
+    def map_estimate(
+        self, y: Tensor, iterations: int = 200, starts: int = 256, steps: int | None = None, seed: int = 0
+    ) -> Tensor:
         """argmax_theta log pi(theta | y) (dim,): Adam on u from the best of `starts` posterior
         samples, maximising the raw-unit log density."""
         gen = torch.Generator(device=self.device).manual_seed(seed)
@@ -108,8 +126,10 @@ class ConditionalOTFlow(OTFlow):
         with torch.enable_grad():
             for _ in range(iterations):
                 theta = self.scaling.to_params(u)
-                loss = -(self.flow.log_prob(u, v, steps=steps or self.hparams.eval_steps)
-                         + self.scaling.log_det(theta))
+                loss = -(
+                    self.flow.log_prob(u, v, steps=steps or self.hparams.eval_steps)
+                    + self.scaling.log_det(theta)
+                )
                 opt.zero_grad()
                 loss.sum().backward()
                 opt.step()
@@ -126,8 +146,9 @@ class ConditionalOTFlow(OTFlow):
         for i in chosen:
             reference = data.reference_posterior(i)
             gen = torch.Generator(device=self.device).manual_seed(i)
-            samples = self.sample_posterior(data.observation(i), min(self.hparams.posterior_samples,
-                                                                     len(reference)), generator=gen)
+            samples = self.sample_posterior(
+                data.observation(i), min(self.hparams.posterior_samples, len(reference)), generator=gen
+            )
             score = c2st(samples, reference[: len(samples)], seed=i)
             self.log(f"test/c2st_obs{i}", score)
             scores.append(score)
@@ -138,7 +159,12 @@ class ConditionalOTFlow(OTFlow):
         seeded with the batch index and the position in the batch."""
         y = batch[0]
         first = batch_idx * 1_000_000
-        samples = [self.sample_posterior(yi, self.hparams.posterior_samples,
-                                         generator=torch.Generator(device=self.device).manual_seed(first + k))
-                   for k, yi in enumerate(y)]
+        samples = [
+            self.sample_posterior(
+                yi,
+                self.hparams.posterior_samples,
+                generator=torch.Generator(device=self.device).manual_seed(first + k),
+            )
+            for k, yi in enumerate(y)
+        ]
         return {"posterior_samples": torch.stack(samples)}

@@ -63,8 +63,10 @@ def check_network(name: str) -> None:
 def check_sampler(name: str) -> None:
     """A clear error for an unknown sampler name."""
     if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; known samplers: {', '.join(SAMPLERS)} "
-                         "(Euler-Maruyama, predictor-corrector)")
+        raise ValueError(
+            f"unknown sampler {name!r}; known samplers: {', '.join(SAMPLERS)} "
+            "(Euler-Maruyama, predictor-corrector)"
+        )
 
 
 class MultilevelDiffusion(L.LightningModule):
@@ -135,8 +137,10 @@ class MultilevelDiffusion(L.LightningModule):
         if input_shape is not None and (len(input_shape) != 3 or input_shape[1] != input_shape[2]):
             raise ValueError(f"input_shape must be [channels, n, n] (square grids), got {list(input_shape)}")
         if test_samples < 0 or test_samples == 1 or test_sample_steps < 1:
-            raise ValueError(f"test_samples must be 0 or >= 2 and test_sample_steps >= 1, got "
-                             f"test_samples={test_samples}, test_sample_steps={test_sample_steps}")
+            raise ValueError(
+                f"test_samples must be 0 or >= 2 and test_sample_steps >= 1, got "
+                f"test_samples={test_samples}, test_sample_steps={test_sample_steps}"
+            )
         if not 0 < t_min < 1:
             raise ValueError(f"t_min must lie in (0, 1), got {t_min}")
         self.channels = int(input_shape[0]) if input_shape is not None else 1
@@ -144,15 +148,19 @@ class MultilevelDiffusion(L.LightningModule):
         self.sde = VPSDE(beta_min, beta_max)
         args = dict(network_args or {})
         if "channels" in args and args["channels"] != self.channels:
-            raise ValueError(f"network_args.channels = {args['channels']} contradicts input_shape "
-                             f"{list(input_shape or [1])}: the images have {self.channels} channel(s)")
+            raise ValueError(
+                f"network_args.channels = {args['channels']} contradicts input_shape "
+                f"{list(input_shape or [1])}: the images have {self.channels} channel(s)"
+            )
         args["channels"] = self.channels
         self.net = NETWORKS[network](**args)
         self.resolutions = [int(r) for r in resolutions] if resolutions else []
         self.schedule_steps = [int(s) for s in schedule_steps] if schedule_steps else []
         if self.resolutions and len(self.schedule_steps) != len(self.resolutions) - 1:
-            raise ValueError(f"schedule_steps needs len(resolutions) - 1 = {len(self.resolutions) - 1} "
-                             f"steps (when to move to the next resolution), got {self.schedule_steps}")
+            raise ValueError(
+                f"schedule_steps needs len(resolutions) - 1 = {len(self.resolutions) - 1} "
+                f"steps (when to move to the next resolution), got {self.schedule_steps}"
+            )
         if not self.resolutions and self.schedule_steps:
             raise ValueError(f"schedule_steps {self.schedule_steps} given without resolutions")
         steps = self.schedule_steps
@@ -163,8 +171,10 @@ class MultilevelDiffusion(L.LightningModule):
             self.check_resolution(n)
         if self.resolutions and any(n % 2 for n in grids):
             data_grid = grids[-1] if input_shape is not None else None
-            raise ValueError(f"multilevel training resamples in Fourier space and needs even grids; got "
-                             f"resolutions {self.resolutions} and data grid {data_grid}")
+            raise ValueError(
+                f"multilevel training resamples in Fourier space and needs even grids; got "
+                f"resolutions {self.resolutions} and data grid {data_grid}"
+            )
 
     # ------------------------------------------------------------------------ the networks
     def check_resolution(self, n: int) -> None:
@@ -174,18 +184,22 @@ class MultilevelDiffusion(L.LightningModule):
         else:
             factor = 2**self.net.levels
             if n % factor:
-                raise ValueError(f"MultilevelDiffusion(network='unet', levels={self.net.levels}): the grid "
-                                 f"{n}x{n} is not divisible by 2^levels = {factor}; use a grid divisible by "
-                                 f"{factor} or fewer levels")
+                raise ValueError(
+                    f"MultilevelDiffusion(network='unet', levels={self.net.levels}): the grid "
+                    f"{n}x{n} is not divisible by 2^levels = {factor}; use a grid divisible by "
+                    f"{factor} or fewer levels"
+                )
 
     def _check_images(self, x: Tensor, who: str) -> None:
         if not isinstance(x, Tensor) or x.ndim != 4:
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"{who} expects images (batch, {self.channels}, n, n), got {got}")
         if x.shape[1] != self.channels:
-            raise ValueError(f"{who}: the images have {x.shape[1]} channel(s) but the model was built for "
-                             f"{self.channels} (input_shape {self.hparams.input_shape}); give the model "
-                             f"the data's input_shape (the ctdl command links it)")
+            raise ValueError(
+                f"{who}: the images have {x.shape[1]} channel(s) but the model was built for "
+                f"{self.channels} (input_shape {self.hparams.input_shape}); give the model "
+                f"the data's input_shape (the ctdl command links it)"
+            )
 
     def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
         """The noise prediction eps_theta(x, t) ~ E[C^(1/2) xi | x_t = x]."""
@@ -255,9 +269,15 @@ class MultilevelDiffusion(L.LightningModule):
                 self.log(f"test/{name}", value, sync_dist=True)
 
     @torch.no_grad()
-    def sample_quality(self, data: object, n: int | None = None, resolutions: list[int] | None = None,
-                       steps: int | None = None, seed: int = 0,
-                       batch_size: int | None = None) -> dict[str, float]:
+    def sample_quality(
+        self,
+        data: object,
+        n: int | None = None,
+        resolutions: list[int] | None = None,
+        steps: int | None = None,
+        seed: int = 0,
+        batch_size: int | None = None,
+    ) -> dict[str, float]:
         """Sample-quality metrics of n samples (default `test_samples`, `test_sample_steps` steps, a
         generator seeded with `seed`, drawn `batch_size` at a time: see `sample`) at each grid of
         `resolutions` (default `test_resolutions` or the data's grid; a grid r other than the data's
@@ -284,8 +304,13 @@ class MultilevelDiffusion(L.LightningModule):
         if isinstance(data, LabelledImages):
             train_x, train_y = data.labelled_images("train")
             reference, score_grid = data.labelled_images("test")[0][:n], data.native_resolution
-            frechet = ClassifierFrechet.cached(train_x, train_y, key=data.reference_key,
-                                               cache_dir=hp.metric_cache_dir, epochs=hp.classifier_epochs)
+            frechet = ClassifierFrechet.cached(
+                train_x,
+                train_y,
+                key=data.reference_key,
+                cache_dir=hp.metric_cache_dir,
+                epochs=hp.classifier_epochs,
+            )
             out["fid_floor"] = frechet(reference)
             out["energy_mmd_floor"] = energy_distance(data.labelled_images("val")[0][:n], reference)
         elif isinstance(data, SplitData) and split(data, "test") is not None and data_grid is not None:
@@ -322,9 +347,16 @@ class MultilevelDiffusion(L.LightningModule):
 
     # ------------------------------------------------------------------------------ sampling
     @torch.no_grad()
-    def sample(self, n: int, resolution: int | None = None, steps: int | None = None,
-               sampler: str | None = None, generator: torch.Generator | None = None,
-               snr: float = 0.16, batch_size: int | None = None) -> Tensor:
+    def sample(
+        self,
+        n: int,
+        resolution: int | None = None,
+        steps: int | None = None,
+        sampler: str | None = None,
+        generator: torch.Generator | None = None,
+        snr: float = 0.16,
+        batch_size: int | None = None,
+    ) -> Tensor:
         """n samples (n, channels, r, r) at the grid r = `resolution` (default: the data's), by the
         reverse-time sampler (`em` | `pc`) with `steps` steps from t = 1 down to t_min, noise from the
         prior at that grid, and the preconditioned score -eps_theta / sqrt(v). The same weights
@@ -345,8 +377,15 @@ class MultilevelDiffusion(L.LightningModule):
         self.check_resolution(resolution)
         param = next(self.net.parameters())
         shape = (n, self.channels, resolution, resolution)
-        kwargs = dict(sde=self.sde, steps=steps or self.hparams.sample_steps, eps=self.hparams.t_min,
-                      preconditioned=True, generator=generator, dtype=param.dtype, device=param.device)
+        kwargs = dict(
+            sde=self.sde,
+            steps=steps or self.hparams.sample_steps,
+            eps=self.hparams.t_min,
+            preconditioned=True,
+            generator=generator,
+            dtype=param.dtype,
+            device=param.device,
+        )
         was_training = self.net.training
         self.net.eval()
         try:

@@ -153,16 +153,22 @@ class ODENetClassifier(L.LightningModule):
         ce = F.cross_entropy(logits, y)
         loss = ce + self.regularizer()
         acc = (logits.argmax(-1) == y).float().mean()
-        self.log_dict({"train/loss": loss, "train/ce": ce, "train/acc": acc}, prog_bar=True,
-                      on_step=True, on_epoch=False, batch_size=len(y))
+        self.log_dict(
+            {"train/loss": loss, "train/ce": ce, "train/acc": acc},
+            prog_bar=True,
+            on_step=True,
+            on_epoch=False,
+            batch_size=len(y),
+        )
         return loss
 
     def _eval_step(self, batch: tuple[Tensor, Tensor], stage: str, metric: MulticlassAccuracy) -> None:
         x, y = batch
         logits = self(x)
         metric.update(logits, y)
-        self.log(f"{stage}/loss", F.cross_entropy(logits, y), on_epoch=True, batch_size=len(y),
-                 sync_dist=True)
+        self.log(
+            f"{stage}/loss", F.cross_entropy(logits, y), on_epoch=True, batch_size=len(y), sync_dist=True
+        )
         self.log(f"{stage}/acc", metric, on_epoch=True, prog_bar=True, batch_size=len(y))
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:

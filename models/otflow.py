@@ -71,8 +71,9 @@ class OTFlow(L.LightningModule):
         check_trace(trace)
         check_scheduler(scheduler)
         self.dim = dim
-        self.flow = PotentialFlow(Potential(dim, width, depth=depth, rank=rank, cond_dim=cond_dim),
-                                  trace=trace, steps=eval_steps)
+        self.flow = PotentialFlow(
+            Potential(dim, width, depth=depth, rank=rank, cond_dim=cond_dim), trace=trace, steps=eval_steps
+        )
         # checkpoints written before the flow became its own module keep Phi under "potential."
         self._register_load_state_dict_pre_hook(_rename_legacy_keys)
 
@@ -98,8 +99,13 @@ class OTFlow(L.LightningModule):
         """Natural-log density of the model at x (given y), shape (batch,)."""
         return self.flow.log_prob(x, y, steps=steps or self.hparams.eval_steps)
 
-    def sample(self, n: int, steps: int | None = None, generator: torch.Generator | None = None,
-               y: Tensor | None = None) -> Tensor:
+    def sample(
+        self,
+        n: int,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        y: Tensor | None = None,
+    ) -> Tensor:
         """n samples, shape (n, dim): z ~ N(0, I) pushed through F^{-1} (given y)."""
         return self.flow.sample(n, y, steps=steps or self.hparams.eval_steps, generator=generator)
 
@@ -107,8 +113,10 @@ class OTFlow(L.LightningModule):
         """(x, y) of a batch: (x,) for a density, (x, y) for a conditional density."""
         if self.hparams.cond_dim:
             if len(batch) < 2:
-                raise ValueError(f"a conditional OTFlow (cond_dim={self.hparams.cond_dim}) needs batches "
-                                 f"(x, y); this one has {len(batch)} tensor(s)")
+                raise ValueError(
+                    f"a conditional OTFlow (cond_dim={self.hparams.cond_dim}) needs batches "
+                    f"(x, y); this one has {len(batch)} tensor(s)"
+                )
             return batch[0], batch[1]
         return batch[0], None
 
@@ -187,4 +195,4 @@ def _rename_legacy_keys(state_dict: dict, prefix: str, *args) -> None:
     """Load-state-dict pre-hook: "<prefix>potential.*" -> "<prefix>flow.potential.*"."""
     old = prefix + "potential."
     for key in [k for k in state_dict if k.startswith(old)]:
-        state_dict[prefix + "flow." + key[len(prefix):]] = state_dict.pop(key)
+        state_dict[prefix + "flow." + key[len(prefix) :]] = state_dict.pop(key)

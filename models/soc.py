@@ -79,10 +79,13 @@ class StochasticOptimalControl(L.LightningModule):
         check_scheduler(scheduler)
         self.problem = make_problem(problem, **(problem_args or {}))
         if dim is not None and dim != self.problem.dim:
-            raise ValueError(f"the value network's dim = {dim} does not match the {problem} problem's "
-                             f"dimension {self.problem.dim}; set problem_args.dim or dim so they agree")
-        self.value_function = ValueFunction(self.problem, width=width, depth=depth, rank=rank,
-                                            terminal=terminal, scale=value_scale)
+            raise ValueError(
+                f"the value network's dim = {dim} does not match the {problem} problem's "
+                f"dimension {self.problem.dim}; set problem_args.dim or dim so they agree"
+            )
+        self.value_function = ValueFunction(
+            self.problem, width=width, depth=depth, rank=rank, terminal=terminal, scale=value_scale
+        )
 
     # --------------------------------------------------------------------------- the policy
     def forward(self, t: Tensor | float, x: Tensor) -> Tensor:
@@ -98,9 +101,13 @@ class StochasticOptimalControl(L.LightningModule):
         return self.value_function.paths(x0, steps or self.hparams.eval_steps, "pmp", generator)
 
     # ------------------------------------------------------------------------------ training
-    def loss_terms(self, x0: Tensor, steps: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        terms = {k: v.mean() for k, v in
-                 self.value_function.loss_terms(x0, steps, self.hparams.sampling, generator).items()}
+    def loss_terms(
+        self, x0: Tensor, steps: int, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        terms = {
+            k: v.mean()
+            for k, v in self.value_function.loss_terms(x0, steps, self.hparams.sampling, generator).items()
+        }
         terms["loss"] = sum(self.hparams[f"alpha_{k}"] * v for k, v in terms.items())
         return terms
 
@@ -117,8 +124,11 @@ class StochasticOptimalControl(L.LightningModule):
         h = self.hparams
         with torch.enable_grad():  # the sampling="pmp" paths are cheap to keep; terminal_gradient needs it
             terms = self.value_function.loss_terms(x0, h.eval_steps, "pmp", gen)
-        weighted = sum(h[f"alpha_{k}"] * v.mean() for k, v in terms.items()
-                       if h.sampling == "pmp" or k not in ("cost", "phi0_gap"))  # the training loss's terms
+        weighted = sum(
+            h[f"alpha_{k}"] * v.mean()
+            for k, v in terms.items()
+            if h.sampling == "pmp" or k not in ("cost", "phi0_gap")
+        )  # the training loss's terms
         logs = {f"{stage}/loss": weighted, f"{stage}/cost": terms["cost"].mean()}
         logs.update({f"{stage}/{k}": v.mean() for k, v in terms.items() if k != "cost"})
         known = torch.isfinite(reference)
@@ -132,8 +142,12 @@ class StochasticOptimalControl(L.LightningModule):
         if stage == "test":
             self._trajectory_metrics(x0, gen, logs)
             self._reference_feedback_cost(x0, seed, terms["cost"], logs)
-        self.log_dict({k: v.detach() for k, v in logs.items()}, prog_bar=stage == "val",
-                      batch_size=len(x0), sync_dist=True)
+        self.log_dict(
+            {k: v.detach() for k, v in logs.items()},
+            prog_bar=stage == "val",
+            batch_size=len(x0),
+            sync_dist=True,
+        )
 
     def _trajectory_metrics(self, x0: Tensor, gen: torch.Generator, logs: dict) -> None:
         """test/traj_rel_l2: ||Phi - Phi_ref|| / ||Phi_ref|| over all grid points of `traj_paths`
@@ -151,8 +165,9 @@ class StochasticOptimalControl(L.LightningModule):
             ref = value(t_all.cpu(), x_all.cpu()).to(phi)
             known = torch.isfinite(ref)  # the finite-element reference lives on its box only
         if known.any():
-            logs["test/traj_rel_l2"] = (torch.linalg.vector_norm(phi[known] - ref[known])
-                                        / torch.linalg.vector_norm(ref[known]))
+            logs["test/traj_rel_l2"] = torch.linalg.vector_norm(
+                phi[known] - ref[known]
+            ) / torch.linalg.vector_norm(ref[known])
 
     def _reference_feedback_cost(self, x0: Tensor, seed: int, cost: Tensor, logs: dict) -> None:
         """test/cost_ref_feedback: the realised cost of the reference feedback (Riccati's control, or

@@ -71,10 +71,14 @@ def report(topic: str, title: str) -> None:
     for path in sorted(OUT.glob(f"{topic}_*.json")):
         part = json.loads(path.read_text())
         env = part["env"]
-        md += [f"## {part['part']}", "",
-               f"{env['cpu']}, {env['cores']} cores, {env['torch_threads']} torch threads, "
-               f"GPU: {env['cuda'] or 'none'}; Python {env['python']}, torch {env['torch']}, "
-               f"lightning {env['lightning']}, torchdiffeq {env['torchdiffeq']}", ""]
+        md += [
+            f"## {part['part']}",
+            "",
+            f"{env['cpu']}, {env['cores']} cores, {env['torch_threads']} torch threads, "
+            f"GPU: {env['cuda'] or 'none'}; Python {env['python']}, torch {env['torch']}, "
+            f"lightning {env['lightning']}, torchdiffeq {env['torchdiffeq']}",
+            "",
+        ]
         for key in ("target", "setup"):
             if key in part:
                 md += [f"{key.capitalize()}: {part[key]}", ""]

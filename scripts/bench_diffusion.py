@@ -50,8 +50,9 @@ from lightning.pytorch.callbacks import Callback
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "diffusion"
-FNO, UNET, FIELDS = (str(CONFIGS / f"{name}.yaml")
-                      for name in ("fashion_fno", "fashion_unet", "gaussian_fields"))
+FNO, UNET, FIELDS = (
+    str(CONFIGS / f"{name}.yaml") for name in ("fashion_fno", "fashion_unet", "gaussian_fields")
+)
 TOPIC, TITLE = "diffusion", "Multilevel score-based diffusion"
 DEFAULT_OUT = bench_common.OUT
 
@@ -80,9 +81,14 @@ class Clock(Callback):
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or "val/loss" not in trainer.callback_metrics:
             return
-        self.validations.append({"step": trainer.global_step, "train_s": round(self.train_s, 2),
-                                 "wall_s": round(time.perf_counter() - self._start, 2),
-                                 "val_loss": round(float(trainer.callback_metrics["val/loss"]), 5)})
+        self.validations.append(
+            {
+                "step": trainer.global_step,
+                "train_s": round(self.train_s, 2),
+                "wall_s": round(time.perf_counter() - self._start, 2),
+                "val_loss": round(float(trainer.callback_metrics["val/loss"]), 5),
+            }
+        )
 
 
 def budget(max_steps: int | None, max_minutes: float | None, val_every: int | None) -> list[str]:
@@ -107,8 +113,20 @@ def fit(config: str, label: str, overrides: list[str], runs_dir: Path) -> dict:
     rides along); returns the CLI, the clock, the wall seconds and the best (else last) checkpoint."""
     from ctdl.cli import run_cli
 
-    cli = run_cli(["--config", config, *overrides, "--runs_dir", str(runs_dir), "--run_name", label,
-                   "--trainer.enable_progress_bar", "false"], run=False)
+    cli = run_cli(
+        [
+            "--config",
+            config,
+            *overrides,
+            "--runs_dir",
+            str(runs_dir),
+            "--run_name",
+            label,
+            "--trainer.enable_progress_bar",
+            "false",
+        ],
+        run=False,
+    )
     clock = Clock()
     cli.trainer.callbacks.append(clock)
     t0 = time.perf_counter()
@@ -118,8 +136,14 @@ def fit(config: str, label: str, overrides: list[str], runs_dir: Path) -> dict:
     best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
     if best is None and ckpt is not None and ckpt.dirpath and Path(ckpt.dirpath, "last.ckpt").is_file():
         best = str(Path(ckpt.dirpath, "last.ckpt"))
-    return {"cli": cli, "clock": clock, "wall_s": wall, "checkpoint": best,
-            "run_dir": str(cli.trainer.log_dir), "steps": cli.trainer.global_step}
+    return {
+        "cli": cli,
+        "clock": clock,
+        "wall_s": wall,
+        "checkpoint": best,
+        "run_dir": str(cli.trainer.log_dir),
+        "steps": cli.trainer.global_step,
+    }
 
 
 def trained(run: dict):
@@ -140,51 +164,75 @@ def scored(run: dict, label: str, network: str, prior: str, args) -> dict:
     from its best val/loss checkpoint, the 56/28 ratios, the training time and the val/loss curve."""
     model, data = trained(run), run["cli"].datamodule
     t0 = time.perf_counter()
-    q = model.sample_quality(data, n=args.samples, resolutions=[28, 56], steps=args.sample_steps, seed=0,
-                             batch_size=args.sample_batch)
+    q = model.sample_quality(
+        data,
+        n=args.samples,
+        resolutions=[28, 56],
+        steps=args.sample_steps,
+        seed=0,
+        batch_size=args.sample_batch,
+    )
     sample_s = time.perf_counter() - t0
     vals = run["clock"].validations
     best = min((v["val_loss"] for v in vals), default=None)
     return {
-        "model": label, "network": network, "prior": prior, "steps": run["steps"],
-        "train_s": round(run["clock"].train_s, 1), "fit_wall_s": round(run["wall_s"], 1),
+        "model": label,
+        "network": network,
+        "prior": prior,
+        "steps": run["steps"],
+        "train_s": round(run["clock"].train_s, 1),
+        "fit_wall_s": round(run["wall_s"], 1),
         "best_val_loss": best,
-        "fid_28": round(q["fid_classifier"], 3), "fid_56": round(q["fid_classifier_56"], 3),
+        "fid_28": round(q["fid_classifier"], 3),
+        "fid_56": round(q["fid_classifier_56"], 3),
         "fid_ratio_56_28": ratio(q["fid_classifier_56"], q["fid_classifier"]),
         "fid_floor": round(q["fid_floor"], 3),
-        "mmd_28": round(q["energy_mmd"], 5), "mmd_56": round(q["energy_mmd_56"], 5),
+        "mmd_28": round(q["energy_mmd"], 5),
+        "mmd_56": round(q["energy_mmd_56"], 5),
         "mmd_ratio_56_28": ratio(q["energy_mmd_56"], q["energy_mmd"]),
         "mmd_floor": round(q["energy_mmd_floor"], 5),
-        "within_1.5x": bool(max(q["fid_classifier_56"] / q["fid_classifier"],
-                                q["energy_mmd_56"] / q["energy_mmd"]) <= 1.5),
+        "within_1.5x": bool(
+            max(q["fid_classifier_56"] / q["fid_classifier"], q["energy_mmd_56"] / q["energy_mmd"]) <= 1.5
+        ),
         "still_improving": bool(len(vals) >= 2 and vals[-1]["val_loss"] <= best),
-        "sample_s": round(sample_s, 1), "run_dir": run["run_dir"], "checkpoint": run["checkpoint"],
-        "curve": vals}
+        "sample_s": round(sample_s, 1),
+        "run_dir": run["run_dir"],
+        "checkpoint": run["checkpoint"],
+        "curve": vals,
+    }
 
 
 def part_resolution(args) -> None:
     rows = []
     overrides = budget(args.max_steps, args.max_minutes, args.val_every)
-    for label, config, network, prior in (("fno_bessel", FNO, "FNO", "bessel (trace class)"),
-                                          ("unet_white", UNET, "U-Net", "white")):
+    for label, config, network, prior in (
+        ("fno_bessel", FNO, "FNO", "bessel (trace class)"),
+        ("unet_white", UNET, "U-Net", "white"),
+    ):
         run = fit(config, f"resolution_{label}", overrides, args.runs_dir)
         rows.append(scored(run, label, network, prior, args))
     curve = [{"model": row["model"], **v} for row in rows for v in row.pop("curve")]
     budget_text = " ".join(overrides) or "none: the configs' max_steps"
-    bench_common.save(TOPIC, "resolution", {
-        "target": "FNO + trace-class prior keeps its 56 score within 1.5x of its 28 score (both the Frechet "
-                  "distance and the energy MMD); U-Net + white noise does not",
-        "setup": f"`ctdl fit` of fashion_fno.yaml and fashion_unet.yaml at 28 (overrides: {budget_text}); "
-                 "the best val/loss checkpoint (EMA weights) draws "
-                 f"{args.samples} samples with {args.sample_steps} reverse Euler-Maruyama steps at 28 and "
-                 "at 56 (seed 0); 56 samples are restricted to 28 by `resample` (Fourier restriction) and "
-                 "scored against the first n test images: fid = Frechet distance on the project's classifier "
-                 "features (trained on the training split; floor = n test images), mmd = energy distance "
-                 "(floor = n validation images); ratio = 56 score / 28 score; within_1.5x: both ratios "
-                 "<= 1.5. "
-                 "train_s: seconds inside training batches; the `runs` table is the val/loss curve "
-                 "(still_improving: the last validation is the best so far, so more training would help)",
-        "rows": rows, "runs": curve})
+    bench_common.save(
+        TOPIC,
+        "resolution",
+        {
+            "target": "FNO + trace-class prior keeps its 56 score within 1.5x of its 28 score (both the Frechet "
+            "distance and the energy MMD); U-Net + white noise does not",
+            "setup": f"`ctdl fit` of fashion_fno.yaml and fashion_unet.yaml at 28 (overrides: {budget_text}); "
+            "the best val/loss checkpoint (EMA weights) draws "
+            f"{args.samples} samples with {args.sample_steps} reverse Euler-Maruyama steps at 28 and "
+            "at 56 (seed 0); 56 samples are restricted to 28 by `resample` (Fourier restriction) and "
+            "scored against the first n test images: fid = Frechet distance on the project's classifier "
+            "features (trained on the training split; floor = n test images), mmd = energy distance "
+            "(floor = n validation images); ratio = 56 score / 28 score; within_1.5x: both ratios "
+            "<= 1.5. "
+            "train_s: seconds inside training batches; the `runs` table is the val/loss curve "
+            "(still_improving: the last validation is the best so far, so more training would help)",
+            "rows": rows,
+            "runs": curve,
+        },
+    )
 
 
 def first_reach(vals: list[dict], threshold: float) -> dict | None:
@@ -197,8 +245,9 @@ def part_multilevel(args) -> None:
     common = budget(max_steps, args.max_minutes, args.val_every or min(250, max_steps))
     runs = {}
     for label, extra in (
-            ("multilevel", ["--model.resolutions", "[14, 28]", "--model.schedule_steps", f"[{switch}]"]),
-            ("fine_only", ["--model.resolutions", "null", "--model.schedule_steps", "null"])):
+        ("multilevel", ["--model.resolutions", "[14, 28]", "--model.schedule_steps", f"[{switch}]"]),
+        ("fine_only", ["--model.resolutions", "null", "--model.schedule_steps", "null"]),
+    ):
         runs[label] = fit(FNO, f"multilevel_{label}", common + extra, args.runs_dir)
     vals = {label: run["clock"].validations for label, run in runs.items()}
     if not all(vals.values()):
@@ -210,34 +259,56 @@ def part_multilevel(args) -> None:
         hit = first_reach(vals[label], threshold)
         reached[label] = hit
         grids = f"14 -> 28 at step {switch}" if label == "multilevel" else "28"
-        rows.append({"run": label, "resolutions": grids,
-                     "steps": run["steps"], "train_s": round(run["clock"].train_s, 1),
-                     "fit_wall_s": round(run["wall_s"], 1), "best_val_loss": bests[label],
-                     "final_val_loss": vals[label][-1]["val_loss"], "threshold": threshold,
-                     "reached_at_step": hit["step"] if hit else None,
-                     "train_s_to_threshold": hit["train_s"] if hit else None,
-                     "wall_s_to_threshold": hit["wall_s"] if hit else None, "run_dir": run["run_dir"]})
-    ml, fine = reached["multilevel"], reached["fine_only"]
-    summary = [{"ratio_train_s": ratio(ml and ml["train_s"], fine and fine["train_s"]),
-                "ratio_wall_s": ratio(ml and ml["wall_s"], fine and fine["wall_s"]),
+        rows.append(
+            {
+                "run": label,
+                "resolutions": grids,
+                "steps": run["steps"],
+                "train_s": round(run["clock"].train_s, 1),
+                "fit_wall_s": round(run["wall_s"], 1),
+                "best_val_loss": bests[label],
+                "final_val_loss": vals[label][-1]["val_loss"],
                 "threshold": threshold,
-                "target_met": bool(ml and fine and ml["train_s"] <= 0.6 * fine["train_s"])}]
-    how = ("fixed by --threshold" if args.threshold is not None else
-           "the worse of the two runs' best val/loss, so that both runs reach it")
-    bench_common.save(TOPIC, "multilevel", {
-        "target": "multilevel (coarse then fine) reaches the fine-only run's 28-grid validation loss in "
-                  "<= 0.6 of the time: ratio <= 0.6",
-        "setup": f"one process, fashion_fno.yaml twice with seed 0 and {' '.join(common)}: multilevel "
-                 f"trains at 14 until step {switch}, then at 28 (--model.schedule_steps [{switch}]); "
-                 "fine-only trains at 28 throughout (--model.resolutions null); both validate at 28 (DSM "
-                 "loss, 20 batches, EMA weights, noise seeded per batch). "
-                 f"Threshold = {threshold:.5f}, {how}. Time to it = training seconds (inside "
-                 "training batches; validation and figures excluded) at the first validation with val/loss "
-                 "<= threshold (resolution: one validation interval); ratio_train_s = multilevel / "
-                 "fine-only, ratio_wall_s the same with the wall clock of the fit (validations included). "
-                 "The seconds carry the noise of whatever else ran on the machine",
-        "summary": summary, "rows": rows,
-        "runs": [{"run": label, **v} for label, vs in vals.items() for v in vs]})
+                "reached_at_step": hit["step"] if hit else None,
+                "train_s_to_threshold": hit["train_s"] if hit else None,
+                "wall_s_to_threshold": hit["wall_s"] if hit else None,
+                "run_dir": run["run_dir"],
+            }
+        )
+    ml, fine = reached["multilevel"], reached["fine_only"]
+    summary = [
+        {
+            "ratio_train_s": ratio(ml and ml["train_s"], fine and fine["train_s"]),
+            "ratio_wall_s": ratio(ml and ml["wall_s"], fine and fine["wall_s"]),
+            "threshold": threshold,
+            "target_met": bool(ml and fine and ml["train_s"] <= 0.6 * fine["train_s"]),
+        }
+    ]
+    how = (
+        "fixed by --threshold"
+        if args.threshold is not None
+        else "the worse of the two runs' best val/loss, so that both runs reach it"
+    )
+    bench_common.save(
+        TOPIC,
+        "multilevel",
+        {
+            "target": "multilevel (coarse then fine) reaches the fine-only run's 28-grid validation loss in "
+            "<= 0.6 of the time: ratio <= 0.6",
+            "setup": f"one process, fashion_fno.yaml twice with seed 0 and {' '.join(common)}: multilevel "
+            f"trains at 14 until step {switch}, then at 28 (--model.schedule_steps [{switch}]); "
+            "fine-only trains at 28 throughout (--model.resolutions null); both validate at 28 (DSM "
+            "loss, 20 batches, EMA weights, noise seeded per batch). "
+            f"Threshold = {threshold:.5f}, {how}. Time to it = training seconds (inside "
+            "training batches; validation and figures excluded) at the first validation with val/loss "
+            "<= threshold (resolution: one validation interval); ratio_train_s = multilevel / "
+            "fine-only, ratio_wall_s the same with the wall clock of the fit (validations included). "
+            "The seconds carry the noise of whatever else ran on the machine",
+            "summary": summary,
+            "rows": rows,
+            "runs": [{"run": label, **v} for label, vs in vals.items() for v in vs],
+        },
+    )
 
 
 def part_gaussian(args) -> None:
@@ -247,34 +318,52 @@ def part_gaussian(args) -> None:
     rows = []
     for grid in (32, 64):
         t0 = time.perf_counter()
-        q = model.sample_quality(data, n=args.samples, resolutions=[grid], steps=args.sample_steps, seed=0,
-                                 batch_size=args.sample_batch)
+        q = model.sample_quality(
+            data,
+            n=args.samples,
+            resolutions=[grid],
+            steps=args.sample_steps,
+            seed=0,
+            batch_size=args.sample_batch,
+        )
         suffix = "" if grid == 32 else "_64"
-        rows.append({"grid": grid, "samples": args.samples, "cov_kl": round(q[f"cov_kl{suffix}"], 3),
-                     "cov_kl_floor": round(q[f"cov_kl_floor{suffix}"], 3),
-                     "kl_over_floor": ratio(q[f"cov_kl{suffix}"], q[f"cov_kl_floor{suffix}"]),
-                     "cov_w2": round(q[f"cov_w2{suffix}"], 5),
-                     "cov_w2_floor": round(q[f"cov_w2_floor{suffix}"], 5),
-                     "w2_over_floor": ratio(q[f"cov_w2{suffix}"], q[f"cov_w2_floor{suffix}"]),
-                     "sample_s": round(time.perf_counter() - t0, 1)})
+        rows.append(
+            {
+                "grid": grid,
+                "samples": args.samples,
+                "cov_kl": round(q[f"cov_kl{suffix}"], 3),
+                "cov_kl_floor": round(q[f"cov_kl_floor{suffix}"], 3),
+                "kl_over_floor": ratio(q[f"cov_kl{suffix}"], q[f"cov_kl_floor{suffix}"]),
+                "cov_w2": round(q[f"cov_w2{suffix}"], 5),
+                "cov_w2_floor": round(q[f"cov_w2_floor{suffix}"], 5),
+                "w2_over_floor": ratio(q[f"cov_w2{suffix}"], q[f"cov_w2_floor{suffix}"]),
+                "sample_s": round(time.perf_counter() - t0, 1),
+            }
+        )
     vals = run["clock"].validations
     best = min((v["val_loss"] for v in vals), default=float("nan"))
-    bench_common.save(TOPIC, "gaussian", {
-        "target": "covariance error of 10^4 samples at 32 and at 64 from a model trained at 32, against the "
-                  "floor of as many exact draws",
-        "setup": f"`ctdl fit` of gaussian_fields.yaml (FNO, Bessel noise prior, 16 then 32; {run['steps']} "
-                 f"steps, {run['clock'].train_s:.0f} s of training, best val/loss {best:.5f}), best val/loss "
-                 "checkpoint; "
-                 f"{args.samples} samples with {args.sample_steps} reverse Euler-Maruyama steps at each grid "
-                 "(seed 0); cov_kl = KL(N(m, S) || N(0, Sigma_h)) in nats over the r^2 grid values, cov_w2 = "
-                 "W2 in the L2 norm of the torus, both against the exact covariance at the samples' own grid "
-                 "(`field_covariance_distances`, shrinkage 0.01 only when n <= r^2); floor = the same for "
-                 "n exact draws (seed 1)",
-        "rows": rows, "runs": [{"run": "gaussian_fields", **v} for v in vals]})
+    bench_common.save(
+        TOPIC,
+        "gaussian",
+        {
+            "target": "covariance error of 10^4 samples at 32 and at 64 from a model trained at 32, against the "
+            "floor of as many exact draws",
+            "setup": f"`ctdl fit` of gaussian_fields.yaml (FNO, Bessel noise prior, 16 then 32; {run['steps']} "
+            f"steps, {run['clock'].train_s:.0f} s of training, best val/loss {best:.5f}), best val/loss "
+            "checkpoint; "
+            f"{args.samples} samples with {args.sample_steps} reverse Euler-Maruyama steps at each grid "
+            "(seed 0); cov_kl = KL(N(m, S) || N(0, Sigma_h)) in nats over the r^2 grid values, cov_w2 = "
+            "W2 in the L2 norm of the torus, both against the exact covariance at the samples' own grid "
+            "(`field_covariance_distances`, shrinkage 0.01 only when n <= r^2); floor = the same for "
+            "n exact draws (seed 1)",
+            "rows": rows,
+            "runs": [{"run": "gaussian_fields", **v} for v in vals],
+        },
+    )
 
 
-WHITE_28 = '{"scale": 0.0012755102040816326}'          # 1 / 28^2: grid white noise N(0, I) at 28
-BESSEL = '{"scale": 40.0, "s": 40.0, "p": 1.5}'          # fashion_fno.yaml's trace-class prior
+WHITE_28 = '{"scale": 0.0012755102040816326}'  # 1 / 28^2: grid white noise N(0, I) at 28
+BESSEL = '{"scale": 40.0, "s": 40.0, "p": 1.5}'  # fashion_fno.yaml's trace-class prior
 COLUMNS = {"white": "white noise", "bessel": "Bessel prior (trace class)"}
 GRID_FIGURE = ROOT / "docs" / "figures" / "diffusion_grid.png"  # next to the JSON when --out is given
 
@@ -296,14 +385,25 @@ def part_grid(args) -> None:
     overrides = budget(args.max_steps, args.max_minutes, args.val_every)
     rows = []
     models = {network: dict.fromkeys(COLUMNS.values()) for network in ("U-Net", "FNO")}  # rows x columns
-    for label, config, network, prior, prior_args in (("fno_white", FNO, "FNO", "white", WHITE_28),
-                                                      ("unet_bessel", UNET, "U-Net", "bessel", BESSEL)):
+    for label, config, network, prior, prior_args in (
+        ("fno_white", FNO, "FNO", "white", WHITE_28),
+        ("unet_bessel", UNET, "U-Net", "bessel", BESSEL),
+    ):
         earlier = sorted(Path(args.runs_dir, f"grid_{label}").glob("version_*/checkpoints/best-*.ckpt"))
         if args.reuse and earlier:  # figure only: the model of an earlier grid run, not scored again
-            rows.append({"model": label, "network": network, "prior": prior, "checkpoint": str(earlier[-1]),
-                         "reused": True, "curve": []})
+            rows.append(
+                {
+                    "model": label,
+                    "network": network,
+                    "prior": prior,
+                    "checkpoint": str(earlier[-1]),
+                    "reused": True,
+                    "curve": [],
+                }
+            )
             models[network][COLUMNS[prior]] = MultilevelDiffusion.load_from_checkpoint(
-                earlier[-1], map_location="cpu").eval()
+                earlier[-1], map_location="cpu"
+            ).eval()
             continue
         prior_override = ["--model.prior", prior, "--model.prior_args", prior_args]
         run = fit(config, f"grid_{label}", overrides + prior_override, args.runs_dir)
@@ -316,26 +416,39 @@ def part_grid(args) -> None:
     diagonal = {row["model"]: row for row in json.loads(path.read_text())["rows"]}
     for label, network, prior in (("unet_white", "U-Net", "white"), ("fno_bessel", "FNO", "bessel")):
         models[network][COLUMNS[prior]] = MultilevelDiffusion.load_from_checkpoint(
-            resolution_checkpoint(diagonal[label]), map_location="cpu").eval()
+            resolution_checkpoint(diagonal[label]), map_location="cpu"
+        ).eval()
     curve = [{"model": row["model"], **v} for row in rows for v in row.pop("curve")]
     figure = GRID_FIGURE if args.out == DEFAULT_OUT else args.out / GRID_FIGURE.name
     t0 = time.perf_counter()
-    sample_grid_figure(models, resolution=28, n_samples=6, steps=args.sample_steps, seed=0,
-                       value_range=(-1.0, 1.0), path=figure,
-                       title=f"Fashion-MNIST trained at 28: samples at 28 (upper) and 56 (lower), "
-                             f"{args.sample_steps} steps")
+    sample_grid_figure(
+        models,
+        resolution=28,
+        n_samples=6,
+        steps=args.sample_steps,
+        seed=0,
+        value_range=(-1.0, 1.0),
+        path=figure,
+        title=f"Fashion-MNIST trained at 28: samples at 28 (upper) and 56 (lower), {args.sample_steps} steps",
+    )
     figure_s = time.perf_counter() - t0
     budget_text = " ".join(overrides) or "none: the configs' max_steps"
-    bench_common.save(TOPIC, "grid", {
-        "target": "the paper's figure (rows U-Net and FNO, columns white and trace-class noise, samples "
-                  "at 28 and 56) and the scores of the two off-diagonal models: which of network and prior "
-                  "keeps the 56 score near the 28 score",
-        "setup": f"the resolution part's FNO + Bessel and U-Net + white checkpoints, and two models "
-                 f"trained here: fashion_fno.yaml with --model.prior white (scale 1/784), "
-                 f"fashion_unet.yaml with --model.prior bessel (fashion_fno.yaml's prior); overrides: "
-                 f"{budget_text}; scores as in the resolution part ({args.samples} samples, "
-                 f"{args.sample_steps} steps). Figure: {figure.name} ({figure_s:.0f} s)",
-        "rows": rows, "runs": curve})
+    bench_common.save(
+        TOPIC,
+        "grid",
+        {
+            "target": "the paper's figure (rows U-Net and FNO, columns white and trace-class noise, samples "
+            "at 28 and 56) and the scores of the two off-diagonal models: which of network and prior "
+            "keeps the 56 score near the 28 score",
+            "setup": f"the resolution part's FNO + Bessel and U-Net + white checkpoints, and two models "
+            f"trained here: fashion_fno.yaml with --model.prior white (scale 1/784), "
+            f"fashion_unet.yaml with --model.prior bessel (fashion_fno.yaml's prior); overrides: "
+            f"{budget_text}; scores as in the resolution part ({args.samples} samples, "
+            f"{args.sample_steps} steps). Figure: {figure.name} ({figure_s:.0f} s)",
+            "rows": rows,
+            "runs": curve,
+        },
+    )
 
 
 def part_throughput(args) -> None:
@@ -344,24 +457,45 @@ def part_throughput(args) -> None:
     gpu = args.accelerator != "cpu"
     rows = []
     for label, config, extra in (
-            ("fno", FNO, ["--model.schedule_steps", f"[{steps // 2}]"]),  # half the steps at 14, half at 28
-            ("unet", UNET, [])):
-        overrides = ["--trainer.max_steps", str(steps), "--trainer.limit_val_batches", "0",
-                     "--trainer.num_sanity_val_steps", "0", "--checkpoint.monitor", "null",
-                     "--trainer.accelerator", args.accelerator, *extra]
+        ("fno", FNO, ["--model.schedule_steps", f"[{steps // 2}]"]),  # half the steps at 14, half at 28
+        ("unet", UNET, []),
+    ):
+        overrides = [
+            "--trainer.max_steps",
+            str(steps),
+            "--trainer.limit_val_batches",
+            "0",
+            "--trainer.num_sanity_val_steps",
+            "0",
+            "--checkpoint.monitor",
+            "null",
+            "--trainer.accelerator",
+            args.accelerator,
+            *extra,
+        ]
         if gpu:
             overrides += ["--trainer.precision", "bf16-mixed"]
         run = fit(config, f"throughput_{label}", overrides, args.runs_dir)
         batches = run["clock"].batches
         for grid in sorted({g for g, _, _ in batches}):
-            times = [(b, s) for i, (g, b, s) in enumerate(batches) if g == grid and i >= warmup
-                     and (i == 0 or batches[i - 1][0] == g)]  # skip warm-up and the first step on a new grid
+            times = [
+                (b, s)
+                for i, (g, b, s) in enumerate(batches)
+                if g == grid and i >= warmup and (i == 0 or batches[i - 1][0] == g)
+            ]  # skip warm-up and the first step on a new grid
             if not times:
                 continue
             median = statistics.median(s for _, s in times)
-            rows.append({"network": label, "task": f"training at {grid}", "batch": times[0][0],
-                         "steps_timed": len(times), "s_per_step": round(median, 4),
-                         "images_per_s": round(times[0][0] / median, 1)})
+            rows.append(
+                {
+                    "network": label,
+                    "task": f"training at {grid}",
+                    "batch": times[0][0],
+                    "steps_timed": len(times),
+                    "s_per_step": round(median, 4),
+                    "images_per_s": round(times[0][0] / median, 1),
+                }
+            )
         model = run["cli"].model.eval()
         device = next(model.parameters()).device
         gen = torch.Generator(device=device).manual_seed(0)
@@ -373,47 +507,82 @@ def part_throughput(args) -> None:
             model.sample(64, 56, steps=args.sample_steps, generator=gen)
             if gpu:
                 torch.cuda.synchronize()
-        rows.append({"network": label, "task": f"64 samples at 56, {args.sample_steps} steps",
-                     "seconds": round(time.perf_counter() - t0, 2)})
+        rows.append(
+            {
+                "network": label,
+                "task": f"64 samples at 56, {args.sample_steps} steps",
+                "seconds": round(time.perf_counter() - t0, 2),
+            }
+        )
     env = bench_common.environment()
-    bench_common.save(TOPIC, "throughput", {
-        "target": "training images per second; seconds for 64 samples at 56 with 200 steps; on a GPU with "
-                  "bf16-mixed if one is lent",
-        "setup": f"`ctdl fit` of fashion_fno.yaml (14 for the first {steps // 2} steps, then 28) and "
-                 f"fashion_unet.yaml (28) for {steps} steps, no validation, accelerator {args.accelerator}"
-                 f"{', bf16-mixed' if gpu else ', float32'}; images_per_s = batch / median seconds per step "
-                 f"(forward, backward, AdamW, EMA; the first {warmup} steps and the first step on a new grid "
-                 "left out); sampling: reverse Euler-Maruyama with the trained-for-a-few-steps weights (the "
-                 "cost does not depend on them). "
-                 + ("GPU: none was lent to this run (env.cuda is None), so the GPU / bf16-mixed rows are not "
-                    "measured" if env["cuda"] is None else f"GPU present: {env['cuda']}"),
-        "rows": rows})
+    bench_common.save(
+        TOPIC,
+        "throughput",
+        {
+            "target": "training images per second; seconds for 64 samples at 56 with 200 steps; on a GPU with "
+            "bf16-mixed if one is lent",
+            "setup": f"`ctdl fit` of fashion_fno.yaml (14 for the first {steps // 2} steps, then 28) and "
+            f"fashion_unet.yaml (28) for {steps} steps, no validation, accelerator {args.accelerator}"
+            f"{', bf16-mixed' if gpu else ', float32'}; images_per_s = batch / median seconds per step "
+            f"(forward, backward, AdamW, EMA; the first {warmup} steps and the first step on a new grid "
+            "left out); sampling: reverse Euler-Maruyama with the trained-for-a-few-steps weights (the "
+            "cost does not depend on them). "
+            + (
+                "GPU: none was lent to this run (env.cuda is None), so the GPU / bf16-mixed rows are not "
+                "measured"
+                if env["cuda"] is None
+                else f"GPU present: {env['cuda']}"
+            ),
+            "rows": rows,
+        },
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["resolution", "multilevel", "gaussian", "grid", "throughput",
-                                         "report"])
-    parser.add_argument("--max-steps", type=int, help="training steps per model (default: the config's; "
-                        "multilevel 4000, throughput 40)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "part", choices=["resolution", "multilevel", "gaussian", "grid", "throughput", "report"]
+    )
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        help="training steps per model (default: the config's; multilevel 4000, throughput 40)",
+    )
     parser.add_argument("--max-minutes", type=float, help="a wall-clock cap per model (Lightning max_time)")
-    parser.add_argument("--val-every", type=int, help="validate every this many steps (default: the "
-                        "config's; multilevel 250)")
+    parser.add_argument(
+        "--val-every", type=int, help="validate every this many steps (default: the config's; multilevel 250)"
+    )
     parser.add_argument("--samples", type=int, help="samples per grid (resolution 500, gaussian 10000)")
-    parser.add_argument("--sample-steps", type=int, help="reverse-time Euler-Maruyama steps (resolution and "
-                        "gaussian 100, throughput 200)")
+    parser.add_argument(
+        "--sample-steps",
+        type=int,
+        help="reverse-time Euler-Maruyama steps (resolution and gaussian 100, throughput 200)",
+    )
     parser.add_argument("--sample-batch", type=int, default=500, help="samples drawn at a time")
-    parser.add_argument("--switch-step", type=int, help="multilevel: the step that moves from 14 to 28 "
-                        "(default 1500, the config's, or 3/8 of --max-steps when that is smaller)")
-    parser.add_argument("--threshold", type=float, help="multilevel: a fixed val/loss to reach (default: the "
-                        "worse of the two runs' best)")
-    parser.add_argument("--reuse", action="store_true", help="grid: take the off-diagonal models of an "
-                        "earlier grid run from --runs-dir instead of training them (figure only, no scores)")
+    parser.add_argument(
+        "--switch-step",
+        type=int,
+        help="multilevel: the step that moves from 14 to 28 "
+        "(default 1500, the config's, or 3/8 of --max-steps when that is smaller)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="multilevel: a fixed val/loss to reach (default: the worse of the two runs' best)",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="grid: take the off-diagonal models of an "
+        "earlier grid run from --runs-dir instead of training them (figure only, no scores)",
+    )
     parser.add_argument("--accelerator", default="cpu", help="throughput: cpu or gpu (gpu adds bf16-mixed)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: the environment's)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder of the JSON, report and grid "
-                        "figure")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="folder of the JSON, report and grid figure"
+    )
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "bench_diffusion")
     args = parser.parse_args()
     if args.threads:

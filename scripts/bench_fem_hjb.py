@@ -48,10 +48,17 @@ def lqr_row(problem: LQR, ref: RiccatiSolution, mesh: int, dt: float, x: torch.T
     total = time.perf_counter() - start
     exact = ref.value(0.0, x)
     err = (value(0.0, x) - exact).abs() / exact.abs()
-    return {"mesh": mesh, "h": round(6.0 / mesh, 5), "dt": dt, "steps": value.steps,
-            "max_rel_err": err.max().item(), "mean_rel_err": err.mean().item(),
-            "newton_its": value.newton_iterations, "solve_s": round(value.solve_seconds, 2),
-            "total_s": round(total, 2)}
+    return {
+        "mesh": mesh,
+        "h": round(6.0 / mesh, 5),
+        "dt": dt,
+        "steps": value.steps,
+        "max_rel_err": err.max().item(),
+        "mean_rel_err": err.mean().item(),
+        "newton_its": value.newton_iterations,
+        "solve_s": round(value.solve_seconds, 2),
+        "total_s": round(total, 2),
+    }
 
 
 def add_orders(rows: list[dict]) -> list[dict]:
@@ -63,8 +70,9 @@ def add_orders(rows: list[dict]) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--meshes", type=int, nargs="+", default=[24, 48, 96])
     parser.add_argument("--mesh-dt", type=float, default=5e-4, help="dt of the mesh study")
     parser.add_argument("--dts", type=float, nargs="+", default=[0.1, 0.05, 0.025])
@@ -91,27 +99,40 @@ def main() -> None:
     scale = phi_fine.abs().max().item()
     obstacle_rows = []
     for label, v in (("reference", fine), ("mesh / 2", coarse_mesh), ("2 dt", coarse_dt)):
-        row = {"run": label, "mesh": v.mesh, "dt": v.dt, "newton_its": v.newton_iterations,
-               "max_newton_its": v.max_newton_iterations, "solve_s": round(v.solve_seconds, 1)}
+        row = {
+            "run": label,
+            "mesh": v.mesh,
+            "dt": v.dt,
+            "newton_its": v.newton_iterations,
+            "max_newton_its": v.max_newton_iterations,
+            "solve_s": round(v.solve_seconds, 1),
+        }
         values = v(0.0, pts)
-        row.update({f"Phi0{tuple(p)}": round(float(val), 4)
-                    for p, val in zip(SAMPLE_POINTS, values, strict=True)})
+        row.update(
+            {f"Phi0{tuple(p)}": round(float(val), 4) for p, val in zip(SAMPLE_POINTS, values, strict=True)}
+        )
         if v is not fine:
             diff = (v(0.0, box) - phi_fine).abs()
             row["max_abs_diff"] = diff.max().item()
             row["max_diff_over_max_Phi"] = diff.max().item() / scale
         obstacle_rows.append(row)
 
-    mesh_setup = (f"LQR (A = [[0, 1], [0, 0]], B = Q = R = I, G = diag(4, 1), sigma = 0.5 I, T = 1) on "
-                  f"[-3, 3]^2, P1 on triangles, Neumann, backward Euler dt = {args.mesh_dt:g}, Newton (SNES, "
-                  f"MUMPS LU); relative error of Phi(0, x) against Riccati over a 61 x 61 grid of "
-                  f"|x|_inf <= 1.5; order = log2 of the error ratio of successive rows (2 expected)")
-    dt_setup = (f"the same LQR on the mesh {args.dt_mesh}, dt halved per row; order 1 expected in dt "
-                f"until the mesh error (see lqr_mesh) dominates")
-    obstacle_setup = (f"Obstacle (height 50, width 0.4, weight 50, sigma = [[0.2, -0.4], [-0.4, 0.2]], "
-                      f"T = 1) on [-3, 3]^2, P1 on triangles, Neumann; Phi(0, x) at sample points; "
-                      f"max |Phi - Phi_ref| over a 61 x 61 grid of the box, max |Phi_ref| there "
-                      f"{scale:.1f}")
+    mesh_setup = (
+        f"LQR (A = [[0, 1], [0, 0]], B = Q = R = I, G = diag(4, 1), sigma = 0.5 I, T = 1) on "
+        f"[-3, 3]^2, P1 on triangles, Neumann, backward Euler dt = {args.mesh_dt:g}, Newton (SNES, "
+        f"MUMPS LU); relative error of Phi(0, x) against Riccati over a 61 x 61 grid of "
+        f"|x|_inf <= 1.5; order = log2 of the error ratio of successive rows (2 expected)"
+    )
+    dt_setup = (
+        f"the same LQR on the mesh {args.dt_mesh}, dt halved per row; order 1 expected in dt "
+        f"until the mesh error (see lqr_mesh) dominates"
+    )
+    obstacle_setup = (
+        f"Obstacle (height 50, width 0.4, weight 50, sigma = [[0.2, -0.4], [-0.4, 0.2]], "
+        f"T = 1) on [-3, 3]^2, P1 on triangles, Neumann; Phi(0, x) at sample points; "
+        f"max |Phi - Phi_ref| over a 61 x 61 grid of the box, max |Phi_ref| there "
+        f"{scale:.1f}"
+    )
     parts = {
         "lqr_mesh": {"setup": mesh_setup, "rows": mesh_rows},
         "lqr_dt": {"setup": dt_setup, "rows": dt_rows},
@@ -120,10 +141,14 @@ def main() -> None:
     env = environment()
     OUT.mkdir(exist_ok=True)
     (OUT / f"{TOPIC}.json").write_text(json.dumps({"env": env, **parts}, indent=2))
-    md = ["# Finite-element HJB reference (scripts/bench_fem_hjb.py)", "",
-          f"{env['cpu']}, {env['cores']} cores, {env['torch_threads']} torch thread(s), one process; "
-          f"Python {env['python']}, torch {env['torch']}. Solve times are wall seconds of the time "
-          f"stepping (form compilation excluded) and vary with the machine's load.", ""]
+    md = [
+        "# Finite-element HJB reference (scripts/bench_fem_hjb.py)",
+        "",
+        f"{env['cpu']}, {env['cores']} cores, {env['torch_threads']} torch thread(s), one process; "
+        f"Python {env['python']}, torch {env['torch']}. Solve times are wall seconds of the time "
+        f"stepping (form compilation excluded) and vary with the machine's load.",
+        "",
+    ]
     for name, part in parts.items():
         md += [f"## {name}", "", f"Setup: {part['setup']}", "", table(part["rows"]), ""]
     (OUT / f"{TOPIC}.md").write_text("\n".join(md))

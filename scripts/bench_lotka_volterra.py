@@ -40,8 +40,9 @@ def reference_rate(theta: np.ndarray, seed: int) -> tuple[float, float, int, int
 def main() -> None:
     from bench_common import save, table  # here: worker processes re-import this file and need no torch
 
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=50_000, help="simulations of the vectorised simulator")
     parser.add_argument("--n-reference", type=int, default=400, help="simulations of the plain-Python loop")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
@@ -64,36 +65,54 @@ def main() -> None:
     vec_rate, ref_rate = args.n / vec_s, args.n_reference / ref_s
     workers = args.workers or len(os.sched_getaffinity(0))
     rows = [
-        {"simulator": f"vectorised, {workers} worker process(es)", "simulations": args.n,
-         "seconds": round(vec_s, 2), "sims_per_s": round(vec_rate), "failed_frac": round(
-             float(np.isnan(stats[:, 0]).mean()), 4), "speed_up": round(vec_rate / ref_rate, 1),
-         "cpu_ms_per_sim": round(vec_cpu / args.n * 1e3, 4), "cpu_speed_up": round(cpu_ratio, 1)},
-        {"simulator": "plain-Python one-chain loop", "simulations": args.n_reference,
-         "seconds": round(ref_s, 2), "sims_per_s": round(ref_rate, 1),
-         "failed_frac": round(ref_failed / args.n_reference, 4), "speed_up": 1.0,
-         "cpu_ms_per_sim": round(ref_cpu / args.n_reference * 1e3, 4), "cpu_speed_up": 1.0,
-         "us_per_event": round(ref_s / ref_events * 1e6, 3)},
+        {
+            "simulator": f"vectorised, {workers} worker process(es)",
+            "simulations": args.n,
+            "seconds": round(vec_s, 2),
+            "sims_per_s": round(vec_rate),
+            "failed_frac": round(float(np.isnan(stats[:, 0]).mean()), 4),
+            "speed_up": round(vec_rate / ref_rate, 1),
+            "cpu_ms_per_sim": round(vec_cpu / args.n * 1e3, 4),
+            "cpu_speed_up": round(cpu_ratio, 1),
+        },
+        {
+            "simulator": "plain-Python one-chain loop",
+            "simulations": args.n_reference,
+            "seconds": round(ref_s, 2),
+            "sims_per_s": round(ref_rate, 1),
+            "failed_frac": round(ref_failed / args.n_reference, 4),
+            "speed_up": 1.0,
+            "cpu_ms_per_sim": round(ref_cpu / args.n_reference * 1e3, 4),
+            "cpu_speed_up": 1.0,
+            "us_per_event": round(ref_s / ref_events * 1e6, 3),
+        },
     ]
     result = {
         "target": "at least 100x the simulations per second of the plain-Python one-chain Gillespie loop",
-        "setup": (f"prior draws log theta ~ U[-5, 2]^4 (seed {args.seed}), T = 30, 150 records, "
-                  f"failure after {MAX_EVENTS} events; the reference runs on a random subset of the "
-                  "same draws, half before and half after the vectorised run"),
+        "setup": (
+            f"prior draws log theta ~ U[-5, 2]^4 (seed {args.seed}), T = 30, 150 records, "
+            f"failure after {MAX_EVENTS} events; the reference runs on a random subset of the "
+            "same draws, half before and half after the vectorised run"
+        ),
         "numpy": np.__version__,
         "workers": workers,
         "load_average_before": load_before,
         "load_average_after": os.getloadavg()[0],
         "speed_up": round(vec_rate / ref_rate, 1),
         "cpu_speed_up": round(cpu_ratio, 1),
-        "note": ("speed_up: simulations per second (wall clock, all workers); cpu_speed_up: CPU time per "
-                 "simulation (all processes), i.e. the speed-up per core"),
+        "note": (
+            "speed_up: simulations per second (wall clock, all workers); cpu_speed_up: CPU time per "
+            "simulation (all processes), i.e. the speed-up per core"
+        ),
         "rows": rows,
     }
     save("lotka_volterra", "sim", result)
     print()
     print(table(rows))
-    print(f"\nspeed-up {vec_rate / ref_rate:.1f}x (per core {cpu_ratio:.1f}x); numpy {np.__version__}; "
-          f"load average {load_before:.1f} before, {result['load_average_after']:.1f} after")
+    print(
+        f"\nspeed-up {vec_rate / ref_rate:.1f}x (per core {cpu_ratio:.1f}x); numpy {np.__version__}; "
+        f"load average {load_before:.1f} before, {result['load_average_after']:.1f} after"
+    )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,15 @@ def fit_and_test(config: str, runs_dir: str, *extra: str) -> dict:
     """Fit a config through the CLI, then test its best checkpoint; return what was logged."""
     from ctdl.cli import run_cli
 
-    args = ["--config", str(ROOT / config), "--runs_dir", runs_dir,
-            "--trainer.enable_progress_bar", "false", *extra]
+    args = [
+        "--config",
+        str(ROOT / config),
+        "--runs_dir",
+        runs_dir,
+        "--trainer.enable_progress_bar",
+        "false",
+        *extra,
+    ]
     cli = run_cli(args, run=False)
     start = time.perf_counter()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
@@ -42,9 +49,14 @@ def fit_and_test(config: str, runs_dir: str, *extra: str) -> dict:
     val = [float(r["val/acc"]) for r in rows if r.get("val/acc")]
     n_params = sum(p.numel() for p in cli.model.parameters())
     return {
-        "config": config, "run_dir": cli.trainer.log_dir, "epochs": cli.trainer.current_epoch,
-        "fit_seconds": round(fit_seconds, 1), "params": n_params,
-        "best_val_acc": max(val), "final_val_acc": val[-1], "test_acc": test["test/acc"],
+        "config": config,
+        "run_dir": cli.trainer.log_dir,
+        "epochs": cli.trainer.current_epoch,
+        "fit_seconds": round(fit_seconds, 1),
+        "params": n_params,
+        "best_val_acc": max(val),
+        "final_val_acc": val[-1],
+        "test_acc": test["test/acc"],
         "seconds_to_97_val": _seconds_to(rows, val, 0.97, fit_seconds),
     }
 
@@ -58,19 +70,33 @@ def _seconds_to(rows, val, target, fit_seconds):
 
 
 def part_peaks(runs_dir: str) -> None:
-    results = [fit_and_test(f"configs/odenet/{name}.yaml", runs_dir)
-               for name in ("peaks", "peaks_antisymmetric", "peaks_hamiltonian", "ellipses")]
+    results = [
+        fit_and_test(f"configs/odenet/{name}.yaml", runs_dir)
+        for name in ("peaks", "peaks_antisymmetric", "peaks_hamiltonian", "ellipses")
+    ]
     save("odenet", "peaks", {"target": "peaks: val acc >= 0.97 in < 120 s of training", "runs": results})
 
 
 def part_digits(runs_dir: str) -> None:
-    save("odenet", "digits", {"target": "digits: test acc >= 0.97",
-                    "runs": [fit_and_test("configs/odenet/digits.yaml", runs_dir)]})
+    save(
+        "odenet",
+        "digits",
+        {
+            "target": "digits: test acc >= 0.97",
+            "runs": [fit_and_test("configs/odenet/digits.yaml", runs_dir)],
+        },
+    )
 
 
 def part_fashion(runs_dir: str) -> None:
-    save("odenet", "fashion", {"target": "Fashion-MNIST: test acc >= 0.91 with <= 250k parameters",
-                     "runs": [fit_and_test("configs/odenet/fashion_mnist.yaml", runs_dir)]})
+    save(
+        "odenet",
+        "fashion",
+        {
+            "target": "Fashion-MNIST: test acc >= 0.91 with <= 250k parameters",
+            "runs": [fit_and_test("configs/odenet/fashion_mnist.yaml", runs_dir)],
+        },
+    )
 
 
 # -------------------------------------------------------------------------------- memory
@@ -95,14 +121,30 @@ def part_memory(_: str) -> None:
     rows = []
     for adjoint in (False, True):
         for steps in (8, 32, 128):
-            mib = [float(subprocess.check_output(
-                [sys.executable, "-c", MEMORY_CHILD, str(steps), str(int(adjoint))], text=True))
-                for _ in range(2)]
-            rows.append({"gradient": "adjoint" if adjoint else "backprop", "steps": steps,
-                         "peak_step_MiB": round(min(mib), 1)})
-    save("odenet", "memory", {"setup": "dense ODENetClassifier, width 256, batch 1024, RK4; "
-                    "peak RSS growth during one forward+backward (ru_maxrss), min of 2 processes",
-                    "rows": rows})
+            mib = [
+                float(
+                    subprocess.check_output(
+                        [sys.executable, "-c", MEMORY_CHILD, str(steps), str(int(adjoint))], text=True
+                    )
+                )
+                for _ in range(2)
+            ]
+            rows.append(
+                {
+                    "gradient": "adjoint" if adjoint else "backprop",
+                    "steps": steps,
+                    "peak_step_MiB": round(min(mib), 1),
+                }
+            )
+    save(
+        "odenet",
+        "memory",
+        {
+            "setup": "dense ODENetClassifier, width 256, batch 1024, RK4; "
+            "peak RSS growth during one forward+backward (ru_maxrss), min of 2 processes",
+            "rows": rows,
+        },
+    )
 
 
 # ------------------------------------------------------------------------------ overhead
@@ -122,7 +164,8 @@ def part_overhead(_: str, repeats: int = 15) -> None:
         solvers = {
             "ctdl": lambda y, f=f, n=steps: odeint(f, y, t, method="rk4", steps=n),
             "torchdiffeq": lambda y, f=f, n=steps: torchdiffeq.odeint(
-                f, y, t, method="rk4", options={"step_size": 1.0 / n}),
+                f, y, t, method="rk4", options={"step_size": 1.0 / n}
+            ),
         }
         for mode in ("forward", "forward+backward"):
             times = {name: [] for name in solvers}
@@ -136,19 +179,30 @@ def part_overhead(_: str, repeats: int = 15) -> None:
                     if r >= 2:
                         times[name].append((time.perf_counter() - start) / steps)
             med = {name: statistics.median(v) for name, v in times.items()}
-            rows.append({"batch": batch, "width": width, "steps": steps, "mode": mode,
-                         "ctdl_us_per_step": round(1e6 * med["ctdl"], 1),
-                         "torchdiffeq_us_per_step": round(1e6 * med["torchdiffeq"], 1),
-                         "ratio": round(med["ctdl"] / med["torchdiffeq"], 3)})
-    save("odenet", "overhead", {"target": f"ratio ctdl / torchdiffeq <= 1.0 (median of {repeats})",
-                      "rows": rows})
+            rows.append(
+                {
+                    "batch": batch,
+                    "width": width,
+                    "steps": steps,
+                    "mode": mode,
+                    "ctdl_us_per_step": round(1e6 * med["ctdl"], 1),
+                    "torchdiffeq_us_per_step": round(1e6 * med["torchdiffeq"], 1),
+                    "ratio": round(med["ctdl"] / med["torchdiffeq"], 3),
+                }
+            )
+    save(
+        "odenet",
+        "overhead",
+        {"target": f"ratio ctdl / torchdiffeq <= 1.0 (median of {repeats})", "rows": rows},
+    )
 
 
 # -------------------------------------------------------------------------------- report
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("parts", nargs="+",
-                        choices=["peaks", "digits", "fashion", "memory", "overhead", "report"])
+    parser.add_argument(
+        "parts", nargs="+", choices=["peaks", "digits", "fashion", "memory", "overhead", "report"]
+    )
     parser.add_argument("--runs_dir", default=None, help="run folders (default: a temporary one)")
     args = parser.parse_args()
     runs_dir = args.runs_dir or tempfile.mkdtemp(prefix="ctdl-bench-")

@@ -94,15 +94,28 @@ def part_trace(batch: int = 256, steps: int = 2, repeats: int = 3) -> None:
             for tr, model in models.items():
                 times[tr] += step_seconds(model, x, steps, 1)
         med = {tr: statistics.median(v) for tr, v in times.items()}
-        rows.append({"d": d, "m": m, "exact_s": round(med["exact"], 4),
-                     "autograd_s": round(med["autograd"], 4), "hutchinson_s": round(med["hutchinson"], 4),
-                     "autograd/exact": round(med["autograd"] / med["exact"], 2),
-                     "hutchinson/exact": round(med["hutchinson"] / med["exact"], 2)})
+        rows.append(
+            {
+                "d": d,
+                "m": m,
+                "exact_s": round(med["exact"], 4),
+                "autograd_s": round(med["autograd"], 4),
+                "hutchinson_s": round(med["hutchinson"], 4),
+                "autograd/exact": round(med["autograd"] / med["exact"], 2),
+                "hutchinson/exact": round(med["hutchinson"] / med["exact"], 2),
+            }
+        )
         print(rows[-1], flush=True)
-    save("otflow", "trace", {"setup": f"float32, batch {batch}, {steps} RK4 steps, median of {repeats}, one "
-                   "training step = loss forward + backward + Adam",
-                   "target": "exact >= 3x faster than autograd for d >= 21, never slower at small d",
-                   "rows": rows})
+    save(
+        "otflow",
+        "trace",
+        {
+            "setup": f"float32, batch {batch}, {steps} RK4 steps, median of {repeats}, one "
+            "training step = loss forward + backward + Adam",
+            "target": "exact >= 3x faster than autograd for d >= 21, never slower at small d",
+            "rows": rows,
+        },
+    )
 
 
 # ------------------------------------------------------------------------------------ speed
@@ -112,8 +125,9 @@ SPEED_SHAPES = {"toy": (2, 32, 8), "miniboone": (43, 256, 6), "bsds300": (63, 51
 SPEED_ALPHA = (1.0, 100.0, 5.0)  # alpha_L, alpha_C, alpha_R (OTFlow's defaults), the same in both codes
 
 
-def iteration_gemm_flops(d: int, m: int, n: int, steps: int, depth: int = 2,
-                         rank: int | None = None) -> float:
+def iteration_gemm_flops(
+    d: int, m: int, n: int, steps: int, depth: int = 2, rank: int | None = None
+) -> float:
     """Floating-point operations in the matrix products of one training iteration of OT-Flow
     (exact trace, classic RK4, batch n, s = (x, t) in R^{d+1}, M = depth - 1 residual layers,
     r = rank of A). One evaluation of (grad_x Phi, tr Hess_x Phi) needs these multiply-adds:
@@ -177,8 +191,10 @@ def import_original(path: str):
     imported from `path` as it is. It runs on torch 2.x without changes; a shim would go here."""
     root = Path(path).expanduser().resolve()
     if not (root / "src" / "OTFlowProblem.py").exists():
-        raise FileNotFoundError(f"--original {path}: no src/OTFlowProblem.py there; pass the root of a "
-                                "checkout of https://github.com/EmoryMLIP/OT-Flow")
+        raise FileNotFoundError(
+            f"--original {path}: no src/OTFlowProblem.py there; pass the root of a "
+            "checkout of https://github.com/EmoryMLIP/OT-Flow"
+        )
     sys.path.insert(0, str(root))
     from src.OTFlowProblem import OTFlowProblem
     from src.Phi import Phi
@@ -231,8 +247,9 @@ def original_iteration(net: nn.Module, problem, x: torch.Tensor, steps: int):
     return run
 
 
-def part_speed(original: str | None, shapes: list[str], batches: list[int], threads: list[int],
-               repeats: int) -> None:
+def part_speed(
+    original: str | None, shapes: list[str], batches: list[int], threads: list[int], repeats: int
+) -> None:
     """Seconds per training iteration of ctdl (and of the original code with --original), float32,
     exact trace, for each shape, batch and thread count; both codes start from the same weights
     and data and alternate iteration by iteration (ctdl first in even rounds), so machine noise
@@ -242,8 +259,9 @@ def part_speed(original: str | None, shapes: list[str], batches: list[int], thre
     Phi, problem = import_original(original) if original else (None, None)
     cases = [(name, n) for name in shapes for n in batches]
     # the trace's product K_i J (m x m times m x nd) at each case, and a square one
-    sizes = sorted({(m, m, n * d) for name, n in cases for d, m, _ in [SPEED_SHAPES[name]]}
-                   | {(2048, 2048, 2048)})
+    sizes = sorted(
+        {(m, m, n * d) for name, n in cases for d, m, _ in [SPEED_SHAPES[name]]} | {(2048, 2048, 2048)}
+    )
     rates = {k: gemm_rate(k, sizes) for k in threads}
     rows, flops_of = [], []
     for name, n in cases:
@@ -260,8 +278,14 @@ def part_speed(original: str | None, shapes: list[str], batches: list[int], thre
         for k in threads:
             torch.set_num_threads(k)
             torch.manual_seed(0)
-            model = OTFlow(dim=d, width=m, depth=2, alpha_L=SPEED_ALPHA[0], alpha_C=SPEED_ALPHA[1],
-                           alpha_R=SPEED_ALPHA[2])
+            model = OTFlow(
+                dim=d,
+                width=m,
+                depth=2,
+                alpha_L=SPEED_ALPHA[0],
+                alpha_C=SPEED_ALPHA[1],
+                alpha_R=SPEED_ALPHA[2],
+            )
             x = torch.randn(n, d)
             runs = {"ctdl": ctdl_iteration(model, x, steps)}
             if Phi is not None:
@@ -274,14 +298,22 @@ def part_speed(original: str | None, shapes: list[str], batches: list[int], thre
             load = os.getloadavg()[0]
             times, first_loss = {c: [] for c in runs}, {}
             for rnd in range(max(repeats, 10) if flops < 1e10 else repeats):
-                for c in (runs if rnd % 2 == 0 else reversed(runs)):
+                for c in runs if rnd % 2 == 0 else reversed(runs):
                     sec, loss = runs[c]()
                     times[c].append(sec)
                     first_loss.setdefault(c, loss)
-            row = {"shape": name, "d": d, "m": m, "batch": n, "rk4_steps": steps, "threads": k,
-                   "rounds": len(times["ctdl"]), "gemm_gflop": round(flops / 1e9, 2),
-                   "bound_s": round(flops / (rates[k]["best_gflops"] * 1e9), 4),
-                   "ctdl_s": round(statistics.median(times["ctdl"]), 4)}
+            row = {
+                "shape": name,
+                "d": d,
+                "m": m,
+                "batch": n,
+                "rk4_steps": steps,
+                "threads": k,
+                "rounds": len(times["ctdl"]),
+                "gemm_gflop": round(flops / 1e9, 2),
+                "bound_s": round(flops / (rates[k]["best_gflops"] * 1e9), 4),
+                "ctdl_s": round(statistics.median(times["ctdl"]), 4),
+            }
             row["ctdl/bound"] = round(row["ctdl_s"] / row["bound_s"], 2)
             if "original" in runs:
                 row["original_s"] = round(statistics.median(times["original"]), 4)
@@ -301,19 +333,35 @@ def part_speed(original: str | None, shapes: list[str], batches: list[int], thre
                 for c in ("ctdl", "original"):
                     if f"{c}_s" in row:
                         row[f"{c}/bound"] = round(row[f"{c}_s"] / row["bound_s"], 2)
-        rates[k] = {"threads": k, "best_gflops": max(rates[k]["best_gflops"], again["best_gflops"]),
-                    "before": rates[k]["products"], "after": again["products"]}
-    contenders = (f"ctdl and the original OT-Flow code ({original}, imported unchanged) start from the same "
-                  "weights and data and alternate iteration by iteration; loss_rel_diff compares their first "
-                  "losses. ") if original else "ctdl only. "
-    save("otflow", "speed", {
-        "setup": "seconds per training iteration (loss forward, backward, Adam step), float32, exact trace, "
-                 "classic RK4, depth 2, alpha = (1, 100, 5), Gaussian data of each shape; median over "
-                 "rounds; " + contenders + "bound_s: the iteration's matrix-product flops (gemm_gflop: "
-                 "3 x 4 x steps evaluations of the products K_0 s, K_i u, K_i J, A s and their transposes; "
-                 "iteration_gemm_flops) over this machine's best float32 GEMM rate with the same threads "
-                 "(gemm_rates); load_before and load_after: the 1-minute load average (other processes)",
-        "gemm_rates": list(rates.values()), "rows": rows})
+        rates[k] = {
+            "threads": k,
+            "best_gflops": max(rates[k]["best_gflops"], again["best_gflops"]),
+            "before": rates[k]["products"],
+            "after": again["products"],
+        }
+    contenders = (
+        (
+            f"ctdl and the original OT-Flow code ({original}, imported unchanged) start from the same "
+            "weights and data and alternate iteration by iteration; loss_rel_diff compares their first "
+            "losses. "
+        )
+        if original
+        else "ctdl only. "
+    )
+    save(
+        "otflow",
+        "speed",
+        {
+            "setup": "seconds per training iteration (loss forward, backward, Adam step), float32, exact trace, "
+            "classic RK4, depth 2, alpha = (1, 100, 5), Gaussian data of each shape; median over "
+            "rounds; " + contenders + "bound_s: the iteration's matrix-product flops (gemm_gflop: "
+            "3 x 4 x steps evaluations of the products K_0 s, K_i u, K_i J, A s and their transposes; "
+            "iteration_gemm_flops) over this machine's best float32 GEMM rate with the same threads "
+            "(gemm_rates); load_before and load_after: the 1-minute load average (other processes)",
+            "gemm_rates": list(rates.values()),
+            "rows": rows,
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------- quality
@@ -346,8 +394,9 @@ def fresh_points(name: str, n: int, stream: int, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(make_toy_density(name, n, rng)).float()
 
 
-def fresh_log_prob(model: OTFlow, name: str, seed: int = 0,
-                   stream: int = DECISION_STREAM) -> tuple[torch.Tensor, torch.Tensor]:
+def fresh_log_prob(
+    model: OTFlow, name: str, seed: int = 0, stream: int = DECISION_STREAM
+) -> tuple[torch.Tensor, torch.Tensor]:
     """100k fresh float64 samples of toy `name` and the model's log density on them, integrated
     with its test step count in chunks of 10k."""
     fresh = fresh_points(name, 100_000, stream, seed).double()
@@ -356,8 +405,9 @@ def fresh_log_prob(model: OTFlow, name: str, seed: int = 0,
     return fresh, log_p
 
 
-def fresh_excess(model: OTFlow, name: str, seed: int = 0,
-                 stream: int = DECISION_STREAM) -> tuple[torch.Tensor, torch.Tensor]:
+def fresh_excess(
+    model: OTFlow, name: str, seed: int = 0, stream: int = DECISION_STREAM
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The fresh samples of `fresh_log_prob` and log p_true - log p_model on each (its mean is the
     KL gap); for toys whose density is known."""
     from ctdl.datamodules import toy_log_density
@@ -366,18 +416,33 @@ def fresh_excess(model: OTFlow, name: str, seed: int = 0,
     return fresh, toy_log_density(name, fresh).double() - log_p
 
 
-def train_and_measure(name: str, max_steps: int | None, runs_dir: str, precision: str | None = None,
-                      overrides: tuple[str, ...] = ()) -> dict:
+def train_and_measure(
+    name: str,
+    max_steps: int | None,
+    runs_dir: str,
+    precision: str | None = None,
+    overrides: tuple[str, ...] = (),
+) -> dict:
     """Train configs/otflow/<name>.yaml through the CLI (`max_steps` and `precision` override the
     config's unless None, `overrides` are more CLI arguments), then measure the best
     checkpoint (by val/nll) in float64 with its test step count: the KL gap on 100k fresh samples
     and the inversion error ||F^-1(F(x)) - x|| on 10k of them."""
     from ctdl.cli import run_cli
 
-    cli = run_cli(["--config", str(ROOT / f"configs/otflow/{name}.yaml"), "--runs_dir", runs_dir,
-                   *(["--trainer.max_steps", str(max_steps)] if max_steps else []),
-                   "--trainer.enable_progress_bar", "false",
-                   *(["--trainer.precision", precision] if precision else []), *overrides], run=False)
+    cli = run_cli(
+        [
+            "--config",
+            str(ROOT / f"configs/otflow/{name}.yaml"),
+            "--runs_dir",
+            runs_dir,
+            *(["--trainer.max_steps", str(max_steps)] if max_steps else []),
+            "--trainer.enable_progress_bar",
+            "false",
+            *(["--trainer.precision", precision] if precision else []),
+            *overrides,
+        ],
+        run=False,
+    )
     start = time.perf_counter()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     seconds = time.perf_counter() - start
@@ -391,12 +456,21 @@ def train_and_measure(name: str, max_steps: int | None, runs_dir: str, precision
         inv = (best.inverse(best(x, steps=steps), steps=steps) - x).norm(dim=1)
     nll_model = -log_p.mean().item()
     nll_true = None if log_true is None else -log_true.mean().item()
-    row = {"data": name, "iterations": cli.trainer.global_step, "train_seconds": round(seconds, 1),
-           "train_precision": str(cli.trainer.precision), "clamp": best.hparams.clamp,
-           "nll_model": round(nll_model, 4), "nll_true": None if nll_true is None else round(nll_true, 4),
-           "gap_nats": None if nll_true is None else round(nll_model - nll_true, 4), "test_steps": steps,
-           "inv_err_mean": float(f"{inv.mean().item():.2e}"), "inv_err_max": float(f"{inv.max().item():.2e}"),
-           "run_dir": cli.trainer.log_dir, "curve": training_curve(cli.trainer.log_dir)}
+    row = {
+        "data": name,
+        "iterations": cli.trainer.global_step,
+        "train_seconds": round(seconds, 1),
+        "train_precision": str(cli.trainer.precision),
+        "clamp": best.hparams.clamp,
+        "nll_model": round(nll_model, 4),
+        "nll_true": None if nll_true is None else round(nll_true, 4),
+        "gap_nats": None if nll_true is None else round(nll_model - nll_true, 4),
+        "test_steps": steps,
+        "inv_err_mean": float(f"{inv.mean().item():.2e}"),
+        "inv_err_max": float(f"{inv.max().item():.2e}"),
+        "run_dir": cli.trainer.log_dir,
+        "curve": training_curve(cli.trainer.log_dir),
+    }
     if data.name == "checkerboard":
         row["edge_bands"] = edge_bands(fresh, log_true - log_p)
     print({k: v for k, v in row.items() if k not in ("curve", "edge_bands")}, flush=True)
@@ -418,12 +492,18 @@ def part_quality(max_steps: int | None, runs_dir: str, toys: list[str], precisio
     settings = ("data", "iterations", "train_precision")
     measured = {tuple(r[k] for k in settings) for r in rows}
     kept = [r for r in saved_rows("quality") if tuple(r.get(k) for k in settings) not in measured]
-    save("otflow", "quality", {
-        "setup": "configs/otflow/<data>.yaml (width 32; train_precision: the training precision, the "
-                 "config's unless --precision overrides it), best checkpoint by val/nll, evaluated in "
-                 "float64 with test_steps RK4 steps; gap on 100k fresh samples; inversion error "
-                 "||F^-1(F(x)) - x|| on 10k",
-        "target": "gap <= 0.05 nats; inversion error <= 1e-4", "rows": kept + rows})
+    save(
+        "otflow",
+        "quality",
+        {
+            "setup": "configs/otflow/<data>.yaml (width 32; train_precision: the training precision, the "
+            "config's unless --precision overrides it), best checkpoint by val/nll, evaluated in "
+            "float64 with test_steps RK4 steps; gap on 100k fresh samples; inversion error "
+            "||F^-1(F(x)) - x|| on 10k",
+            "target": "gap <= 0.05 nats; inversion error <= 1e-4",
+            "rows": kept + rows,
+        },
+    )
 
 
 # option -> (the question it answers, default values: the published one first)
@@ -432,8 +512,11 @@ ABLATIONS = {
     "width": ("does the width of the potential (published 32 for the toys) limit the gap?", ["32", "64"]),
     "depth": ("does a deeper potential (published nTh = 2) fit the edges better?", ["2", "3"]),
     "steps": ("do more training RK4 steps stop the optimiser exploiting the coarse grid?", ["8", "16"]),
-    "alpha_C": ("how much do the transport and HJB penalties cost in NLL? (Adam is invariant to the "
-                "loss's scale, so raising alpha_C is lowering alpha_L and alpha_R)", ["100", "1000"]),
+    "alpha_C": (
+        "how much do the transport and HJB penalties cost in NLL? (Adam is invariant to the "
+        "loss's scale, so raising alpha_C is lowering alpha_L and alpha_R)",
+        ["100", "1000"],
+    ),
     "seed": ("how far apart are runs that differ only in initialisation and batch order?", ["0", "1", "2"]),
 }
 INTEGER_OPTIONS = ("width", "depth", "steps", "eval_steps", "test_steps", "seed")
@@ -455,24 +538,38 @@ def option_value(option: str, value: str) -> int | float | str:
     return int(value) if option in INTEGER_OPTIONS or option.startswith("data.") else float(value)
 
 
-def part_ablation(option: str, values: list[str], max_steps: int | None, runs_dir: str,
-                  precision: str | None, fixed: dict[str, str]) -> None:
+def part_ablation(
+    option: str,
+    values: list[str],
+    max_steps: int | None,
+    runs_dir: str,
+    precision: str | None,
+    fixed: dict[str, str],
+) -> None:
     """Checkerboard with `option` (a model setting or the seed) at each value, each of `fixed`
     set the same way and everything else as in its config, same iterations; rows go to
     benchmarks/otflow_<option>.json (earlier rows with other settings are kept)."""
     common = tuple(a for key, v in fixed.items() for a in (cli_flag(key), v))
-    rows = [train_and_measure("checkerboard", max_steps, runs_dir, precision,
-                              (*common, cli_flag(option), v)) for v in values]
+    rows = [
+        train_and_measure("checkerboard", max_steps, runs_dir, precision, (*common, cli_flag(option), v))
+        for v in values
+    ]
     for row, value in zip(rows, values, strict=True):
         row.update({key: option_value(key, v) for key, v in {**fixed, option: value}.items()})
     settings = [option, *fixed, "iterations", "train_precision"]
     measured = {tuple(r[k] for k in settings) for r in rows}
     kept = [r for r in saved_rows(option) if tuple(r.get(k) for k in settings) not in measured]
-    save("otflow", option, {
-        "setup": f"configs/otflow/checkerboard.yaml with {cli_flag(option)} at each value (and the "
-                 "settings a row names), the iterations of each row (cosine lr over them); best "
-                 "checkpoint by val/nll measured in float64 as in the quality part",
-        "target": f"diagnostic (no target): {ABLATIONS[option][0]}", "rows": kept + rows})
+    save(
+        "otflow",
+        option,
+        {
+            "setup": f"configs/otflow/checkerboard.yaml with {cli_flag(option)} at each value (and the "
+            "settings a row names), the iterations of each row (cosine lr over them); best "
+            "checkpoint by val/nll measured in float64 as in the quality part",
+            "target": f"diagnostic (no target): {ABLATIONS[option][0]}",
+            "rows": kept + rows,
+        },
+    )
 
 
 EDGE_BANDS = (0.0, 0.025, 0.05, 0.1, 0.2, 0.4, 1.0)
@@ -489,10 +586,14 @@ def edge_bands(x: torch.Tensor, excess: torch.Tensor) -> list[dict]:
     rows = []
     for i, (lo, hi) in enumerate(zip(EDGE_BANDS[:-1], EDGE_BANDS[1:], strict=True)):
         inside = band == i
-        rows.append({"distance": f"[{lo}, {hi}{']' if hi == EDGE_BANDS[-1] else ')'}",
-                     "mass": round(inside.double().mean().item(), 4),
-                     "gap_contribution": round(excess[inside].sum().item() / len(excess), 4),
-                     "mean_excess": round(excess[inside].mean().item(), 4) if inside.any() else None})
+        rows.append(
+            {
+                "distance": f"[{lo}, {hi}{']' if hi == EDGE_BANDS[-1] else ')'}",
+                "mass": round(inside.double().mean().item(), 4),
+                "gap_contribution": round(excess[inside].sum().item() / len(excess), 4),
+                "mean_excess": round(excess[inside].mean().item(), 4) if inside.any() else None,
+            }
+        )
     return rows
 
 
@@ -504,18 +605,30 @@ def part_edges(checkpoints: list[str]) -> None:
         model = OTFlow.load_from_checkpoint(path).double().eval()
         fresh, excess = fresh_excess(model, "checkerboard")
         bands = edge_bands(fresh, excess)
-        near = bands[:EDGE_BANDS.index(0.1)]
-        rows.append({"checkpoint": path, "width": model.hparams.width, "depth": model.hparams.depth,
-                     "gap_nats": round(excess.mean().item(), 4),
-                     "mass_within_0.1": round(sum(b["mass"] for b in near), 4),
-                     "gap_within_0.1": round(sum(b["gap_contribution"] for b in near), 4), "bands": bands})
+        near = bands[: EDGE_BANDS.index(0.1)]
+        rows.append(
+            {
+                "checkpoint": path,
+                "width": model.hparams.width,
+                "depth": model.hparams.depth,
+                "gap_nats": round(excess.mean().item(), 4),
+                "mass_within_0.1": round(sum(b["mass"] for b in near), 4),
+                "gap_within_0.1": round(sum(b["gap_contribution"] for b in near), 4),
+                "bands": bands,
+            }
+        )
         print(rows[-1], flush=True)
-    save("otflow", "edges", {
-        "setup": f"checkerboard checkpoints given by --checkpoints; 100k fresh samples (stream "
-                 f"{DECISION_STREAM}, as in the quality part), float64, test_steps RK4 steps; bands by "
-                 "distance to the nearest square edge",
-        "target": "diagnostic (no target): is the gap made at the edges or inside the squares?",
-        "rows": rows})
+    save(
+        "otflow",
+        "edges",
+        {
+            "setup": f"checkerboard checkpoints given by --checkpoints; 100k fresh samples (stream "
+            f"{DECISION_STREAM}, as in the quality part), float64, test_steps RK4 steps; bands by "
+            "distance to the nearest square edge",
+            "target": "diagnostic (no target): is the gap made at the edges or inside the squares?",
+            "rows": rows,
+        },
+    )
 
 
 def part_streams(checkpoints: list[str], streams: list[int]) -> None:
@@ -531,23 +644,36 @@ def part_streams(checkpoints: list[str], streams: list[int]) -> None:
             _, excess = fresh_excess(model, "checkerboard", stream=stream)
             gaps[stream] = (excess.mean().item(), excess.std().item() / len(excess) ** 0.5)
         unused = [g for k, g in gaps.items() if k != DECISION_STREAM]
-        row = {"checkpoint": path, **{f"gap_stream_{k}": round(g, 4) for k, (g, _) in gaps.items()},
-               "standard_error": round(max(se for _, se in gaps.values()), 4)}
+        row = {
+            "checkpoint": path,
+            **{f"gap_stream_{k}": round(g, 4) for k, (g, _) in gaps.items()},
+            "standard_error": round(max(se for _, se in gaps.values()), 4),
+        }
         if unused:
             mean_se = math.sqrt(sum(se**2 for _, se in unused)) / len(unused)
-            row.update({"gap_mean_unused": round(sum(g for g, _ in unused) / len(unused), 4),
-                        "mean_standard_error": round(mean_se, 4), "unused_samples": 100_000 * len(unused)})
+            row.update(
+                {
+                    "gap_mean_unused": round(sum(g for g, _ in unused) / len(unused), 4),
+                    "mean_standard_error": round(mean_se, 4),
+                    "unused_samples": 100_000 * len(unused),
+                }
+            )
         rows.append(row)
         print(row, flush=True)
     rows = [r for r in saved_rows("streams") if r["checkpoint"] not in checkpoints] + rows
-    save("otflow", "streams", {
-        "setup": "checkerboard checkpoints given by --checkpoints, each measured as in the quality part "
-                 "(float64, test_steps RK4 steps) on 100k fresh samples of each stream given by --streams "
-                 "(fresh_points: child stream 3 + stream of SeedSequence(0), independent of the training "
-                 f"data); stream {DECISION_STREAM} is the set the quality and ablation rows use, on which "
-                 "choices were made, so gap_mean_unused and mean_standard_error are over the other streams",
-        "target": "diagnostic: is a gap near 0.05 nats below it on sets no choice was made on?",
-        "rows": rows})
+    save(
+        "otflow",
+        "streams",
+        {
+            "setup": "checkerboard checkpoints given by --checkpoints, each measured as in the quality part "
+            "(float64, test_steps RK4 steps) on 100k fresh samples of each stream given by --streams "
+            "(fresh_points: child stream 3 + stream of SeedSequence(0), independent of the training "
+            f"data); stream {DECISION_STREAM} is the set the quality and ablation rows use, on which "
+            "choices were made, so gap_mean_unused and mean_standard_error are over the other streams",
+            "target": "diagnostic: is a gap near 0.05 nats below it on sets no choice was made on?",
+            "rows": rows,
+        },
+    )
 
 
 # ------------------------------------------------------------------------------------ widen
@@ -583,10 +709,18 @@ def part_widen(source: str, target: str, width: int) -> None:
     model.hparams.width = width
     import lightning
 
-    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
-                "pytorch-lightning_version": lightning.__version__}, target)
-    print(f"{target}: width {width}, {sum(p.numel() for p in model.parameters())} parameters; "
-          f"gradient and Laplacian differ from the source's by at most {error:.1e}")
+    torch.save(
+        {
+            "state_dict": model.state_dict(),
+            "hyper_parameters": dict(model.hparams),
+            "pytorch-lightning_version": lightning.__version__,
+        },
+        target,
+    )
+    print(
+        f"{target}: width {width}, {sum(p.numel() for p in model.parameters())} parameters; "
+        f"gradient and Laplacian differ from the source's by at most {error:.1e}"
+    )
 
 
 # ------------------------------------------------------------------------------------- peer
@@ -596,8 +730,10 @@ class ConcatField(nn.Module):
     def __init__(self, dim: int, hidden: int = 64, layers: int = 3) -> None:
         super().__init__()
         sizes = [dim + 1] + [hidden] * layers
-        self.layers = nn.ModuleList(nn.Linear(a + (1 if i else 0), b)
-                                    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)))
+        self.layers = nn.ModuleList(
+            nn.Linear(a + (1 if i else 0), b)
+            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))
+        )
         self.out = nn.Linear(hidden + 1, dim)
 
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -622,8 +758,9 @@ class FFJORDStyleCNF(nn.Module):
             x = x if x.requires_grad else x.detach().requires_grad_()
             v = self.field(t, x)
             if self.exact:
-                div = sum(torch.autograd.grad(v[:, i].sum(), x, create_graph=True)[0][:, i]
-                          for i in range(self.dim))
+                div = sum(
+                    torch.autograd.grad(v[:, i].sum(), x, create_graph=True)[0][:, i] for i in range(self.dim)
+                )
             else:
                 hv = torch.autograd.grad((v * self.probe).sum(), x, create_graph=True)[0]
                 div = (hv * self.probe).sum(1)
@@ -634,13 +771,23 @@ class FFJORDStyleCNF(nn.Module):
 
         self.exact, self.probe = exact, torch.randn_like(x)
         t = torch.tensor([0.0, 1.0], dtype=x.dtype)
-        z, dlogp = (s[-1] for s in torchdiffeq.odeint(self.augmented, (x, torch.zeros(len(x), dtype=x.dtype)),
-                                                        t, method="dopri5", rtol=1e-5, atol=1e-5))
+        z, dlogp = (
+            s[-1]
+            for s in torchdiffeq.odeint(
+                self.augmented,
+                (x, torch.zeros(len(x), dtype=x.dtype)),
+                t,
+                method="dopri5",
+                rtol=1e-5,
+                atol=1e-5,
+            )
+        )
         return 0.5 * z.pow(2).sum(1) + 0.5 * self.dim * math.log(2 * math.pi) + dlogp
 
 
-def race(name: str, loss_fn, eval_fn, params, lr: float, budget: float, data, batch: int,
-         after_step=None) -> list[dict]:
+def race(
+    name: str, loss_fn, eval_fn, params, lr: float, budget: float, data, batch: int, after_step=None
+) -> list[dict]:
     """Train for `budget` seconds of training time with Adam and a cosine learning rate over that
     time (lr(s) = lr/2 (1 + cos(pi s / budget))), calling `after_step()` after each optimiser step;
     evaluate (clock stopped) every budget/12 s."""
@@ -649,8 +796,15 @@ def race(name: str, loss_fn, eval_fn, params, lr: float, budget: float, data, ba
     curve, clock, next_eval, it = [], 0.0, 0.0, 0
 
     def record() -> None:
-        curve.append({"model": name, "budget_s": budget, "train_seconds": round(clock, 1), "iterations": it,
-                      "test_nll": round(eval_fn(), 4)})
+        curve.append(
+            {
+                "model": name,
+                "budget_s": budget,
+                "train_seconds": round(clock, 1),
+                "iterations": it,
+                "test_nll": round(eval_fn(), 4),
+            }
+        )
         print(curve[-1], flush=True)
 
     while clock < budget:
@@ -677,8 +831,16 @@ def race(name: str, loss_fn, eval_fn, params, lr: float, budget: float, data, ba
 # a large learning rate, transport and HJB weights a tenth of the published toy ones, 4 RK4 steps
 # in training, and the published clamp to [-1.5, 1.5], without which lr 0.05 diverges after ~90 s.
 # Evaluation always uses the exact trace with 16 steps.
-OT_RACE = {"width": 32, "alpha_L": 0.1, "alpha_C": 100.0, "alpha_R": 0.5, "steps": 4, "eval_steps": 16,
-           "clamp": 1.5, "lr": 0.05}
+OT_RACE = {
+    "width": 32,
+    "alpha_L": 0.1,
+    "alpha_C": 100.0,
+    "alpha_R": 0.5,
+    "steps": 4,
+    "eval_steps": 16,
+    "clamp": 1.5,
+    "lr": 0.05,
+}
 PEER_LR = 1e-3  # FFJORD's default
 
 
@@ -699,33 +861,58 @@ def part_peer(budget: float) -> None:
                 return torch.cat([-ot.log_prob(c) for c in test.split(5000)]).mean().item()
 
         label = f"OT-Flow (exact trace, RK4 {OT_RACE['steps']} steps)"
-        return race(label, lambda x: training_loss(ot, x, OT_RACE["steps"]), ot_eval, ot.parameters(),
-                    OT_RACE["lr"], seconds, train, 1024, after_step=ot.clamp_parameters)
+        return race(
+            label,
+            lambda x: training_loss(ot, x, OT_RACE["steps"]),
+            ot_eval,
+            ot.parameters(),
+            OT_RACE["lr"],
+            seconds,
+            train,
+            1024,
+            after_step=ot.clamp_parameters,
+        )
 
     torch.manual_seed(0)
     peer = FFJORDStyleCNF(2)
-    peer_curve = race("FFJORD-style CNF (dopri5, Hutchinson)", lambda x: peer.nll(x).mean(),
-                      lambda: torch.cat([peer.nll(c, exact=True) for c in test.split(5000)]).mean().item(),
-                      peer.parameters(), PEER_LR, budget, train, 1024)
+    peer_curve = race(
+        "FFJORD-style CNF (dopri5, Hutchinson)",
+        lambda x: peer.nll(x).mean(),
+        lambda: torch.cat([peer.nll(c, exact=True) for c in test.split(5000)]).mean().item(),
+        peer.parameters(),
+        PEER_LR,
+        budget,
+        train,
+        1024,
+    )
     quarter, full = ot_run(budget / 4), ot_run(budget)
     curves, peer_final = peer_curve + quarter + full, peer_curve[-1]
     reached = next((c for c in quarter + full if c["test_nll"] <= peer_final["test_nll"]), None)
-    summary = {"peer_parameters": sum(p.numel() for p in peer.parameters()),
-               "ot_parameters": sum(p.numel() for p in OTFlow(dim=2, **OT_RACE).parameters()),
-               "nll_true": round(nll_true, 4), "peer_final_nll": peer_final["test_nll"],
-               "peer_seconds": peer_final["train_seconds"],
-               "ot_nll_at_quarter_budget": quarter[-1]["test_nll"],
-               "ot_nll_at_full_budget": full[-1]["test_nll"],
-               "ot_first_seconds_at_or_below_peer_final": reached["train_seconds"] if reached else None,
-               "target_met": quarter[-1]["test_nll"] <= peer_final["test_nll"]}
+    summary = {
+        "peer_parameters": sum(p.numel() for p in peer.parameters()),
+        "ot_parameters": sum(p.numel() for p in OTFlow(dim=2, **OT_RACE).parameters()),
+        "nll_true": round(nll_true, 4),
+        "peer_final_nll": peer_final["test_nll"],
+        "peer_seconds": peer_final["train_seconds"],
+        "ot_nll_at_quarter_budget": quarter[-1]["test_nll"],
+        "ot_nll_at_full_budget": full[-1]["test_nll"],
+        "ot_first_seconds_at_or_below_peer_final": reached["train_seconds"] if reached else None,
+        "target_met": quarter[-1]["test_nll"] <= peer_final["test_nll"],
+    }
     print(summary, flush=True)
-    save("otflow", "peer", {
-        "setup": f"8gaussians, float32, batch 1024, Adam with a cosine learning rate over each run's budget; "
-                 f"peer: {budget:.0f} s, lr {PEER_LR}; OT-Flow: one run of {budget / 4:.0f} s and one of "
-                 f"{budget:.0f} s with {OT_RACE}; test NLL on 20k held-out samples with exact traces "
-                 "(evaluation time not counted); nll_true is the true density's NLL on the same samples",
-        "target": "OT-Flow's NLL after 1/4 of the peer's time <= the peer's final NLL",
-        "summary": [summary], "rows": curves})
+    save(
+        "otflow",
+        "peer",
+        {
+            "setup": f"8gaussians, float32, batch 1024, Adam with a cosine learning rate over each run's budget; "
+            f"peer: {budget:.0f} s, lr {PEER_LR}; OT-Flow: one run of {budget / 4:.0f} s and one of "
+            f"{budget:.0f} s with {OT_RACE}; test NLL on 20k held-out samples with exact traces "
+            "(evaluation time not counted); nll_true is the true density's NLL on the same samples",
+            "target": "OT-Flow's NLL after 1/4 of the peer's time <= the peer's final NLL",
+            "summary": [summary],
+            "rows": curves,
+        },
+    )
 
 
 # --------------------------------------------------------------------------------- sampling
@@ -739,41 +926,93 @@ def part_sampling() -> None:
         start = time.perf_counter()
         model.sample(n)
         sec = time.perf_counter() - start
-        rows.append({"d": d, "m": m, "dtype": str(dtype).split(".")[-1], "rk4_steps": steps, "samples": n,
-                     "seconds": round(sec, 2), "samples_per_second": round(n / sec)})
+        rows.append(
+            {
+                "d": d,
+                "m": m,
+                "dtype": str(dtype).split(".")[-1],
+                "rk4_steps": steps,
+                "samples": n,
+                "seconds": round(sec, 2),
+                "samples_per_second": round(n / sec),
+            }
+        )
         print(rows[-1], flush=True)
-    save("otflow", "sampling", {
-        "setup": "model.sample(n): z ~ N(0, I) integrated backwards with the gradient only",
-                      "rows": rows})
+    save(
+        "otflow",
+        "sampling",
+        {"setup": "model.sample(n): z ~ N(0, I) integrated backwards with the gradient only", "rows": rows},
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parts = ["trace", "speed", "quality", *ABLATIONS, "widen", "edges", "streams", "peer", "sampling",
-             "report"]
+    parts = [
+        "trace",
+        "speed",
+        "quality",
+        *ABLATIONS,
+        "widen",
+        "edges",
+        "streams",
+        "peer",
+        "sampling",
+        "report",
+    ]
     parser.add_argument("parts", nargs="+", choices=parts)
-    parser.add_argument("--max_steps", type=int, default=None,
-                        help="quality, ablations: training iterations (default: the config's)")
+    parser.add_argument(
+        "--max_steps",
+        type=int,
+        default=None,
+        help="quality, ablations: training iterations (default: the config's)",
+    )
     parser.add_argument("--toys", nargs="+", default=["8gaussians", "checkerboard"], help="quality: data")
-    parser.add_argument("--precision", default=None,
-                        help="quality, ablations: training precision (default: the config's)")
-    parser.add_argument("--values", nargs="+", default=None,
-                        help="ablations: the values to compare (default: the option's own, published first)")
-    parser.add_argument("--fixed", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="ablations: settings shared by every row, e.g. steps=16, seed=1, "
-                             "init_from=<checkpoint> (a second stage that starts from trained weights), "
-                             "data.n_train=2000000 or trainer.callbacks+=<callback class>")
-    parser.add_argument("--checkpoints", nargs="+", default=[],
-                        help="edges, streams: checkerboard checkpoints; widen: the one to widen")
-    parser.add_argument("--streams", nargs="+", type=int, default=[DECISION_STREAM, 8, 9, 10],
-                        help=f"streams: the fresh sample sets ({DECISION_STREAM} is the one the other parts "
-                             "use, left out of the mean)")
+    parser.add_argument(
+        "--precision", default=None, help="quality, ablations: training precision (default: the config's)"
+    )
+    parser.add_argument(
+        "--values",
+        nargs="+",
+        default=None,
+        help="ablations: the values to compare (default: the option's own, published first)",
+    )
+    parser.add_argument(
+        "--fixed",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="ablations: settings shared by every row, e.g. steps=16, seed=1, "
+        "init_from=<checkpoint> (a second stage that starts from trained weights), "
+        "data.n_train=2000000 or trainer.callbacks+=<callback class>",
+    )
+    parser.add_argument(
+        "--checkpoints",
+        nargs="+",
+        default=[],
+        help="edges, streams: checkerboard checkpoints; widen: the one to widen",
+    )
+    parser.add_argument(
+        "--streams",
+        nargs="+",
+        type=int,
+        default=[DECISION_STREAM, 8, 9, 10],
+        help=f"streams: the fresh sample sets ({DECISION_STREAM} is the one the other parts "
+        "use, left out of the mean)",
+    )
     parser.add_argument("--widen_to", type=int, default=None, help="widen: the new width")
     parser.add_argument("--out", default=None, help="widen: where to write the widened checkpoint")
-    parser.add_argument("--original", default=None,
-                        help="speed: a checkout of the original OT-Flow code (github.com/EmoryMLIP/OT-Flow)")
-    parser.add_argument("--shapes", nargs="+", default=list(SPEED_SHAPES), choices=list(SPEED_SHAPES),
-                        help="speed: the shapes")
+    parser.add_argument(
+        "--original",
+        default=None,
+        help="speed: a checkout of the original OT-Flow code (github.com/EmoryMLIP/OT-Flow)",
+    )
+    parser.add_argument(
+        "--shapes",
+        nargs="+",
+        default=list(SPEED_SHAPES),
+        choices=list(SPEED_SHAPES),
+        help="speed: the shapes",
+    )
     parser.add_argument("--batches", nargs="+", type=int, default=[250, 2000], help="speed: batch sizes")
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="speed: torch thread counts")
     parser.add_argument("--repeats", type=int, default=3, help="speed: rounds (median)")

@@ -306,8 +306,11 @@ def _validation_reference() -> dict:
     free, feedback = _baselines(problem, val)
     oracle = [open_loop_optimum(problem, p).cost for p in val]
     summary = {"no_control": _mean(free), "terminal_value_feedback": _mean(feedback), "oracle": _mean(oracle)}
-    save("pde_control", "validation", {"setup": "the 32 validation instances of PDEInstances (seed 0)",
-                                       "summary": [summary]})
+    save(
+        "pde_control",
+        "validation",
+        {"setup": "the 32 validation instances of PDEInstances (seed 0)", "summary": [summary]},
+    )
     return summary
 
 

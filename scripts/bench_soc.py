@@ -44,8 +44,17 @@ def _rows() -> list[dict]:
 def part_run(label: str, config: str, overrides: list[str], retest: bool = False) -> None:
     from ctdl.cli import run_cli
 
-    common = ["--config", config, *overrides, "--runs_dir", str(ROOT / "runs" / "bench_soc"),
-              "--run_name", label, "--trainer.enable_progress_bar", "false"]
+    common = [
+        "--config",
+        config,
+        *overrides,
+        "--runs_dir",
+        str(ROOT / "runs" / "bench_soc"),
+        "--run_name",
+        label,
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
     previous = {r["label"]: r for r in _rows()}.get(label)
     if retest:
         if previous is None:
@@ -57,34 +66,63 @@ def part_run(label: str, config: str, overrides: list[str], retest: bool = False
         seconds, steps = time.perf_counter() - t0, fit.trainer.global_step
         best = fit.trainer.checkpoint_callback.best_model_path
     test = run_cli(["test", *common, "--ckpt_path", best])
-    metrics = {k.split("/", 1)[1]: round(float(v), 5) for k, v in test.trainer.callback_metrics.items()
-               if k.startswith("test/")}
+    metrics = {
+        k.split("/", 1)[1]: round(float(v), 5)
+        for k, v in test.trainer.callback_metrics.items()
+        if k.startswith("test/")
+    }
     if "cost_ref" in metrics:
-        metrics["cost_rel_gap"] = round((metrics["cost_matched"] - metrics["cost_ref"]) / abs(metrics["cost_ref"]), 5)
+        metrics["cost_rel_gap"] = round(
+            (metrics["cost_matched"] - metrics["cost_ref"]) / abs(metrics["cost_ref"]), 5
+        )
     if "cost_ref_feedback" in metrics:
-        metrics["feedback_gap"] = round((metrics["cost_same_noise"] - metrics["cost_ref_feedback"])
-                                        / abs(metrics["cost_ref_feedback"]), 5)
-    row = {"label": label, "config": Path(config).name, "overrides": " ".join(overrides) or "-",
-           **{k: metrics[k] for k in ("phi0_rel_err", "traj_rel_l2", "cost", "cost_matched", "cost_ref",
-                                       "cost_rel_gap", "cost_ref_feedback", "feedback_gap") if k in metrics},
-           "train_s": round(seconds, 1), "steps": steps, "s_per_1000_steps": round(1000 * seconds / steps, 1),
-           "checkpoint": best}
+        metrics["feedback_gap"] = round(
+            (metrics["cost_same_noise"] - metrics["cost_ref_feedback"]) / abs(metrics["cost_ref_feedback"]), 5
+        )
+    row = {
+        "label": label,
+        "config": Path(config).name,
+        "overrides": " ".join(overrides) or "-",
+        **{
+            k: metrics[k]
+            for k in (
+                "phi0_rel_err",
+                "traj_rel_l2",
+                "cost",
+                "cost_matched",
+                "cost_ref",
+                "cost_rel_gap",
+                "cost_ref_feedback",
+                "feedback_gap",
+            )
+            if k in metrics
+        },
+        "train_s": round(seconds, 1),
+        "steps": steps,
+        "s_per_1000_steps": round(1000 * seconds / steps, 1),
+        "checkpoint": best,
+    }
     rows = [r for r in _rows() if r["label"] != label] + [row]
     for r in rows:  # rows from before the column
         r.setdefault("s_per_1000_steps", round(1000 * r["train_s"] / r["steps"], 1))
-    save("soc", "runs", {
-        "target": "HJB-LQ: relative error of Phi(0, x) and relative L2 error along controlled paths "
-                  "(published NeuralSOC 0.01-0.07% at t = 0 and 0.4-0.6% along paths, quoted); obstacle: "
-                  "~2% mean relative error of Phi(0, x) against finite elements (quoted)",
-        "setup": "`ctdl fit` on the config (with the overrides), best val/loss checkpoint, `ctdl test` on "
-                 "the test starts (never used for a choice); references: Cole-Hopf (hjb_lq, Monte Carlo), "
-                 "Riccati (lqr), finite elements (obstacle, inside its box [-3, 3]^2); cost = mean realised J "
-                 "of the learned feedback, one path per test start; cost_ref = mean reference Phi(0, x0) and "
-                 "cost_matched = mean J over the starts that have a reference; cost_rel_gap compares those two; "
-                 "cost_ref_feedback = mean J of the reference feedback (Riccati; finite-element gradient) from "
-                 "the same starts with the same noise, feedback_gap = the learned J against it on those paths; "
-                 "s_per_1000_steps includes validation",
-        "rows": rows})
+    save(
+        "soc",
+        "runs",
+        {
+            "target": "HJB-LQ: relative error of Phi(0, x) and relative L2 error along controlled paths "
+            "(published NeuralSOC 0.01-0.07% at t = 0 and 0.4-0.6% along paths, quoted); obstacle: "
+            "~2% mean relative error of Phi(0, x) against finite elements (quoted)",
+            "setup": "`ctdl fit` on the config (with the overrides), best val/loss checkpoint, `ctdl test` on "
+            "the test starts (never used for a choice); references: Cole-Hopf (hjb_lq, Monte Carlo), "
+            "Riccati (lqr), finite elements (obstacle, inside its box [-3, 3]^2); cost = mean realised J "
+            "of the learned feedback, one path per test start; cost_ref = mean reference Phi(0, x0) and "
+            "cost_matched = mean J over the starts that have a reference; cost_rel_gap compares those two; "
+            "cost_ref_feedback = mean J of the reference feedback (Riccati; finite-element gradient) from "
+            "the same starts with the same noise, feedback_gap = the learned J against it on those paths; "
+            "s_per_1000_steps includes validation",
+            "rows": rows,
+        },
+    )
 
 
 def part_quadcopter(deterministic: str, noisy: str, starts: int, open_loop_starts: int) -> None:
@@ -99,7 +137,9 @@ def part_quadcopter(deterministic: str, noisy: str, starts: int, open_loop_start
     x0 = loud.sample_start(starts, torch.Generator().manual_seed(123))
     out = []
     for label in (deterministic, noisy):
-        model = StochasticOptimalControl.load_from_checkpoint(rows[label]["checkpoint"], map_location="cpu").eval()
+        model = StochasticOptimalControl.load_from_checkpoint(
+            rows[label]["checkpoint"], map_location="cpu"
+        ).eval()
         trained_with = "sigma = 0" if model.problem.deterministic else "sigma = 0.2"
         for flown, problem in (("sigma = 0", quiet), ("sigma = 0.2", loud)):
             model.value_function.problem = problem
@@ -107,25 +147,44 @@ def part_quadcopter(deterministic: str, noisy: str, starts: int, open_loop_start
                 paths = model.paths(x0.float(), generator=torch.Generator().manual_seed(7))
                 cost = paths.running[-1] + problem.terminal_cost(paths.states[-1])
                 miss = torch.linalg.vector_norm(paths.states[-1, :, :3] - problem.target[:3].float(), dim=1)
-            out.append({"policy": label, "trained with": trained_with, "flown with": flown,
-                        "mean_cost": round(float(cost.mean()), 2), "median_cost": round(float(cost.median()), 2),
-                        "mean_miss": round(float(miss.mean()), 4)})
+            out.append(
+                {
+                    "policy": label,
+                    "trained with": trained_with,
+                    "flown with": flown,
+                    "mean_cost": round(float(cost.mean()), 2),
+                    "median_cost": round(float(cost.median()), 2),
+                    "mean_miss": round(float(miss.mean()), 4),
+                }
+            )
     t0 = time.perf_counter()
     steps = model.hparams.eval_steps
     best = open_loop_optimum(quiet, x0[:open_loop_starts], steps=steps, iterations=1000)
     miss = torch.linalg.vector_norm(best.states[-1, :, :3] - quiet.target[:3], dim=1)
-    out.append({"policy": f"open-loop L-BFGS optimum ({open_loop_starts} of the starts)", "trained with": "-",
-                "flown with": "sigma = 0", "mean_cost": round(float(best.cost.mean()), 2),
-                "median_cost": round(float(best.cost.median()), 2), "mean_miss": round(float(miss.mean()), 4),
-                "seconds": round(time.perf_counter() - t0, 1)})
-    save("soc", "quadcopter", {
-        "target": "the policy trained with noise has the lower cost under noise; the deterministic cost "
-                  "of the feedback against the open-loop optimum",
-        "setup": f"{starts} starts from the quadcopter's start law (seed 123), Euler-Maruyama with the "
-                 f"model's eval_steps ({steps}); open-loop optimum by L-BFGS over the control sequence on "
-                 f"the same Euler grid, first {open_loop_starts} starts (its mean cost compares with the "
-                 "policies' over all starts only up to sampling)",
-        "rows": out})
+    out.append(
+        {
+            "policy": f"open-loop L-BFGS optimum ({open_loop_starts} of the starts)",
+            "trained with": "-",
+            "flown with": "sigma = 0",
+            "mean_cost": round(float(best.cost.mean()), 2),
+            "median_cost": round(float(best.cost.median()), 2),
+            "mean_miss": round(float(miss.mean()), 4),
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+    )
+    save(
+        "soc",
+        "quadcopter",
+        {
+            "target": "the policy trained with noise has the lower cost under noise; the deterministic cost "
+            "of the feedback against the open-loop optimum",
+            "setup": f"{starts} starts from the quadcopter's start law (seed 123), Euler-Maruyama with the "
+            f"model's eval_steps ({steps}); open-loop optimum by L-BFGS over the control sequence on "
+            f"the same Euler grid, first {open_loop_starts} starts (its mean cost compares with the "
+            "policies' over all starts only up to sampling)",
+            "rows": out,
+        },
+    )
 
 
 def _trajectory_error(times: torch.Tensor, states: torch.Tensor, values: torch.Tensor, problem) -> float:
@@ -133,8 +192,14 @@ def _trajectory_error(times: torch.Tensor, states: torch.Tensor, values: torch.T
     from ctdl.control import hjb_lq_value
 
     N1, n, d = states.shape
-    ref, _ = hjb_lq_value(times.repeat_interleave(n), states.reshape(-1, d), lam=problem.lam,
-                          target=problem.target, sigma=problem.noise, samples=100_000)
+    ref, _ = hjb_lq_value(
+        times.repeat_interleave(n),
+        states.reshape(-1, d),
+        lam=problem.lam,
+        target=problem.target,
+        sigma=problem.noise,
+        samples=100_000,
+    )
     return float(torch.linalg.vector_norm(values.reshape(-1).double() - ref) / torch.linalg.vector_norm(ref))
 
 
@@ -171,41 +236,70 @@ def part_deep_bsde(steps: int, grid: int, paths: int, lr: float) -> None:
     model = StochasticOptimalControl.load_from_checkpoint(row["checkpoint"], map_location="cpu").eval()
     with torch.no_grad():
         net_paths = model.paths(x0.float(), steps=grid, generator=torch.Generator().manual_seed(7))
-        net_values = model(net_paths.times.repeat_interleave(paths),
-                           net_paths.states.reshape(-1, 100)).view(grid + 1, paths)
+        net_values = model(net_paths.times.repeat_interleave(paths), net_paths.states.reshape(-1, 100)).view(
+            grid + 1, paths
+        )
         net_phi0 = float(model(0.0, x0[:1].float()))
 
     out = []
     for name, phi0, p, values, secs, its in (
-            ("value network (PMP sampling)", net_phi0, net_paths, net_values, row["train_s"], row["steps"]),
-            ("Deep BSDE", baseline.y0.item(), bsde_paths, bsde_values, seconds, iterations)):
+        ("value network (PMP sampling)", net_phi0, net_paths, net_values, row["train_s"], row["steps"]),
+        ("Deep BSDE", baseline.y0.item(), bsde_paths, bsde_values, seconds, iterations),
+    ):
         cost = p.running[-1].double() + problem.terminal_cost(p.states[-1].double())
-        out.append({"method": name, "phi0": round(phi0, 5), "phi0_rel_err": round(abs(phi0 - phi_ref) / phi_ref, 6),
-                    "traj_rel_l2": round(_trajectory_error(p.times, p.states[:, :32], values[:, :32], problem), 5),
-                    "cost": round(float(cost.mean()), 4), "cost_se": round(float(cost.std() / paths**0.5), 4),
-                    "iterations": its, "train_s": round(secs, 1), "s_per_1000_it": round(1000 * secs / its, 1)})
-    save("soc", f"deep_bsde_{steps}", {
-        "target": "the value network against a Deep BSDE baseline at equal wall time on HJB-LQ "
-                  "(published Deep BSDE: 0.17% at t = 0, quoted)",
-        "setup": f"HJB-LQ d = 100, lambda = 1, x0 = 0; value network: configs/soc/hjb_lq.yaml with "
-                 f"max_steps {steps} (its wall time includes validation); Deep BSDE: {grid} steps, batch 64, "
-                 f"Adam lr {lr} with a cosine decay over the same wall time; both evaluated on {paths} paths "
-                 f"of the {grid}-step grid under their own feedback (seed 7); reference Phi(0, 0) = "
-                 f"{phi_ref:.5f} (Cole-Hopf, 10^6 draws), along the first 32 paths Cole-Hopf with 10^5 draws; cost = mean "
-                 "realised J, cost_se its standard error",
-        "rows": out})
+        out.append(
+            {
+                "method": name,
+                "phi0": round(phi0, 5),
+                "phi0_rel_err": round(abs(phi0 - phi_ref) / phi_ref, 6),
+                "traj_rel_l2": round(
+                    _trajectory_error(p.times, p.states[:, :32], values[:, :32], problem), 5
+                ),
+                "cost": round(float(cost.mean()), 4),
+                "cost_se": round(float(cost.std() / paths**0.5), 4),
+                "iterations": its,
+                "train_s": round(secs, 1),
+                "s_per_1000_it": round(1000 * secs / its, 1),
+            }
+        )
+    save(
+        "soc",
+        f"deep_bsde_{steps}",
+        {
+            "target": "the value network against a Deep BSDE baseline at equal wall time on HJB-LQ "
+            "(published Deep BSDE: 0.17% at t = 0, quoted)",
+            "setup": f"HJB-LQ d = 100, lambda = 1, x0 = 0; value network: configs/soc/hjb_lq.yaml with "
+            f"max_steps {steps} (its wall time includes validation); Deep BSDE: {grid} steps, batch 64, "
+            f"Adam lr {lr} with a cosine decay over the same wall time; both evaluated on {paths} paths "
+            f"of the {grid}-step grid under their own feedback (seed 7); reference Phi(0, 0) = "
+            f"{phi_ref:.5f} (Cole-Hopf, 10^6 draws), along the first 32 paths Cole-Hopf with 10^5 draws; cost = mean "
+            "realised J, cost_se its standard error",
+            "rows": out,
+        },
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("part", choices=["run", "quadcopter", "deep_bsde", "report"])
     parser.add_argument("--label", help="run: the row's name (and run folder)")
     parser.add_argument("--config", help="run: a configs/soc/*.yaml")
-    parser.add_argument("--retest", action="store_true",
-                        help="run: only `ctdl test` the row's recorded checkpoint again (its training time kept)")
-    parser.add_argument("--override", nargs=argparse.REMAINDER, default=[],
-                        help="run: further `ctdl fit` options, e.g. --data.problem_args '{...}' (last)")
-    parser.add_argument("--deterministic", default="quadcopter_det", help="quadcopter: label of the sigma = 0 run")
+    parser.add_argument(
+        "--retest",
+        action="store_true",
+        help="run: only `ctdl test` the row's recorded checkpoint again (its training time kept)",
+    )
+    parser.add_argument(
+        "--override",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="run: further `ctdl fit` options, e.g. --data.problem_args '{...}' (last)",
+    )
+    parser.add_argument(
+        "--deterministic", default="quadcopter_det", help="quadcopter: label of the sigma = 0 run"
+    )
     parser.add_argument("--noisy", default="quadcopter", help="quadcopter: label of the sigma = 0.2 run")
     parser.add_argument("--starts", type=int, default=256)
     parser.add_argument("--open-loop-starts", type=int, default=16)

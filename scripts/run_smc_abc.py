@@ -46,25 +46,40 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--particles", type=int, default=2000)
     parser.add_argument("--eps0", type=float, default=10.0)
     parser.add_argument("--decay", type=float, default=0.85)
-    parser.add_argument("--eps-final", type=float, default=None,
-                        help="stop after the round at this tolerance")
-    parser.add_argument("--max-simulations", type=int, default=5_000_000,
-                        help="simulation budget, all simulations counted (0: none)")
-    parser.add_argument("--max-rounds", type=int, default=None,
-                        help="stop after this many rounds (round 0 included)")
-    parser.add_argument("--scale-simulations", type=int, default=10_000,
-                        help="prior simulations whose statistics' mean and std z-score the distance")
+    parser.add_argument(
+        "--eps-final", type=float, default=None, help="stop after the round at this tolerance"
+    )
+    parser.add_argument(
+        "--max-simulations",
+        type=int,
+        default=5_000_000,
+        help="simulation budget, all simulations counted (0: none)",
+    )
+    parser.add_argument(
+        "--max-rounds", type=int, default=None, help="stop after this many rounds (round 0 included)"
+    )
+    parser.add_argument(
+        "--scale-simulations",
+        type=int,
+        default=10_000,
+        help="prior simulations whose statistics' mean and std z-score the distance",
+    )
     parser.add_argument("--min-batch", type=int, default=4000, help="fewest candidates per simulator call")
     parser.add_argument("--max-batch", type=int, default=40_000, help="most candidates per simulator call")
     parser.add_argument("--workers", type=int, default=None, help="simulator processes (default: all cores)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=ROOT / "data/abc/lotka_volterra_abc.npy",
-                        help="where the samples (log theta) go")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "data/abc/lotka_volterra_abc.npy",
+        help="where the samples (log theta) go",
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/lotka_volterra_abc.json")
     args = parser.parse_args()
 
@@ -72,23 +87,41 @@ def main() -> None:
         return simulate_statistics(theta, seed, workers=args.workers)
 
     def report(r: dict) -> None:
-        print(f"round {r['round']:2d}  eps {r['eps']:.4f}  simulations {r['simulations']:>9,d}  "
-              f"total {r['total_simulations']:>10,d}  acceptance {r['acceptance_rate']:.4f}  "
-              f"ESS {r['ess']:7.1f}{' (resampled)' if r['resampled'] else ''}  failed {r['failed']:,d}  "
-              f"outside prior {r['outside_prior']:,d}  {r['seconds']:.0f} s", flush=True)
+        print(
+            f"round {r['round']:2d}  eps {r['eps']:.4f}  simulations {r['simulations']:>9,d}  "
+            f"total {r['total_simulations']:>10,d}  acceptance {r['acceptance_rate']:.4f}  "
+            f"ESS {r['ess']:7.1f}{' (resampled)' if r['resampled'] else ''}  failed {r['failed']:,d}  "
+            f"outside prior {r['outside_prior']:,d}  {r['seconds']:.0f} s",
+            flush=True,
+        )
 
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
-    res = smc_abc(simulator, sample_prior, (PRIOR_LOW, PRIOR_HIGH), Y_STAR, particles=args.particles,
-                  eps0=args.eps0, decay=args.decay, eps_final=args.eps_final,
-                  max_simulations=args.max_simulations or None, max_rounds=args.max_rounds,
-                  scale_simulations=args.scale_simulations, min_batch=args.min_batch,
-                  max_batch=args.max_batch, seed=args.seed, callback=report)
+    res = smc_abc(
+        simulator,
+        sample_prior,
+        (PRIOR_LOW, PRIOR_HIGH),
+        Y_STAR,
+        particles=args.particles,
+        eps0=args.eps0,
+        decay=args.decay,
+        eps_final=args.eps_final,
+        max_simulations=args.max_simulations or None,
+        max_rounds=args.max_rounds,
+        scale_simulations=args.scale_simulations,
+        min_batch=args.min_batch,
+        max_batch=args.max_batch,
+        seed=args.seed,
+        callback=report,
+    )
     wall = time.perf_counter() - t0
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    paths = {"log_theta": args.out, "theta": args.out.with_name(args.out.stem + "_theta.npy"),
-             "weights": args.out.with_name(args.out.stem + "_weights.npy")}
+    paths = {
+        "log_theta": args.out,
+        "theta": args.out.with_name(args.out.stem + "_theta.npy"),
+        "weights": args.out.with_name(args.out.stem + "_weights.npy"),
+    }
     for key, value in (("log_theta", res.samples), ("theta", res.theta), ("weights", res.weights)):
         np.save(paths[key], value)
 
@@ -99,21 +132,28 @@ def main() -> None:
     result = {
         "env": environment(),
         "numpy": np.__version__,
-        "setup": (f"SMC-ABC at y* on the stochastic Lotka-Volterra model (simulator version "
-                  f"{SIMULATOR_VERSION}, failure after {MAX_EVENTS} events); prior log theta ~ "
-                  f"U[{PRIOR_LOW}, {PRIOR_HIGH}]^4; distance: Euclidean on the 9 statistics z-scored with "
-                  f"the mean and std of {res.scale_simulations} prior simulations (seeded from --seed; "
-                  "failed ones left out of the mean and std, counted); Gaussian perturbation in log theta "
-                  "with 2x the weighted covariance; tolerances max(eps0 * decay^k, eps_final); "
-                  "resampling at ESS < 0.5 N"),
-        "counting": ("simulations counts every simulation run: the prior set for the z-score, failed "
-                     "simulations (rejected) and those of a batch after its N-th acceptance; proposals "
-                     "outside the prior box are dropped without simulating and counted apart "
-                     "(record.outside_prior_per_round)"),
+        "setup": (
+            f"SMC-ABC at y* on the stochastic Lotka-Volterra model (simulator version "
+            f"{SIMULATOR_VERSION}, failure after {MAX_EVENTS} events); prior log theta ~ "
+            f"U[{PRIOR_LOW}, {PRIOR_HIGH}]^4; distance: Euclidean on the 9 statistics z-scored with "
+            f"the mean and std of {res.scale_simulations} prior simulations (seeded from --seed; "
+            "failed ones left out of the mean and std, counted); Gaussian perturbation in log theta "
+            "with 2x the weighted covariance; tolerances max(eps0 * decay^k, eps_final); "
+            "resampling at ESS < 0.5 N"
+        ),
+        "counting": (
+            "simulations counts every simulation run: the prior set for the z-score, failed "
+            "simulations (rejected) and those of a batch after its N-th acceptance; proposals "
+            "outside the prior box are dropped without simulating and counted apart "
+            "(record.outside_prior_per_round)"
+        ),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "command": "python scripts/run_smc_abc.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-            if v is not None and k not in ("out", "json")),
+        "command": "python scripts/run_smc_abc.py "
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in vars(args).items()
+            if v is not None and k not in ("out", "json")
+        ),
         "workers": args.workers or len(os.sched_getaffinity(0)),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg()[0],
@@ -130,8 +170,10 @@ def main() -> None:
         "posterior_std_log_theta": res.std().tolist(),
         "posterior_mean_theta": theta_mean.tolist(),
         "posterior_std_theta": np.sqrt(res.weights @ (res.theta - theta_mean) ** 2).tolist(),
-        "samples": {k: str(v.resolve().relative_to(ROOT) if v.resolve().is_relative_to(ROOT) else v)
-                    for k, v in paths.items()},
+        "samples": {
+            k: str(v.resolve().relative_to(ROOT) if v.resolve().is_relative_to(ROOT) else v)
+            for k, v in paths.items()
+        },
         "record": summary,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -38,23 +38,39 @@ def cli(tmp_path: Path, monkeypatch):
 
     def run(*args: str):
         args = [str(a) for a in args]
-        return run_cli([*args, "--runs_dir", str(tmp_path / "runs"),
-                        "--trainer.enable_progress_bar", "false",
-                        "--trainer.enable_model_summary", "false"])
+        return run_cli(
+            [
+                *args,
+                "--runs_dir",
+                str(tmp_path / "runs"),
+                "--trainer.enable_progress_bar",
+                "false",
+                "--trainer.enable_model_summary",
+                "false",
+            ]
+        )
 
     return run
 
 
-def figure_trainer(tmp_path: Path, callbacks: list, max_epochs: int = 1,
-                   precision: str = "32-true", **kwargs):
+def figure_trainer(
+    tmp_path: Path, callbacks: list, max_epochs: int = 1, precision: str = "32-true", **kwargs
+):
     """A quiet Trainer for the figure callbacks: TensorBoard logs under tmp_path, no checkpoints."""
     import lightning as L
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    return L.Trainer(max_epochs=max_epochs, precision=precision, callbacks=callbacks,
-                     default_root_dir=tmp_path, logger=TensorBoardLogger(tmp_path),
-                     enable_progress_bar=False, enable_model_summary=False,
-                     enable_checkpointing=False, **kwargs)
+    return L.Trainer(
+        max_epochs=max_epochs,
+        precision=precision,
+        callbacks=callbacks,
+        default_root_dir=tmp_path,
+        logger=TensorBoardLogger(tmp_path),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        **kwargs,
+    )
 
 
 def check_png(path: Path, min_colours: int) -> None:

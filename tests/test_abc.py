@@ -62,7 +62,7 @@ def test_counts_every_simulation_and_none_outside_the_prior():
     assert np.all(res.failed_per_round > 0)  # failed simulations are counted ...
     assert np.all(np.isfinite(res.samples))  # ... and rejected
     assert np.all((res.samples >= BOX[0]) & (res.samples <= BOX[1]))
-    rate = (res.simulations_per_round * res.acceptance_rates)
+    rate = res.simulations_per_round * res.acceptance_rates
     assert np.all(rate >= 200 - 1e-9)
 
 
@@ -103,10 +103,12 @@ def test_importance_weights_match_a_direct_sum():
     w /= w.sum()
     a = rng.normal(size=(3, 3))
     cov = a @ a.T + 0.5 * np.eye(3)
-    direct = np.log([sum(wj * multivariate_normal(c, cov).pdf(xi) for wj, c in zip(w, centres, strict=True))
-                     for xi in x])
-    np.testing.assert_allclose(_log_kernel_mixture(x, centres, np.log(w), np.linalg.cholesky(cov), block=3),
-                               direct, rtol=1e-10)
+    direct = np.log(
+        [sum(wj * multivariate_normal(c, cov).pdf(xi) for wj, c in zip(w, centres, strict=True)) for xi in x]
+    )
+    np.testing.assert_allclose(
+        _log_kernel_mixture(x, centres, np.log(w), np.linalg.cholesky(cov), block=3), direct, rtol=1e-10
+    )
 
 
 def test_seeds_repeat():

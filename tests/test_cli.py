@@ -40,14 +40,32 @@ def test_every_config_runs_fast_dev_run(cli, config, fake_mnist_dir, tmp_path):
     if config.parent.name == "cotflow":  # a small simulation budget
         extra = ["--data.num_simulations", "400", "--data.n_test", "40"]
     if config.parent.name == "soc":  # few evaluation starts, cheap references
-        extra = ["--data.num_val", "8", "--data.num_test", "8", "--data.reference_samples", "2000",
-                 "--data.fem_mesh", "32", "--data.fem_dt", "0.02"]
+        extra = [
+            "--data.num_val",
+            "8",
+            "--data.num_test",
+            "8",
+            "--data.reference_samples",
+            "2000",
+            "--data.fem_mesh",
+            "32",
+            "--data.fem_dt",
+            "0.02",
+        ]
     if config.parent.name == "diffusion":  # fake IDX images or a few small fields, short sampling
         if config.stem.startswith("fashion"):
             extra = ["--data.data_dir", fake_mnist_dir, "--data.n_val", "100", "--data.batch_size", "16"]
         else:
-            extra = ["--data.num_train", "64", "--data.num_val", "16", "--data.num_test", "16",
-                     "--data.batch_size", "16"]
+            extra = [
+                "--data.num_train",
+                "64",
+                "--data.num_val",
+                "16",
+                "--data.num_test",
+                "16",
+                "--data.batch_size",
+                "16",
+            ]
     run = cli("fit", "--config", config, "--trainer.fast_dev_run", "true", *extra)
     assert run.trainer.state.finished
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "figures").exists()  # all under runs/
@@ -56,8 +74,15 @@ def test_every_config_runs_fast_dev_run(cli, config, fake_mnist_dir, tmp_path):
 
 
 def test_short_class_names_and_print_config(cli, capsys):
-    run = cli("fit", "--model", "ODENetClassifier", "--data", "Toy2DClassification",
-              "--trainer.fast_dev_run", "true")
+    run = cli(
+        "fit",
+        "--model",
+        "ODENetClassifier",
+        "--data",
+        "Toy2DClassification",
+        "--trainer.fast_dev_run",
+        "true",
+    )
     assert type(run.model).__name__ == "ODENetClassifier" and run.trainer.state.finished
     with pytest.raises(SystemExit) as exit_info:
         cli("fit", "--config", PEAKS, "--print_config")
@@ -106,8 +131,16 @@ def test_run_folder_resume_and_evaluation_of_a_saved_checkpoint(cli, tmp_path):
 
 @pytest.mark.parametrize("precision, dtype", [("64-true", torch.float64), ("bf16-mixed", torch.float32)])
 def test_precision_on_cpu(cli, precision, dtype):
-    run = cli("fit", *SMALL_PEAKS, "--trainer.max_steps", "6", "--trainer.limit_val_batches", "1",
-              "--trainer.precision", precision)
+    run = cli(
+        "fit",
+        *SMALL_PEAKS,
+        "--trainer.max_steps",
+        "6",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.precision",
+        precision,
+    )
     assert run.trainer.precision == precision
     assert next(run.model.parameters()).dtype == dtype
     assert torch.isfinite(run.trainer.callback_metrics["train/loss"])
@@ -116,9 +149,25 @@ def test_precision_on_cpu(cli, precision, dtype):
 
 def test_ddp_on_two_cpu_processes(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK")}
-    cmd = [sys.executable, "-m", "ctdl", "fit", *map(str, SMALL_PEAKS), "--trainer.max_epochs", "1",
-           "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
-           "--trainer.enable_progress_bar", "false", "--runs_dir", str(tmp_path / "runs")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ctdl",
+        "fit",
+        *map(str, SMALL_PEAKS),
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.devices",
+        "2",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--runs_dir",
+        str(tmp_path / "runs"),
+    ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
@@ -133,21 +182,38 @@ def test_ddp_on_two_cpu_processes(tmp_path):
 
 # ---------------------------------------------------------------------------------- bad input
 def test_data_shape_that_does_not_match_the_model_names_both(cli):
-    with pytest.raises(ValueError, match=r"input_shape = \[3\] contradicts the data: Toy2DClassification has "
-                                         r"input_shape = \[2\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"input_shape = \[3\] contradicts the data: Toy2DClassification has "
+        r"input_shape = \[2\]",
+    ):
         cli("fit", *SMALL_PEAKS, "--model.input_shape", "[3]", "--trainer.fast_dev_run", "true")
 
 
-@pytest.mark.parametrize("config, model, data, linked, absent", [
-    ("otflow/digits", "OTFlow", "DigitsDensity", {"dim": 64}, ["input_shape", "num_classes"]),
-    ("otflow/power", "OTFlow", "TabularDensity", {"dim": 6}, ["input_shape", "num_classes"]),
-    ("odenet/digits", "ODENetClassifier", "ImageClassification",
-     {"input_shape": [1, 8, 8], "num_classes": 10}, ["dim"]),
-    ("odenet/ellipses", "ODENetClassifier", "Toy2DClassification", {"input_shape": [2], "num_classes": 2},
-     ["dim"]),
-])
-def test_the_data_facts_are_written_once_and_linked_into_the_model(tmp_path, monkeypatch, config, model, data,
-                                                                     linked, absent):
+@pytest.mark.parametrize(
+    "config, model, data, linked, absent",
+    [
+        ("otflow/digits", "OTFlow", "DigitsDensity", {"dim": 64}, ["input_shape", "num_classes"]),
+        ("otflow/power", "OTFlow", "TabularDensity", {"dim": 6}, ["input_shape", "num_classes"]),
+        (
+            "odenet/digits",
+            "ODENetClassifier",
+            "ImageClassification",
+            {"input_shape": [1, 8, 8], "num_classes": 10},
+            ["dim"],
+        ),
+        (
+            "odenet/ellipses",
+            "ODENetClassifier",
+            "Toy2DClassification",
+            {"input_shape": [2], "num_classes": 2},
+            ["dim"],
+        ),
+    ],
+)
+def test_the_data_facts_are_written_once_and_linked_into_the_model(
+    tmp_path, monkeypatch, config, model, data, linked, absent
+):
     from ctdl.cli import run_cli
 
     monkeypatch.chdir(tmp_path)
@@ -170,12 +236,14 @@ def test_trainer_default_root_dir_says_where_run_folders_go(tmp_path, monkeypatc
     from ctdl.cli import run_cli
 
     monkeypatch.chdir(tmp_path)
-    built = run_cli(["--config", str(PEAKS), "--trainer.default_root_dir", str(tmp_path / "elsewhere")],
-                    run=False)
+    built = run_cli(
+        ["--config", str(PEAKS), "--trainer.default_root_dir", str(tmp_path / "elsewhere")], run=False
+    )
     assert Path(built.trainer.log_dir) == tmp_path / "elsewhere" / "odenet" / "peaks" / "version_0"
     same = str(tmp_path / "same")
-    both = run_cli(["--config", str(PEAKS), "--trainer.default_root_dir", same, "--runs_dir", same],
-                   run=False)
+    both = run_cli(
+        ["--config", str(PEAKS), "--trainer.default_root_dir", same, "--runs_dir", same], run=False
+    )
     assert Path(both.trainer.log_dir) == tmp_path / "same" / "odenet" / "peaks" / "version_0"
     # the cli fixture passes --runs_dir <tmp_path>/runs
     disagree = r"--runs_dir \S*runs and --trainer.default_root_dir \S*other disagree"
@@ -183,10 +251,17 @@ def test_trainer_default_root_dir_says_where_run_folders_go(tmp_path, monkeypatc
         cli("fit", *SMALL_PEAKS, "--trainer.default_root_dir", tmp_path / "other")
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("--model.method", "rk5", "unknown ODE method 'rk5'; known methods: .*dopri5.*rk4"),
-    ("--model.dynamics", "parabolic", "unknown dynamics 'parabolic'; known dynamics: resnet, antisymmetric"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("--model.method", "rk5", "unknown ODE method 'rk5'; known methods: .*dopri5.*rk4"),
+        (
+            "--model.dynamics",
+            "parabolic",
+            "unknown dynamics 'parabolic'; known dynamics: resnet, antisymmetric",
+        ),
+    ],
+)
 def test_unknown_names_list_the_known_ones(cli, key, value, message):
     with pytest.raises(ValueError, match=message):
         cli("fit", *SMALL_PEAKS, key, value, "--trainer.fast_dev_run", "true")
@@ -195,24 +270,37 @@ def test_unknown_names_list_the_known_ones(cli, key, value, message):
 def test_missing_data_directory_says_how_to_get_the_files(cli, tmp_path):
     missing = tmp_path / "nowhere"
     with pytest.raises(FileNotFoundError) as info:
-        cli("fit", "--config", ROOT / "configs/odenet/fashion_mnist.yaml", "--data.data_dir", missing,
-            "--trainer.fast_dev_run", "true")
+        cli(
+            "fit",
+            "--config",
+            ROOT / "configs/odenet/fashion_mnist.yaml",
+            "--data.data_dir",
+            missing,
+            "--trainer.fast_dev_run",
+            "true",
+        )
     message = str(info.value)
     assert str(missing) in message and "apt install dataset-fashion-mnist" in message
     assert "download" in message
 
 
-
 def test_last_checkpoint_is_the_latest_state_when_the_best_is_older(cli):
     # monitoring "step" in mode min makes the first validation the best forever after
-    fit = cli("fit", *SMALL_PEAKS, "--trainer.max_epochs", "3",
-              "--checkpoint.monitor", "step", "--checkpoint.mode", "min")
+    fit = cli(
+        "fit",
+        *SMALL_PEAKS,
+        "--trainer.max_epochs",
+        "3",
+        "--checkpoint.monitor",
+        "step",
+        "--checkpoint.mode",
+        "min",
+    )
     checkpoints = Path(fit.trainer.log_dir) / "checkpoints"
     best = torch.load(fit.trainer.checkpoint_callback.best_model_path, weights_only=False)
     last = torch.load(checkpoints / "last.ckpt", weights_only=False)
     assert 0 < best["global_step"] < last["global_step"] == fit.trainer.global_step
     assert last["epoch"] == 2
-
 
 
 def test_init_from_starts_a_new_run_from_a_checkpoints_weights(cli, tmp_path):
@@ -230,6 +318,7 @@ def test_init_from_starts_a_new_run_from_a_checkpoints_weights(cli, tmp_path):
         cli("fit", *SMALL_PEAKS, "--model.width", "8", "--init_from", last)
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         cli("fit", *SMALL_PEAKS, "--init_from", tmp_path / "missing.ckpt")
+
 
 class WritesAFile:
     """Unpickling this object creates the file `path`: a stand-in for a checkpoint that runs code."""
@@ -260,8 +349,9 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_nothing_runs(cli, tmp_p
     torch.save({"state_dict": state, "hyper_parameters": {"ratio": Fraction(1, 3)}}, other)
     with pytest.raises(UntrustedCheckpointError, match="fractions.Fraction"):
         cli("fit", *SMALL_PEAKS, "--trainer.max_epochs", "0", "--init_from", other)
-    trusted = cli("fit", *SMALL_PEAKS, "--trainer.max_epochs", "0", "--init_from", other,
-                  "--init_from_trusted", "true")
+    trusted = cli(
+        "fit", *SMALL_PEAKS, "--trainer.max_epochs", "0", "--init_from", other, "--init_from_trusted", "true"
+    )
     assert all(torch.equal(state[k], v) for k, v in trusted.model.state_dict().items())
 
 
@@ -282,8 +372,13 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
     x, y = torch.randn(256, 2), torch.randint(0, 5, (256,))
     loader = DataLoader(TensorDataset(x, y), batch_size=32)
     ckpt = L.pytorch.callbacks.ModelCheckpoint(tmp_path / "ckpt", every_n_train_steps=2, save_last=True)
-    trainer = L.Trainer(max_epochs=3, callbacks=[FiniteLossGuard(), PoisonWeightsAt(5), ckpt],
-                        default_root_dir=tmp_path, logger=False, enable_progress_bar=False)
+    trainer = L.Trainer(
+        max_epochs=3,
+        callbacks=[FiniteLossGuard(), PoisonWeightsAt(5), ckpt],
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_progress_bar=False,
+    )
     with pytest.raises(NonFiniteLossError, match=r"became nan at step 5 .*last finite loss .* at step 4"):
         trainer.fit(ODENetClassifier(), loader)
     saved = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)
@@ -303,8 +398,22 @@ def test_the_cli_always_has_the_nan_guard_and_checkpointing(tmp_path, monkeypatc
 
 def test_otflow_fit_and_test_log_the_density_metrics(cli):
     config = ROOT / "configs" / "otflow" / "8gaussians.yaml"
-    small = ["--config", config, "--data.n_train", "2048", "--data.n_val", "512", "--data.n_test", "512",
-             "--data.batch_size", "512", "--model.eval_steps", "4", "--model.test_steps", "8"]
+    small = [
+        "--config",
+        config,
+        "--data.n_train",
+        "2048",
+        "--data.n_val",
+        "512",
+        "--data.n_test",
+        "512",
+        "--data.batch_size",
+        "512",
+        "--model.eval_steps",
+        "4",
+        "--model.test_steps",
+        "8",
+    ]
     fit = cli("fit", *small, "--trainer.max_steps", "8", "--trainer.val_check_interval", "4")
     run_dir = Path(fit.trainer.log_dir)
     assert (run_dir / "figures" / "density_final.png").is_file()
@@ -322,15 +431,33 @@ def test_otflow_fit_and_test_log_the_density_metrics(cli):
     assert metrics["test/gap"].item() == pytest.approx(gap.item())
 
 
-@pytest.mark.parametrize("callback", ["ctdl.callbacks.EMAWeights",
-                                      "lightning.pytorch.callbacks.EMAWeightAveraging"])
+@pytest.mark.parametrize(
+    "callback", ["ctdl.callbacks.EMAWeights", "lightning.pytorch.callbacks.EMAWeightAveraging"]
+)
 def test_otflow_with_weight_averaging_keeps_the_average_in_the_box_and_in_checkpoints(cli, callback):
     # the staged checkerboard run's last stages: EMA weights are what validation sees, what the
     # checkpoints hold and what --init_from starts from (the 8gaussians config trains in float64)
     config = ROOT / "configs" / "otflow" / "8gaussians.yaml"
-    small = ["--config", config, "--data.n_train", "1024", "--data.n_val", "256", "--data.batch_size", "256",
-             "--model.eval_steps", "2", "--model.steps", "2", "--model.lr", "0.2", "--model.clamp", "0.3",
-             "--trainer.callbacks", "[]"]
+    small = [
+        "--config",
+        config,
+        "--data.n_train",
+        "1024",
+        "--data.n_val",
+        "256",
+        "--data.batch_size",
+        "256",
+        "--model.eval_steps",
+        "2",
+        "--model.steps",
+        "2",
+        "--model.lr",
+        "0.2",
+        "--model.clamp",
+        "0.3",
+        "--trainer.callbacks",
+        "[]",
+    ]
     ema = ["--trainer.callbacks+", callback, "--trainer.callbacks.decay", "0.5"]
     fit = cli("fit", *small, *ema, "--trainer.max_steps", "6", "--trainer.val_check_interval", "3")
     saved = torch.load(Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt", weights_only=False)
@@ -343,17 +470,40 @@ def test_otflow_with_weight_averaging_keeps_the_average_in_the_box_and_in_checkp
     # Lightning's own callback averages in float32 when the model trains in float64; ctdl's follows
     float64 = {k: v.dtype == torch.float64 for k, v in average.items()}
     assert all(float64.values()) if callback.startswith("ctdl") else not any(float64.values())
-    again = cli("fit", *small, "--trainer.max_epochs", "0", "--init_from", Path(fit.trainer.log_dir) /
-                "checkpoints" / "last.ckpt")
+    again = cli(
+        "fit",
+        *small,
+        "--trainer.max_epochs",
+        "0",
+        "--init_from",
+        Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt",
+    )
     assert all(torch.equal(average[k], v) for k, v in again.model.state_dict().items())
 
 
 @pytest.mark.parametrize("trace", ["autograd", "hutchinson"])
 def test_otflow_other_traces_validate_and_test_through_the_cli(cli, trace):
     config = ROOT / "configs" / "otflow" / "8gaussians.yaml"
-    small = ["--config", config, "--data.n_train", "512", "--data.n_val", "256", "--data.n_test", "256",
-             "--data.batch_size", "256", "--model.eval_steps", "2", "--model.test_steps", "2",
-             "--model.trace", trace, "--trainer.callbacks", "[]"]
+    small = [
+        "--config",
+        config,
+        "--data.n_train",
+        "512",
+        "--data.n_val",
+        "256",
+        "--data.n_test",
+        "256",
+        "--data.batch_size",
+        "256",
+        "--model.eval_steps",
+        "2",
+        "--model.test_steps",
+        "2",
+        "--model.trace",
+        trace,
+        "--trainer.callbacks",
+        "[]",
+    ]
     fit = cli("fit", *small, "--trainer.max_steps", "2", "--trainer.val_check_interval", "2")
     assert torch.isfinite(fit.trainer.callback_metrics["val/nll"])
     test = cli("test", *small, "--ckpt_path", Path(fit.trainer.log_dir) / "checkpoints" / "last.ckpt")
@@ -384,8 +534,15 @@ def test_ema_weights_follow_the_warmup_recursion(tmp_path, warmup):
 
     model, loader = _Line(), DataLoader(TensorDataset(torch.zeros(12, 1)), batch_size=1)
     ema = EMAWeights(decay=0.99, warmup=warmup)
-    trainer = L.Trainer(max_steps=12, callbacks=[ema], logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        max_steps=12,
+        callbacks=[ema],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(model, loader)
     average = model.seen[0]  # the first update copies the weights
     for n, w in enumerate(model.seen[1:], start=1):

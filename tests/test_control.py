@@ -7,8 +7,18 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
-from ctdl.control import (PROBLEMS, HJBLQ, LQR, RiccatiSolution, ValueFunction, controlled_paths, hjb_lq_value,
-                          make_problem, reference_control, reference_value)
+from ctdl.control import (
+    HJBLQ,
+    LQR,
+    PROBLEMS,
+    RiccatiSolution,
+    ValueFunction,
+    controlled_paths,
+    hjb_lq_value,
+    make_problem,
+    reference_control,
+    reference_value,
+)
 
 
 @pytest.mark.parametrize("name", sorted(PROBLEMS))
@@ -20,12 +30,20 @@ def test_closed_form_control_minimises_the_hamiltonian(name):
     p = torch.randn(4, problem.dim, generator=gen, dtype=torch.float64)
     u_star = problem.optimal_control(0.3, x, p)
     for i in range(4):
+
         def objective(u, i=i):
             u = torch.as_tensor(u, dtype=torch.float64)[None]
-            return float(problem.running_cost(0.3, x[i:i + 1], u) + (p[i:i + 1] * problem.drift(0.3, x[i:i + 1], u)).sum())
+            return float(
+                problem.running_cost(0.3, x[i : i + 1], u)
+                + (p[i : i + 1] * problem.drift(0.3, x[i : i + 1], u)).sum()
+            )
+
         best = minimize(objective, np.zeros(problem.control_dim), method="BFGS", options={"gtol": 1e-10})
         torch.testing.assert_close(u_star[i], torch.as_tensor(best.x), atol=1e-5, rtol=1e-5)
-        assert abs(objective(u_star[i].numpy()) - float(problem.hamiltonian(0.3, x[i:i + 1], p[i:i + 1]))) < 1e-10
+        assert (
+            abs(objective(u_star[i].numpy()) - float(problem.hamiltonian(0.3, x[i : i + 1], p[i : i + 1])))
+            < 1e-10
+        )
         assert objective(u_star[i].numpy()) <= best.fun + 1e-10
 
 
@@ -66,9 +84,14 @@ def test_cole_hopf_value_at_the_published_point_and_its_limits():
 
 
 def test_bad_problem_inputs_name_the_fix():
-    with pytest.raises(ValueError, match="unknown control problem 'hjb'; known problems: hjb_lq, lqr, obstacle, quadcopter"):
+    with pytest.raises(
+        ValueError, match="unknown control problem 'hjb'; known problems: hjb_lq, lqr, obstacle, quadcopter"
+    ):
         make_problem("hjb")
-    with pytest.raises(ValueError, match=r"sigma must be a scalar, a \(2,\) diagonal or a \(2, 2\) matrix .* got shape \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"sigma must be a scalar, a \(2,\) diagonal or a \(2, 2\) matrix .* got shape \(3,\)",
+    ):
         make_problem("lqr", sigma=[1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match=r"x0 must have shape \(n, 100\) .* got \(4, 10\)"):
         ValueFunction(make_problem("hjb_lq")).paths(torch.zeros(4, 10), 5)
@@ -111,7 +134,9 @@ def test_random_walk_bsde_vanishes_for_the_exact_lqr_value():
         def grad_laplacian(self, x, t, directions):
             eps = 1e-4
             t = torch.as_tensor(t, dtype=torch.float64).expand(len(x))
-            d_t = (solution.value(t + eps, x) - solution.value((t - eps).clamp_min(0), x)) / (t + eps - (t - eps).clamp_min(0))
+            d_t = (solution.value(t + eps, x) - solution.value((t - eps).clamp_min(0), x)) / (
+                t + eps - (t - eps).clamp_min(0)
+            )
             P, _ = solution.matrices(t, len(x))
             trace = 2 * torch.einsum("ik,nij,jk->n", directions, P, directions)
             return 2 * torch.einsum("nij,nj->ni", P, x), d_t, trace
@@ -150,6 +175,7 @@ def test_value_network_learns_the_lqr_value():
 def test_open_loop_optimum_converges_to_the_deterministic_riccati_value():
     """With sigma = 0 the open-loop optimum is the optimal cost x'P(0)x; Euler's error is O(h)."""
     from ctdl.control import open_loop_optimum
+
     problem = make_problem("lqr", sigma=0.0)
     x0 = problem.sample_start(6, torch.Generator().manual_seed(0))
     exact = RiccatiSolution(problem).value(0.0, x0)
@@ -163,8 +189,11 @@ def test_open_loop_optimum_converges_to_the_deterministic_riccati_value():
 def test_terminal_gradient_and_trace_against_autograd(name):
     """The closed forms of grad g and tr(D Hess g) against the base class's autograd versions."""
     from ctdl.control import ControlProblem
+
     problem = make_problem(name, **({"dim": 7, "target": 0.3, "sigma": 0.7} if name == "hjb_lq" else {}))
-    x = problem.sample_start(5, torch.Generator().manual_seed(0)) + torch.randn(5, problem.dim, dtype=torch.float64)
+    x = problem.sample_start(5, torch.Generator().manual_seed(0)) + torch.randn(
+        5, problem.dim, dtype=torch.float64
+    )
     torch.testing.assert_close(problem.terminal_gradient(x), ControlProblem.terminal_gradient(problem, x))
     torch.testing.assert_close(problem.terminal_trace(x), ControlProblem.terminal_trace(problem, x))
 
@@ -175,7 +204,9 @@ def test_exact_terminal_value_and_its_derivatives(name):
     problem = make_problem(name, **({"dim": 4} if name == "hjb_lq" else {}))
     torch.manual_seed(0)
     V = ValueFunction(problem, width=8, terminal="exact").double()
-    x = problem.sample_start(3, torch.Generator().manual_seed(0)) + torch.randn(3, problem.dim, dtype=torch.float64)
+    x = problem.sample_start(3, torch.Generator().manual_seed(0)) + torch.randn(
+        3, problem.dim, dtype=torch.float64
+    )
     torch.testing.assert_close(V(1.0, x), problem.terminal_cost(x))
     t = torch.tensor([0.1, 0.5, 0.8], dtype=torch.float64)
     phi, grad, _, _ = V.hjb_terms(t, x)
@@ -184,11 +215,11 @@ def test_exact_terminal_value_and_its_derivatives(name):
     _, _, trace_N = V.potential.grad_laplacian(x, t, directions=directions)
     for i in range(3):
         gx, gt = torch.autograd.functional.jacobian(lambda xx, tt: V(tt[None], xx[None])[0], (x[i], t[i]))
-        H = torch.autograd.functional.hessian(lambda xx: V(t[i:i + 1], xx[None])[0], x[i])
+        H = torch.autograd.functional.hessian(lambda xx: V(t[i : i + 1], xx[None])[0], x[i])
         torch.testing.assert_close(grad[i], gx)
         D = problem.diffusion(x)
-        residual = V.hjb_terms(t[i:i + 1], x[i:i + 1])[3]
-        expected = gt + torch.trace(D @ H) + problem.hamiltonian(t[i], x[i:i + 1], gx[None])
+        residual = V.hjb_terms(t[i : i + 1], x[i : i + 1])[3]
+        expected = gt + torch.trace(D @ H) + problem.hamiltonian(t[i], x[i : i + 1], gx[None])
         torch.testing.assert_close(residual[0], expected[0])
     assert trace_N.shape == (3,)
     with pytest.raises(ValueError, match="unknown terminal 'hard'; known: penalty, exact"):
@@ -206,14 +237,15 @@ def test_value_scale_multiplies_the_network_and_its_derivatives(terminal):
     V1 = ValueFunction(problem, width=8, terminal=terminal).double()
     x = problem.sample_start(3, torch.Generator().manual_seed(0)) + torch.randn(3, 12, dtype=torch.float64)
     t = torch.tensor([0.1, 0.5, 0.8], dtype=torch.float64)
-    torch.testing.assert_close(V.network(t, x) - V.network(t, x).mean(),
-                               V1.network(t, x) - V1.network(t, x).mean())
+    torch.testing.assert_close(
+        V.network(t, x) - V.network(t, x).mean(), V1.network(t, x) - V1.network(t, x).mean()
+    )
     x0 = problem.sample_start(256, torch.Generator().manual_seed(0))
     when = problem.horizon if terminal == "penalty" else 0.0
     level = problem.terminal_cost(x0).mean() if terminal == "penalty" else torch.zeros((), dtype=x0.dtype)
     torch.testing.assert_close(V.network(when, x0).mean(), level, rtol=1e-5, atol=1e-3)
     for i in range(3):
-        ti, xi = t[i:i + 1], x[i:i + 1]
+        ti, xi = t[i : i + 1], x[i : i + 1]
         gx, gt = torch.autograd.functional.jacobian(lambda xx, tt: V(tt[None], xx[None])[0], (x[i], t[i]))
         H = torch.autograd.functional.hessian(lambda xx, ti=ti: V(ti, xx[None])[0], x[i])
         phi, grad, _, residual = V.hjb_terms(ti, xi)
@@ -230,6 +262,7 @@ def test_obstacle_reference_is_cached_on_disk(tmp_path):
     """The finite-element reference is solved once and read back from its file with the same values."""
     pytest.importorskip("ctdl.fem").import_dolfinx()
     from ctdl.control import references
+
     problem = make_problem("obstacle")
     references._REFERENCES.clear()  # earlier tests in this process may hold the same solution in memory
     first = reference_value(problem, mesh=32, dt=0.02, cache_dir=tmp_path)
@@ -241,7 +274,9 @@ def test_obstacle_reference_is_cached_on_disk(tmp_path):
     x = problem.sample_start(50, torch.Generator().manual_seed(0))
     torch.testing.assert_close(second(0.3, x), first(0.3, x), equal_nan=True)
     outside = (x.abs() > 3).any(1)
-    assert outside.any() and second(0.3, x)[outside].isnan().all() and second(0.3, x)[~outside].isfinite().all()
+    assert (
+        outside.any() and second(0.3, x)[outside].isnan().all() and second(0.3, x)[~outside].isfinite().all()
+    )
 
 
 def _realised_cost(problem, control, x0, steps, seed):

@@ -23,9 +23,14 @@ def perturbed_model(dim=1, cond_dim=2, log_params=True, seed=0) -> ConditionalOT
     model = ConditionalOTFlow(dim=dim, cond_dim=cond_dim, width=8).double()
     with torch.no_grad():
         model.potential.w.mul_(0.4), model.potential.A.mul_(0.5)
-        model.potential.K0[:, dim + 1:].add_(torch.randn(8, cond_dim, dtype=torch.float64))
-    model.scaling.set(torch.full((dim,), -1.0), torch.full((dim,), 0.7), torch.zeros(cond_dim),
-                      torch.full((cond_dim,), 2.0), log_params)
+        model.potential.K0[:, dim + 1 :].add_(torch.randn(8, cond_dim, dtype=torch.float64))
+    model.scaling.set(
+        torch.full((dim,), -1.0),
+        torch.full((dim,), 0.7),
+        torch.zeros(cond_dim),
+        torch.full((cond_dim,), 2.0),
+        log_params,
+    )
     return model
 
 
@@ -97,8 +102,11 @@ def test_observation_files(tmp_path):
         assert data.load_observations().shape == (rows, 2)
     np.save(tmp_path / "long.npy", np.zeros((2, 3)))
     data.observations_file = str(tmp_path / "long.npy")
-    with pytest.raises(ValueError, match=r"an observation has 2 statistics for this task, got an array of "
-                                         r"shape \(2, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"an observation has 2 statistics for this task, got an array of "
+        r"shape \(2, 3\)",
+    ):
         data.load_observations()
     (tmp_path / "nan.csv").write_text("1.0,nan\n")
     data.observations_file = str(tmp_path / "nan.csv")
@@ -111,9 +119,22 @@ def test_observation_files(tmp_path):
 
 def test_fit_test_and_predict_through_the_cli(cli, tmp_path):
     """A short fit; test computes C2ST against sbibm's reference; predict writes raw samples."""
-    config = ["--config", "configs/cotflow/two_moons.yaml", "--data.num_simulations", "300",
-              "--data.n_test", "50", "--model.width", "8", "--model.eval_steps", "4",
-              "--model.posterior_samples", "200", "--model.c2st_observations", "[1]"]
+    config = [
+        "--config",
+        "configs/cotflow/two_moons.yaml",
+        "--data.num_simulations",
+        "300",
+        "--data.n_test",
+        "50",
+        "--model.width",
+        "8",
+        "--model.eval_steps",
+        "4",
+        "--model.posterior_samples",
+        "200",
+        "--model.c2st_observations",
+        "[1]",
+    ]
     config[1] = str(ROOT / config[1])
     fit = cli("fit", *config, "--trainer.max_steps", "4", "--trainer.val_check_interval", "2")
     ckpt = fit.trainer.checkpoint_callback.dirpath + "/last.ckpt"
@@ -128,10 +149,22 @@ def test_fit_test_and_predict_through_the_cli(cli, tmp_path):
     assert samples.shape == (3, 200, 2) and np.isfinite(samples).all()
 
 
-LV_SMALL = ["--config", str(ROOT / "configs" / "cotflow" / "lotka_volterra.yaml"),
-            "--data.num_simulations", "400",
-            "--data.n_test", "40", "--data.batch_size", "64", "--model.width", "8", "--model.eval_steps", "4",
-            "--trainer.val_check_interval", "2"]
+LV_SMALL = [
+    "--config",
+    str(ROOT / "configs" / "cotflow" / "lotka_volterra.yaml"),
+    "--data.num_simulations",
+    "400",
+    "--data.n_test",
+    "40",
+    "--data.batch_size",
+    "64",
+    "--model.width",
+    "8",
+    "--model.eval_steps",
+    "4",
+    "--trainer.val_check_interval",
+    "2",
+]
 
 
 def test_lotka_volterra_resumes_with_its_standardisation(cli, tmp_path):
@@ -147,10 +180,27 @@ def test_lotka_volterra_resumes_with_its_standardisation(cli, tmp_path):
 
 def test_lotka_volterra_on_two_cpu_processes(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK")}
-    cmd = [sys.executable, "-m", "ctdl", "fit", *LV_SMALL, "--data.cache_dir", str(tmp_path / "cache"),
-           "--trainer.max_steps", "4", "--trainer.strategy", "ddp", "--trainer.devices", "2",
-           "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
-           "--runs_dir", str(tmp_path / "runs")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ctdl",
+        "fit",
+        *LV_SMALL,
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+        "--trainer.max_steps",
+        "4",
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.devices",
+        "2",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--runs_dir",
+        str(tmp_path / "runs"),
+    ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]

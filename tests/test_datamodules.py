@@ -123,8 +123,10 @@ def test_the_base_owns_loader_settings_and_makes_the_splits_once():
         def make_splits(self):
             Counting.calls += 1
             sizes = (10, 4, 3)
-            return tuple(TensorDataset(torch.from_numpy(rng.normal(size=(n, 2))))
-                         for n, rng in zip(sizes, self.streams(3), strict=True))
+            return tuple(
+                TensorDataset(torch.from_numpy(rng.normal(size=(n, 2))))
+                for n, rng in zip(sizes, self.streams(3), strict=True)
+            )
 
     dm = Counting(batch_size=4, seed=2, num_workers=0)
     assert isinstance(dm, SplitData) and (dm.batch_size, dm.seed, dm.num_workers) == (4, 2, 0)

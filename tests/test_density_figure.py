@@ -98,7 +98,10 @@ def test_2d_float64_fit_and_test(tmp_path, capsys):
     trainer.test(model, datamodule=dm)
     check_png(figures / "density_test.png", min_colours=50)
     assert sorted(p.name for p in figures.glob("*.png")) == [
-        "density_epoch000.png", "density_final.png", "density_test.png"]
+        "density_epoch000.png",
+        "density_final.png",
+        "density_test.png",
+    ]
     assert "density" in tensorboard_image_tags(trainer.log_dir)
 
     # seeded: the same samples each time, and the global random stream is left alone

@@ -43,6 +43,7 @@ def mode_variance(u: torch.Tensor) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------------- priors
 
+
 @pytest.mark.parametrize("name", sorted(PRIOR_ARGS))
 def test_prior_spectrum_matches_multiplier(name):
     """10^4 samples on 16x16: per-mode variance of fft2(u, "forward") = lambda_k.
@@ -111,9 +112,11 @@ def test_same_function_at_32_and_64():
     x = torch.arange(64, dtype=torch.float64) / 64
 
     def f(x1, x2):
-        return (torch.sin(2 * math.pi * 3 * x1) * torch.cos(2 * math.pi * 5 * x2)
-                + 0.3 * torch.cos(2 * math.pi * 14 * x1)
-                + 0.2 * torch.cos(2 * math.pi * 16 * x2))  # 16: the Nyquist mode of the 32-grid
+        return (
+            torch.sin(2 * math.pi * 3 * x1) * torch.cos(2 * math.pi * 5 * x2)
+            + 0.3 * torch.cos(2 * math.pi * 14 * x1)
+            + 0.2 * torch.cos(2 * math.pi * 16 * x2)
+        )  # 16: the Nyquist mode of the 32-grid
 
     u64 = f(x[:, None], x[None, :])[None, None]
     u32 = f(x[::2, None], x[None, ::2])[None, None]
@@ -123,8 +126,10 @@ def test_same_function_at_32_and_64():
 
 
 def test_unknown_prior_and_bad_input():
-    with pytest.raises(ValueError, match="unknown prior 'gauss'; known priors: bessel, combined, laplacian, "
-                                         "spectral_layer, white"):
+    with pytest.raises(
+        ValueError,
+        match="unknown prior 'gauss'; known priors: bessel, combined, laplacian, spectral_layer, white",
+    ):
         make_prior("gauss")
     assert set(PRIORS) == {"white", "laplacian", "bessel", "spectral_layer", "combined"}
     with pytest.raises(ValueError, match=r"\(batch, channels, n1, n2\), got shape \(8, 8\)"):
@@ -134,6 +139,7 @@ def test_unknown_prior_and_bad_input():
 
 
 # -------------------------------------------------------------------------------- spectral layers
+
 
 def test_spectral_layer_against_dense_dft():
     """SpectralConv2d on 8x8 (modes 3, and modes 4 = n/2) equals the explicit sum
@@ -149,7 +155,7 @@ def test_spectral_layer_against_dense_dft():
         x_hat = torch.einsum("ka,bcaz,lz->bckl", F, x.to(F.dtype), F)
         W = torch.zeros(2, 3, n, n, dtype=F.dtype)
         W[:, :, :m, :m] = torch.view_as_complex(layer.weight_pos.detach())
-        W[:, :, n - m:, :m] = torch.view_as_complex(layer.weight_neg.detach())
+        W[:, :, n - m :, :m] = torch.view_as_complex(layer.weight_neg.detach())
         y_hat = torch.einsum("bikl,iokl->bokl", x_hat, W)
         c = torch.ones(n, dtype=torch.float64)
         c[1:] = 2.0
@@ -204,20 +210,25 @@ def test_unet_shapes_and_errors():
 
 # ------------------------------------------------------------------------------------------ VP SDE
 
+
 def test_vp_closed_form():
     """alpha(t) = exp(-1/2 int beta) against the trapezoid rule on 2*10^5 points and REFERENCE's
     exp(-t^2 19.9/4 - 0.05 t); v = 1 - alpha^2 against an RK4 solve of dv/dt = beta (1 - v)."""
     sde = VPSDE()
     ts = torch.linspace(0, 1, 200_001, dtype=torch.float64)
-    integral = torch.cat([torch.zeros(1, dtype=torch.float64),
-                          torch.cumulative_trapezoid(sde.beta(ts), ts)])
+    integral = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumulative_trapezoid(sde.beta(ts), ts)])
     check = torch.tensor([0.0, 0.01, 0.3, 0.77, 1.0], dtype=torch.float64)
     idx = (check * 200_000).round().long()
     torch.testing.assert_close(sde.alpha(check), torch.exp(-0.5 * integral[idx]), atol=1e-10, rtol=0)
-    reference = torch.exp(-check**2 * 19.9 / 4 - 0.05 * check)  # REFERENCE.md section 4
+    reference = torch.exp(-(check**2) * 19.9 / 4 - 0.05 * check)  # REFERENCE.md section 4
     torch.testing.assert_close(sde.alpha(check), reference, atol=1e-14, rtol=0)
-    v = odeint(lambda t, v: sde.beta(t) * (1 - v), torch.zeros(1, dtype=torch.float64), check,
-               method="rk4", steps=2000)[:, 0]
+    v = odeint(
+        lambda t, v: sde.beta(t) * (1 - v),
+        torch.zeros(1, dtype=torch.float64),
+        check,
+        method="rk4",
+        steps=2000,
+    )[:, 0]
     torch.testing.assert_close(sde.variance(check), v, atol=1e-10, rtol=0)
     torch.testing.assert_close(sde.variance(check), 1 - sde.alpha(check) ** 2, atol=1e-14, rtol=0)
 
@@ -245,7 +256,7 @@ def test_perturbation_statistics():
 
 # ----------------------------------------------------------------------- samplers with exact score
 
-DATA = BesselPrior(scale=20.0, s=2.0, p=1.2)              # X_0 ~ N(0, Sigma): Sigma commutes with C
+DATA = BesselPrior(scale=20.0, s=2.0, p=1.2)  # X_0 ~ N(0, Sigma): Sigma commutes with C
 NOISE = LaplacianPrior(scale=20.0, p=1.5, zero_mode=0.5)  # trace class, mean mode kept
 
 
@@ -262,12 +273,14 @@ def test_reverse_sampler_reproduces_gaussian_covariance(sampler):
     score = exact_gaussian_score(DATA, NOISE, sde)
     g = torch.Generator().manual_seed(5)
     if sampler == "euler_maruyama":
-        x = sample_euler_maruyama(score, NOISE, (N, 1, n, n), sde, steps=100, generator=g,
-                                  dtype=torch.float64)
+        x = sample_euler_maruyama(
+            score, NOISE, (N, 1, n, n), sde, steps=100, generator=g, dtype=torch.float64
+        )
         mean_tol = 0.02
     else:
-        x = sample_predictor_corrector(score, NOISE, (N, 1, n, n), sde, steps=100, snr=0.08, generator=g,
-                                       dtype=torch.float64)
+        x = sample_predictor_corrector(
+            score, NOISE, (N, 1, n, n), sde, steps=100, snr=0.08, generator=g, dtype=torch.float64
+        )
         mean_tol = 0.03
     rel = mode_variance(x) / DATA.eigenvalues(n) - 1
     assert rel.abs().max() < 5 * math.sqrt(2 / N), rel
@@ -306,8 +319,15 @@ def test_log_likelihood_exact_and_hutchinson():
     exact = Marginal().log_prob(x)
     assert (ll - exact).abs().max() < 0.02, (ll, exact)
     copies = x[:1].expand(256, 1, n, n)
-    hutch, _ = log_likelihood(score, NOISE, copies, sde, steps=50, divergence="hutchinson",
-                              generator=torch.Generator().manual_seed(8))
+    hutch, _ = log_likelihood(
+        score,
+        NOISE,
+        copies,
+        sde,
+        steps=50,
+        divergence="hutchinson",
+        generator=torch.Generator().manual_seed(8),
+    )
     assert hutch.std() > 0.01  # the estimator is random ...
     assert (hutch.mean() - exact[0]).abs() < 4 * hutch.std() / math.sqrt(256) + 0.02  # ... and unbiased
     with pytest.raises(ValueError, match="unknown divergence 'trace'; known: exact, hutchinson"):
@@ -327,8 +347,12 @@ def test_exact_score_is_the_gaussian_gradient():
     for ti in t:
         lam = sde.alpha(ti) ** 2 * DATA.eigenvalues(n) + sde.variance(ti) * NOISE.eigenvalues(n)
         total.append(apply_multiplier(e, lam * n * n).reshape(n * n, n * n))
-    logp = sum(torch.distributions.MultivariateNormal(torch.zeros(n * n, dtype=torch.float64), P)
-               .log_prob(x[i].flatten()) for i, P in enumerate(total))
+    logp = sum(
+        torch.distributions.MultivariateNormal(torch.zeros(n * n, dtype=torch.float64), P).log_prob(
+            x[i].flatten()
+        )
+        for i, P in enumerate(total)
+    )
     (grad,) = torch.autograd.grad(logp, x)
     torch.testing.assert_close(score(x.detach(), t), grad, atol=1e-9, rtol=1e-7)
 
@@ -336,6 +360,7 @@ def test_exact_score_is_the_gaussian_gradient():
 def test_predictor_corrector_refuses_too_few_steps():
     """Below beta_max (T - eps) steps the corrector's 1 - beta dt turns negative: a clear error, not NaN."""
     from ctdl.diffusion import make_prior, sample_predictor_corrector
+
     prior = make_prior("white", scale=1.0 / 64)
     with pytest.raises(ValueError, match=r"needs steps > beta_max \(T - eps\) = 20.0, .* got steps=10"):
         sample_predictor_corrector(lambda x, t: torch.zeros_like(x), prior, (2, 1, 8, 8), steps=10)

@@ -68,8 +68,12 @@ def test_frechet_distance_is_zero_for_identical_features_and_exact_for_shifts_an
 def test_gaussian_kl_and_w2_are_zero_for_the_exact_covariance_and_closed_form_for_a_scaled_one():
     sigma, d = dense_covariance(FIELD, 8), 64
     # dense_covariance is C_h of the resolution convention: its eigenvalues are n^2 lambda_k
-    assert torch.allclose(torch.linalg.eigvalsh(sigma), (d * FIELD.eigenvalues(8)).flatten().sort().values,
-                          rtol=1e-8, atol=1e-14)
+    assert torch.allclose(
+        torch.linalg.eigvalsh(sigma),
+        (d * FIELD.eigenvalues(8)).flatten().sort().values,
+        rtol=1e-8,
+        atol=1e-14,
+    )
     zero = torch.zeros(d, dtype=torch.float64)
     assert abs(gaussian_kl(zero, sigma, zero, sigma)) < 1e-8
     assert gaussian_w2_squared(zero, sigma, zero, sigma) < 1e-8 * torch.trace(sigma).item()
@@ -85,8 +89,9 @@ def test_gaussian_kl_and_w2_are_zero_for_the_exact_covariance_and_closed_form_fo
     assert gaussian_kl(zero, sigma * torch.diag((torch.arange(d) > 0).double()), zero, sigma) == math.inf
 
 
-@pytest.mark.parametrize("prior", [FIELD, make_prior("laplacian", scale=1.0, p=2.0)],
-                         ids=["bessel", "laplacian"])
+@pytest.mark.parametrize(
+    "prior", [FIELD, make_prior("laplacian", scale=1.0, p=2.0)], ids=["bessel", "laplacian"]
+)
 def test_field_covariance_distances_match_the_dense_formulas_and_their_floor(prior):
     sigma = dense_covariance(prior, 8)
     zero = torch.zeros(64, dtype=torch.float64)
@@ -115,8 +120,12 @@ def labelled_patterns(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """n 28x28 images of 4 classes (a plane wave per class) with noise, in [-1, 1]-ish."""
     y = torch.randint(0, 4, (n,), generator=gen(seed))
     j = torch.arange(28, dtype=torch.float32) / 28
-    waves = torch.stack([torch.sin(2 * math.pi * (k + 1) * (j[:, None] if k % 2 else j[None, :]))
-                         .expand(28, 28) for k in range(4)])
+    waves = torch.stack(
+        [
+            torch.sin(2 * math.pi * (k + 1) * (j[:, None] if k % 2 else j[None, :])).expand(28, 28)
+            for k in range(4)
+        ]
+    )
     x = 0.7 * waves[y] + 0.3 * torch.randn(n, 28, 28, generator=gen(seed + 1))
     return x.unsqueeze(1), y
 
@@ -139,8 +148,10 @@ def test_classifier_frechet_is_cached_restricts_finer_grids_and_has_a_floor(tmp_
     floor = fd(x_test)
     noise = fd(torch.rand(200, 1, 28, 28, generator=gen(3)) * 2 - 1)
     wrong = fd(x_test[y_test < 2])  # half of the classes
-    print(f"\nclassifier trained in {trained:.2f} s; floor {floor:.3f}, half the classes {wrong:.3f}, "
-          f"noise {noise:.3f}")
+    print(
+        f"\nclassifier trained in {trained:.2f} s; floor {floor:.3f}, half the classes {wrong:.3f}, "
+        f"noise {noise:.3f}"
+    )
     assert floor < 0.2 * wrong and wrong < noise
     assert fd.between(x_test, x_test) < 1e-6
     # images on a finer grid are restricted to 28 by `resample`: interpolated test images score the same
@@ -166,20 +177,60 @@ def test_sample_quality_separates_the_exact_score_from_a_wrong_one():
 
 
 def test_ctdl_test_logs_the_sample_metrics(cli, fake_mnist_dir, tmp_path):
-    fields = cli("test", *SMALL_FIELDS, "--model.test_samples", "16", "--model.test_sample_steps", "3",
-                 "--model.test_resolutions", "[16, 32]").trainer.callback_metrics
-    for name in ("energy_mmd", "energy_mmd_floor", "cov_kl", "cov_kl_floor", "cov_w2", "cov_w2_floor",
-                 "cov_kl_32", "cov_w2_32", "energy_mmd_32"):
+    fields = cli(
+        "test",
+        *SMALL_FIELDS,
+        "--model.test_samples",
+        "16",
+        "--model.test_sample_steps",
+        "3",
+        "--model.test_resolutions",
+        "[16, 32]",
+    ).trainer.callback_metrics
+    for name in (
+        "energy_mmd",
+        "energy_mmd_floor",
+        "cov_kl",
+        "cov_kl_floor",
+        "cov_w2",
+        "cov_w2_floor",
+        "cov_kl_32",
+        "cov_w2_32",
+        "energy_mmd_32",
+    ):
         assert torch.isfinite(fields[f"test/{name}"]), name
     assert fields["test/cov_kl"] > fields["test/cov_kl_floor"]  # an untrained model
-    images = ["--config", ROOT / "configs" / "diffusion" / "fashion_fno.yaml", "--data.data_dir",
-              fake_mnist_dir, "--data.n_val", "100", "--data.batch_size", "50",
-              "--trainer.limit_test_batches", "1", "--model.network_args",
-              "{width: 4, modes: 7, layers: 1, time_dim: 8}", "--model.test_samples", "16",
-              "--model.test_sample_steps", "2", "--model.classifier_epochs", "1", "--trainer.callbacks", "[]"]
+    images = [
+        "--config",
+        ROOT / "configs" / "diffusion" / "fashion_fno.yaml",
+        "--data.data_dir",
+        fake_mnist_dir,
+        "--data.n_val",
+        "100",
+        "--data.batch_size",
+        "50",
+        "--trainer.limit_test_batches",
+        "1",
+        "--model.network_args",
+        "{width: 4, modes: 7, layers: 1, time_dim: 8}",
+        "--model.test_samples",
+        "16",
+        "--model.test_sample_steps",
+        "2",
+        "--model.classifier_epochs",
+        "1",
+        "--trainer.callbacks",
+        "[]",
+    ]
     metrics = cli("test", *images).trainer.callback_metrics
-    for name in ("energy_mmd", "energy_mmd_floor", "fid_classifier", "fid_floor", "energy_mmd_56",
-                 "fid_classifier_56"):
+    for name in (
+        "energy_mmd",
+        "energy_mmd_floor",
+        "fid_classifier",
+        "fid_floor",
+        "energy_mmd_56",
+        "fid_classifier_56",
+    ):
         assert torch.isfinite(metrics[f"test/{name}"]), name
     assert "test/cov_kl" not in metrics
     cache = tmp_path / "data" / "cache"  # relative to the working directory, as the other caches
@@ -190,11 +241,21 @@ def test_ctdl_test_logs_the_sample_metrics(cli, fake_mnist_dir, tmp_path):
 # ---------------------------------------------------------------------------------- the figures
 def test_samples_figure_adds_a_row_at_every_validation(tmp_path):
     data = GaussianFields(resolution=8, num_train=32, num_val=8, num_test=8, batch_size=8)
-    model = MultilevelDiffusion(input_shape=[1, 8, 8], network_args={"width": 4, "modes": 4, "layers": 1,
-                                                                     "time_dim": 8}, test_samples=0)
+    model = MultilevelDiffusion(
+        input_shape=[1, 8, 8],
+        network_args={"width": 4, "modes": 4, "layers": 1, "time_dim": 8},
+        test_samples=0,
+    )
     figure = DiffusionSamplesFigure(n_samples=4, steps=3)
-    trainer = figure_trainer(tmp_path, [figure], max_epochs=None, max_steps=6, val_check_interval=2,
-                             check_val_every_n_epoch=None, num_sanity_val_steps=1)
+    trainer = figure_trainer(
+        tmp_path,
+        [figure],
+        max_epochs=None,
+        max_steps=6,
+        val_check_interval=2,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=1,
+    )
     trainer.fit(model, data)
     assert [label for label, _ in figure.rows] == ["step 2", "step 4", "step 6"]
     assert all(x.shape == (4, 1, 8, 8) for _, x in figure.rows)
@@ -214,10 +275,16 @@ def test_sample_grid_figure_rows_models_columns_priors(tmp_path):
         torch.manual_seed(0)
         return MultilevelDiffusion(prior=prior, network=network, network_args=args)
 
-    models = {"U-Net": {"white": model("unet", "white", base=4, levels=3, time_dim=8),
-                        "bessel": model("unet", "bessel", base=4, levels=3, time_dim=8)},
-              "FNO": {"white": model("fno", "white", width=4, modes=4, layers=1, time_dim=8),
-                      "bessel": model("fno", "bessel", width=4, modes=4, layers=1, time_dim=8)}}
+    models = {
+        "U-Net": {
+            "white": model("unet", "white", base=4, levels=3, time_dim=8),
+            "bessel": model("unet", "bessel", base=4, levels=3, time_dim=8),
+        },
+        "FNO": {
+            "white": model("fno", "white", width=4, modes=4, layers=1, time_dim=8),
+            "bessel": model("fno", "bessel", width=4, modes=4, layers=1, time_dim=8),
+        },
+    }
     path = tmp_path / "grid" / "sample_grid.png"
     fig = sample_grid_figure(models, resolution=12, n_samples=3, steps=3, path=path)
     check_png(path, min_colours=20)

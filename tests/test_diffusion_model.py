@@ -22,10 +22,28 @@ from .conftest import ROOT
 
 NOISE = {"scale": 40.0, "s": 40.0, "p": 1.5}  # the configs' Bessel noise prior
 FIELDS = ROOT / "configs" / "diffusion" / "gaussian_fields.yaml"
-SMALL_FIELDS = ["--config", FIELDS, "--data.num_train", "64", "--data.num_val", "16", "--data.num_test", "16",
-                "--data.batch_size", "16", "--data.resolution", "16", "--model.resolutions", "[8, 16]",
-                "--model.network_args", "{width: 8, modes: 4, layers: 1, time_dim: 16}",
-                "--trainer.callbacks", "[]", "--trainer.log_every_n_steps", "1"]
+SMALL_FIELDS = [
+    "--config",
+    FIELDS,
+    "--data.num_train",
+    "64",
+    "--data.num_val",
+    "16",
+    "--data.num_test",
+    "16",
+    "--data.batch_size",
+    "16",
+    "--data.resolution",
+    "16",
+    "--model.resolutions",
+    "[8, 16]",
+    "--model.network_args",
+    "{width: 8, modes: 4, layers: 1, time_dim: 16}",
+    "--trainer.callbacks",
+    "[]",
+    "--trainer.log_every_n_steps",
+    "1",
+]
 
 
 class ExactNoise(nn.Module):
@@ -44,8 +62,9 @@ class ExactNoise(nn.Module):
         return -self.factor * v.sqrt() * self.noise.cov(self.score(x, t))
 
 
-def dsm_minimum(data: FourierPrior, noise: FourierPrior, sde: VPSDE, t: torch.Tensor,
-                grid: int) -> torch.Tensor:
+def dsm_minimum(
+    data: FourierPrior, noise: FourierPrior, sde: VPSDE, t: torch.Tensor, grid: int
+) -> torch.Tensor:
     """min over networks of E mean_pixels (eps - C^(1/2) xi)^2 at each t, Gaussian data N(0, Sigma):
     per Fourier mode (s_k of Sigma_h, c_k of C_h, D = n^2) the residual variance of the noise given
     x_t is c_k alpha^2 s_k / (alpha^2 s_k + v c_k); the minimum is their sum over k over D."""
@@ -56,8 +75,13 @@ def dsm_minimum(data: FourierPrior, noise: FourierPrior, sde: VPSDE, t: torch.Te
 
 
 def exact_model(data: GaussianFields, factor: float = 1.0) -> MultilevelDiffusion:
-    model = MultilevelDiffusion(input_shape=data.input_shape, prior="bessel", prior_args=NOISE,
-                                network="fno", network_args={"width": 4, "modes": 4, "layers": 1})
+    model = MultilevelDiffusion(
+        input_shape=data.input_shape,
+        prior="bessel",
+        prior_args=NOISE,
+        network="fno",
+        network_args={"width": 4, "modes": 4, "layers": 1},
+    )
     model.net = ExactNoise(data, model.prior, model.sde, factor)
     return model
 
@@ -80,8 +104,10 @@ def test_dsm_loss_of_the_exact_score_is_its_closed_form_minimum():
     losses = torch.tensor(losses, dtype=torch.float64)
     mean, se = losses[:, 0].mean().item(), losses[:, 0].std().item() / len(losses) ** 0.5
     excess = losses[:, 1] - losses[:, 0]
-    print(f"\nDSM minimum {minimum:.5f}; exact score {mean:.5f} +- {se:.5f}; 0.9 x exact: "
-          f"+{excess.mean().item():.5f} +- {excess.std().item() / len(losses) ** 0.5:.5f}")
+    print(
+        f"\nDSM minimum {minimum:.5f}; exact score {mean:.5f} +- {se:.5f}; 0.9 x exact: "
+        f"+{excess.mean().item():.5f} +- {excess.std().item() / len(losses) ** 0.5:.5f}"
+    )
     assert abs(mean - minimum) < 4 * se and se < 0.01 * minimum
     assert excess.mean() > 10 * excess.std() / len(losses) ** 0.5  # a wrong score is above the minimum
 
@@ -97,8 +123,10 @@ def test_sampling_with_the_exact_score_reproduces_the_data_covariance():
         low = lam > 0.02 * lam.max()  # the modes that carry 90% of the variance
         rel = ((spectrum[low] - lam[low]) / lam[low]).abs().max().item()
         trace = x.pow(2).mean().item() / lam.sum().item()
-        print(f"\n{sampler}: variance / exact {trace:.4f}, max relative error on {int(low.sum())} "
-              f"modes {rel:.3f}")
+        print(
+            f"\n{sampler}: variance / exact {trace:.4f}, max relative error on {int(low.sum())} "
+            f"modes {rel:.3f}"
+        )
         assert abs(trace - 1) < 0.05 and rel < 0.15
 
 
@@ -122,8 +150,14 @@ def test_short_training_learns_the_exact_score_at_the_training_grid_and_twice_it
     torch.manual_seed(0)
     data = GaussianFields(resolution=16, num_train=2048, num_val=128, num_test=16, batch_size=64, seed=0)
     data.setup()
-    model = MultilevelDiffusion(input_shape=[1, 16, 16], prior="bessel", prior_args=NOISE, network="fno",
-                                network_args={"width": 16, "modes": 4, "layers": 2, "time_dim": 32}, lr=5e-3)
+    model = MultilevelDiffusion(
+        input_shape=[1, 16, 16],
+        prior="bessel",
+        prior_args=NOISE,
+        network="fno",
+        network_args={"width": 16, "modes": 4, "layers": 2, "time_dim": 32},
+        lr=5e-3,
+    )
     x_val = data.val_dataset.tensors[0]
 
     def val_loss() -> float:
@@ -131,8 +165,15 @@ def test_short_training_learns_the_exact_score_at_the_training_grid_and_twice_it
             return model.dsm_loss(x_val, generator=torch.Generator().manual_seed(0)).item()
 
     before = {"loss": val_loss(), 16: score_error(model, data, 16), 32: score_error(model, data, 32)}
-    trainer = L.Trainer(max_steps=200, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, limit_val_batches=0, accelerator="cpu")
+    trainer = L.Trainer(
+        max_steps=200,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        accelerator="cpu",
+    )
     trainer.fit(model, data)
     after = {"loss": val_loss(), 16: score_error(model, data, 16), 32: score_error(model, data, 32)}
     print(f"\nbefore {before}\nafter  {after}")
@@ -144,8 +185,12 @@ def test_short_training_learns_the_exact_score_at_the_training_grid_and_twice_it
 
 
 def test_multilevel_schedule_and_sampling_at_other_grids():
-    model = MultilevelDiffusion(input_shape=[1, 16, 16], network_args={"width": 4, "modes": 4, "layers": 1},
-                                resolutions=[8, 16, 32], schedule_steps=[5, 10])
+    model = MultilevelDiffusion(
+        input_shape=[1, 16, 16],
+        network_args={"width": 4, "modes": 4, "layers": 1},
+        resolutions=[8, 16, 32],
+        schedule_steps=[5, 10],
+    )
     assert [model.resolution_at(s) for s in (0, 4, 5, 9, 10, 1000)] == [8, 8, 16, 16, 32, 32]
     gen = torch.Generator().manual_seed(0)
     for grid, sampler, steps in ((8, "em", 4), (16, "pc", 30), (32, "em", 4)):
@@ -186,12 +231,30 @@ def metrics_rows(run_dir: Path) -> list[dict]:
 
 
 def test_resume_continues_the_resolution_schedule_and_predict_samples(cli):
-    fit = cli("fit", *SMALL_FIELDS, "--model.schedule_steps", "[3]", "--trainer.max_steps", "2",
-              "--trainer.val_check_interval", "2")
+    fit = cli(
+        "fit",
+        *SMALL_FIELDS,
+        "--model.schedule_steps",
+        "[3]",
+        "--trainer.max_steps",
+        "2",
+        "--trainer.val_check_interval",
+        "2",
+    )
     run_dir = Path(fit.trainer.log_dir)
     assert fit.model.hparams.input_shape == [1, 16, 16]  # linked from the data
-    resumed = cli("fit", *SMALL_FIELDS, "--model.schedule_steps", "[3]", "--trainer.max_steps", "5",
-                  "--trainer.val_check_interval", "2", "--ckpt_path", run_dir / "checkpoints" / "last.ckpt")
+    resumed = cli(
+        "fit",
+        *SMALL_FIELDS,
+        "--model.schedule_steps",
+        "[3]",
+        "--trainer.max_steps",
+        "5",
+        "--trainer.val_check_interval",
+        "2",
+        "--ckpt_path",
+        run_dir / "checkpoints" / "last.ckpt",
+    )
     assert Path(resumed.trainer.log_dir) == run_dir and resumed.trainer.global_step == 5
     rows = [r for r in metrics_rows(run_dir) if r.get("train/resolution")]
     assert {int(r["step"]): float(r["train/resolution"]) for r in rows} == {0: 8, 1: 8, 2: 8, 3: 16, 4: 16}
@@ -204,9 +267,20 @@ def test_resume_continues_the_resolution_schedule_and_predict_samples(cli):
 
 
 def test_bf16_mixed_on_cpu_with_the_fno(cli):
-    run = cli("fit", *SMALL_FIELDS, "--model.schedule_steps", "[1]", "--trainer.max_steps", "3",
-              "--trainer.val_check_interval", "3", "--trainer.limit_val_batches", "1",
-              "--trainer.precision", "bf16-mixed")
+    run = cli(
+        "fit",
+        *SMALL_FIELDS,
+        "--model.schedule_steps",
+        "[1]",
+        "--trainer.max_steps",
+        "3",
+        "--trainer.val_check_interval",
+        "3",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.precision",
+        "bf16-mixed",
+    )
     assert run.trainer.precision == "bf16-mixed"
     assert next(run.model.parameters()).dtype == torch.float32
     metrics = run.trainer.callback_metrics
@@ -216,10 +290,27 @@ def test_bf16_mixed_on_cpu_with_the_fno(cli):
 def test_ddp_on_two_cpu_processes(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK")}
     env["OMP_NUM_THREADS"] = "1"
-    cmd = [sys.executable, "-m", "ctdl", "fit", *map(str, SMALL_FIELDS), "--model.schedule_steps", "[1]",
-           "--trainer.max_steps", "2", "--trainer.strategy", "ddp", "--trainer.devices", "2",
-           "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
-           "--runs_dir", str(tmp_path / "runs")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ctdl",
+        "fit",
+        *map(str, SMALL_FIELDS),
+        "--model.schedule_steps",
+        "[1]",
+        "--trainer.max_steps",
+        "2",
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.devices",
+        "2",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--runs_dir",
+        str(tmp_path / "runs"),
+    ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
@@ -231,8 +322,10 @@ def test_ddp_on_two_cpu_processes(tmp_path):
 
 # ------------------------------------------------------------------------------------ bad input
 def test_bad_input_names_the_fix(cli, tmp_path):
-    with pytest.raises(ValueError, match="unknown prior 'matern'; known priors: bessel, combined, laplacian, "
-                                         "spectral_layer, white"):
+    with pytest.raises(
+        ValueError,
+        match="unknown prior 'matern'; known priors: bessel, combined, laplacian, spectral_layer, white",
+    ):
         MultilevelDiffusion(prior="matern")
     with pytest.raises(ValueError, match="unknown score network 'transformer'; known networks: fno, unet"):
         MultilevelDiffusion(network="transformer")
@@ -241,8 +334,9 @@ def test_bad_input_names_the_fix(cli, tmp_path):
     with pytest.raises(ValueError, match="the grid 12x12 cannot hold modes=8; .* 2\\*modes = 16"):
         MultilevelDiffusion(input_shape=[1, 12, 12], network_args={"modes": 8})
     with pytest.raises(ValueError, match="the grid 15x15 cannot hold modes=4; it needs an even grid"):
-        MultilevelDiffusion(input_shape=[1, 30, 30], network_args={"modes": 4}, resolutions=[15, 30],
-                            schedule_steps=[10])
+        MultilevelDiffusion(
+            input_shape=[1, 30, 30], network_args={"modes": 4}, resolutions=[15, 30], schedule_steps=[10]
+        )
     with pytest.raises(ValueError, match="schedule_steps needs len\\(resolutions\\) - 1 = 1"):
         MultilevelDiffusion(input_shape=[1, 16, 16], network_args={"modes": 4}, resolutions=[8, 16])
     with pytest.raises(ValueError, match="the grid 14x14 is not divisible by 2\\^levels = 4"):
@@ -254,11 +348,32 @@ def test_bad_input_names_the_fix(cli, tmp_path):
         model.sample(2, 6)
     # through the command: the data's grid against the network's modes, and the data's channels
     with pytest.raises(ValueError, match="the grid 14x14 cannot hold modes=8"):
-        cli("fit", "--config", FIELDS, "--data.resolution", "14", "--model.resolutions", "null",
-            "--model.schedule_steps", "null", "--trainer.fast_dev_run", "true")
-    with pytest.raises(ValueError, match=r"model.input_shape = \[3, 32, 32\] contradicts the data: "
-                                         r"GaussianFields has input_shape = \[1, 32, 32\]"):
+        cli(
+            "fit",
+            "--config",
+            FIELDS,
+            "--data.resolution",
+            "14",
+            "--model.resolutions",
+            "null",
+            "--model.schedule_steps",
+            "null",
+            "--trainer.fast_dev_run",
+            "true",
+        )
+    with pytest.raises(
+        ValueError,
+        match=r"model.input_shape = \[3, 32, 32\] contradicts the data: "
+        r"GaussianFields has input_shape = \[1, 32, 32\]",
+    ):
         cli("fit", "--config", FIELDS, "--model.input_shape", "[3, 32, 32]", "--trainer.fast_dev_run", "true")
     with pytest.raises(FileNotFoundError, match="apt install dataset-fashion-mnist"):
-        cli("fit", "--config", ROOT / "configs" / "diffusion" / "fashion_fno.yaml", "--data.data_dir",
-            tmp_path / "nowhere", "--trainer.fast_dev_run", "true")
+        cli(
+            "fit",
+            "--config",
+            ROOT / "configs" / "diffusion" / "fashion_fno.yaml",
+            "--data.data_dir",
+            tmp_path / "nowhere",
+            "--trainer.fast_dev_run",
+            "true",
+        )

@@ -39,9 +39,7 @@ def test_poisson_self_check_needs_no_environment_variable():
         print(json.dumps({"errs": errs, "libmpi": None if lib is None else str(lib)}))
         """
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
-    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"subprocess failed:\n{proc.stdout}\n{proc.stderr}"
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     errs = {int(k): v for k, v in out["errs"].items()}

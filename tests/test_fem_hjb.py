@@ -77,7 +77,7 @@ def test_result_object(coarse):
     # one time per point (between snapshots, on a snapshot, at 0 and T) equals one call per time
     times = torch.tensor([0.123, 0.35, 0.0, 1.0, 0.999])
     x = torch.from_numpy(pts[:5])
-    single = torch.stack([coarse(float(t), x[i:i + 1])[0] for i, t in enumerate(times)])
+    single = torch.stack([coarse(float(t), x[i : i + 1])[0] for i, t in enumerate(times)])
     torch.testing.assert_close(coarse(times, x), single, rtol=1e-14, atol=1e-12)
 
 
@@ -105,12 +105,16 @@ def test_point_evaluation_is_the_p1_function():
     problem = LQR(G=((4.0, 1.5), (1.5, 1.0)))
     m = 7
     value = fem_value_2d(problem, mesh=m, dt=0.5)
-    msh = dolfinx.mesh.create_rectangle(MPI.COMM_SELF, [np.array([-3.0, -3.0]), np.array([3.0, 3.0])], [m, m],
-                                        dolfinx.mesh.CellType.triangle)
+    msh = dolfinx.mesh.create_rectangle(
+        MPI.COMM_SELF, [np.array([-3.0, -3.0]), np.array([3.0, 3.0])], [m, m], dolfinx.mesh.CellType.triangle
+    )
     V = dolfinx.fem.functionspace(msh, ("Lagrange", 1))
     g = dolfinx.fem.Function(V)
-    g.interpolate(dolfinx.fem.Expression(problem.ufl_terminal(ufl.SpatialCoordinate(msh)),
-                                         V.element.interpolation_points))
+    g.interpolate(
+        dolfinx.fem.Expression(
+            problem.ufl_terminal(ufl.SpatialCoordinate(msh)), V.element.interpolation_points
+        )
+    )
     pts = np.random.default_rng(1).uniform(-3, 3, (500, 2))
     pts3 = np.column_stack([pts, np.zeros(len(pts))])
     tree = dolfinx.geometry.bb_tree(msh, msh.topology.dim)

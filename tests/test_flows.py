@@ -24,9 +24,11 @@ def conditional_flow(seed=0) -> PotentialFlow:
 
 
 def test_core_imports_no_lightning():
-    code = ("import sys, ctdl.flows, ctdl.integrators, ctdl.potential, ctdl.control, ctdl.pde, ctdl.pde.env; "
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')); "
-            "assert not bad, bad")
+    code = (
+        "import sys, ctdl.flows, ctdl.integrators, ctdl.potential, ctdl.control, ctdl.pde, ctdl.pde.env; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')); "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -72,7 +74,7 @@ def test_log_prob_is_the_change_of_variables_for_a_fixed_condition():
     log_p = flow.log_prob(x, y, steps=32)
     for k in range(3):
         J = torch.autograd.functional.jacobian(lambda v: flow(v[None], y, steps=32)[0], x[k])
-        z = flow(x[k:k + 1], y, steps=32)[0]
+        z = flow(x[k : k + 1], y, steps=32)[0]
         expected = -0.5 * z.pow(2).sum() - math.log(2 * math.pi) + torch.linalg.slogdet(J)[1]
         assert log_p[k].item() == pytest.approx(expected.item(), abs=1e-6)
 

@@ -27,9 +27,14 @@ def observed_order(method, func, y0, exact, T=1.0, steps=(8, 16, 32, 64)):
     for n in steps:
         yT = odeint(func, y0, t, method=method, steps=n)
         yT = yT[-1] if isinstance(yT, torch.Tensor) else tuple(part[-1] for part in yT)
-        err = sum((a - b).abs().max().item() for a, b in zip(
-            (yT,) if isinstance(yT, torch.Tensor) else yT,
-            (exact,) if isinstance(exact, torch.Tensor) else exact, strict=True))
+        err = sum(
+            (a - b).abs().max().item()
+            for a, b in zip(
+                (yT,) if isinstance(yT, torch.Tensor) else yT,
+                (exact,) if isinstance(exact, torch.Tensor) else exact,
+                strict=True,
+            )
+        )
         errors.append(err)
     h = [T / n for n in steps]
     return np.polyfit(np.log(h), np.log(errors), 1)[0]
@@ -116,8 +121,9 @@ def test_other_methods_go_to_torchdiffeq():
     yT = odeint(growth, y0, torch.tensor([0.0, 1.0]), method="dopri5", rtol=1e-10, atol=1e-12)[-1]
     assert yT.item() == pytest.approx(math.exp(math.sin(1.0)), rel=1e-9)
     mid = odeint(growth, y0, torch.tensor([0.0, 1.0]), method="midpoint", steps=16)[-1]
-    ref = torchdiffeq.odeint(growth, y0, torch.tensor([0.0, 1.0]), method="midpoint",
-                             options={"step_size": 1 / 16})[-1]
+    ref = torchdiffeq.odeint(
+        growth, y0, torch.tensor([0.0, 1.0]), method="midpoint", options={"step_size": 1 / 16}
+    )[-1]
     assert torch.allclose(mid, ref, atol=1e-14)
 
 
@@ -136,8 +142,13 @@ def test_gradcheck_through_fixed_step_solve():
     A = (0.5 * torch.randn(4, 4)).requires_grad_()
 
     def solve(y0, A):
-        return odeint(lambda t, y: torch.tanh(y @ A.T) + torch.sin(t) * y, y0,
-                      torch.tensor([0.0, 0.5, 1.0]), method="rk4", steps=8)
+        return odeint(
+            lambda t, y: torch.tanh(y @ A.T) + torch.sin(t) * y,
+            y0,
+            torch.tensor([0.0, 0.5, 1.0]),
+            method="rk4",
+            steps=8,
+        )
 
     assert torch.autograd.gradcheck(solve, (y0, A))
 
@@ -151,7 +162,7 @@ def test_adjoint_gradient_matches_backprop_and_finite_differences(method, steps)
 
     def loss(adjoint):
         out = odeint(f, y0, t, method=method, steps=steps, adjoint=adjoint)
-        return (out[1].pow(2).sum() + out[-1].sin().sum())
+        return out[1].pow(2).sum() + out[-1].sin().sum()
 
     g_adj = torch.autograd.grad(loss(True), (y0, f.A))
     g_bp = torch.autograd.grad(loss(False), (y0, f.A))
@@ -164,8 +175,14 @@ def test_gradcheck_through_adjoint():
     torch.manual_seed(1)
     f = Linear(3)
     y0 = torch.randn(2, 3, requires_grad=True)
-    solve = lambda y: odeint(f, y, torch.tensor([0.0, 1.0]), method="rk4", steps=40,  # noqa: E731
-                             adjoint=True)
+    solve = lambda y: odeint(
+        f,
+        y,
+        torch.tensor([0.0, 1.0]),
+        method="rk4",
+        steps=40,  # noqa: E731
+        adjoint=True,
+    )
     assert torch.autograd.gradcheck(solve, (y0,), atol=1e-6)
 
 

@@ -96,10 +96,17 @@ def test_statistics_of_a_hand_made_series():
     """X = 1, 2, 3, 4 and Y = 2, 0, 2, 0, by hand: means 2.5 and 1, variances 1.25 and 1,
     standardised X = (-1.5, -0.5, 0.5, 1.5) / sqrt(1.25), Y = (1, -1, 1, -1); sums over N - 1 = 3."""
     series = np.array([[1, 2], [2, 0], [3, 2], [4, 0]], dtype=float)
-    expected = [2.5, 1.0, math.log(2.25), math.log(2.0),
-                (0.75 - 0.25 + 0.75) / 1.25 / 3, (-0.75 - 0.75) / 1.25 / 3,  # X at lags 1, 2
-                -3 / 3, 2 / 3,  # Y at lags 1, 2
-                (-1.5 + 0.5 + 0.5 - 1.5) / math.sqrt(1.25) / 3]
+    expected = [
+        2.5,
+        1.0,
+        math.log(2.25),
+        math.log(2.0),
+        (0.75 - 0.25 + 0.75) / 1.25 / 3,
+        (-0.75 - 0.75) / 1.25 / 3,  # X at lags 1, 2
+        -3 / 3,
+        2 / 3,  # Y at lags 1, 2
+        (-1.5 + 0.5 + 0.5 - 1.5) / math.sqrt(1.25) / 3,
+    ]
     np.testing.assert_allclose(summary_statistics(series), expected, rtol=1e-12, atol=1e-15)
     batch = summary_statistics(np.stack([series, series[::-1]]))
     assert batch.shape == (2, 9)
@@ -118,16 +125,21 @@ def test_statistics_of_a_constant_series_and_nan():
         summary_statistics(np.zeros((150, 3)))
 
 
-@pytest.mark.parametrize("theta", [THETA_STAR, [0.005, 0.8, 0.1, 0.005], [0.01, 0.2, 0.1, 0.05]],
-                         ids=["theta_star", "predators_die", "prey_die"])
+@pytest.mark.parametrize(
+    "theta",
+    [THETA_STAR, [0.005, 0.8, 0.1, 0.005], [0.01, 0.2, 0.1, 0.05]],
+    ids=["theta_star", "predators_die", "prey_die"],
+)
 def test_vectorised_and_one_chain_loop_agree(theta):
     """Two-sample Kolmogorov-Smirnov tests, fixed seeds: the vectorised simulator (direct method plus
     closed-form phases) against the plain-Python direct method, on each statistic and on X and Y
     at a few record times."""
     vec = simulate_series(np.tile(theta, (2000, 1)), seed=5, workers=1)
     ref = np.concatenate([simulate_reference(theta, 1000 + i).series for i in range(200)])
-    columns = {name: (summary_statistics(vec.series)[:, j], summary_statistics(ref)[:, j])
-               for j, name in enumerate(lv.STATISTICS)}
+    columns = {
+        name: (summary_statistics(vec.series)[:, j], summary_statistics(ref)[:, j])
+        for j, name in enumerate(lv.STATISTICS)
+    }
     for k in (10, 40, 149):
         for s, species in enumerate("XY"):
             columns[f"{species}(t={T_RECORD[k]:.1f})"] = (vec.series[:, k, s], ref[:, k, s])
@@ -208,6 +220,7 @@ def test_datamodule_caches_counts_failures_and_standardises(tmp_path, monkeypatc
     again = LotkaVolterra(**settings)
     again.setup()
     assert again.failed_counts == data.failed_counts
-    for a, b in zip((again.train_dataset, again.test_dataset), (data.train_dataset, data.test_dataset),
-                    strict=True):
+    for a, b in zip(
+        (again.train_dataset, again.test_dataset), (data.train_dataset, data.test_dataset), strict=True
+    ):
         torch.testing.assert_close(a.tensors, b.tensors)

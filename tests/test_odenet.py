@@ -18,11 +18,20 @@ def test_adjoint_and_backprop_gradients_agree_in_float64():
     assert torch.allclose(grads[0], grads[1], rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("dynamics, method", [("resnet", "rk4"), ("antisymmetric", "euler"),
-                                              ("hamiltonian", "leapfrog")])
+@pytest.mark.parametrize(
+    "dynamics, method", [("resnet", "rk4"), ("antisymmetric", "euler"), ("hamiltonian", "leapfrog")]
+)
 def test_image_and_vector_models_give_logits(dynamics, method):
-    img = ODENetClassifier(input_shape=[1, 12, 12], num_classes=10, width=[4, 8], dynamics=dynamics,
-                           method=method, steps=2, pool=2, act="relu")
+    img = ODENetClassifier(
+        input_shape=[1, 12, 12],
+        num_classes=10,
+        width=[4, 8],
+        dynamics=dynamics,
+        method=method,
+        steps=2,
+        pool=2,
+        act="relu",
+    )
     assert img(torch.randn(3, 1, 12, 12)).shape == (3, 10)
     vec = ODENetClassifier(input_shape=[3], num_classes=4, width=[5, 6], dynamics=dynamics, method=method)
     assert vec(torch.randn(7, 3)).shape == (7, 4)

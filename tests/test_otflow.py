@@ -28,7 +28,7 @@ def test_log_prob_is_the_change_of_variables_of_the_flow_map(flow):
     log_p = flow.log_prob(x, steps=32)
     for k in range(4):
         J = torch.autograd.functional.jacobian(lambda v: flow(v[None], steps=32)[0], x[k])
-        z = flow(x[k:k + 1], steps=32)[0]
+        z = flow(x[k : k + 1], steps=32)[0]
         expected = -0.5 * z.pow(2).sum() - math.log(2 * math.pi) + torch.linalg.slogdet(J)[1]
         assert log_p[k].item() == pytest.approx(expected.item(), abs=1e-3)
 

@@ -23,8 +23,15 @@ from .conftest import check_png, figure_trainer, tensorboard_image_tags
 
 def _tiny_model(dim: int, cond_dim: int) -> ConditionalOTFlow:
     torch.manual_seed(0)
-    return ConditionalOTFlow(dim=dim, cond_dim=cond_dim, width=8, steps=2, eval_steps=2,
-                             posterior_samples=100, c2st_observations=[1])
+    return ConditionalOTFlow(
+        dim=dim,
+        cond_dim=cond_dim,
+        width=8,
+        steps=2,
+        eval_steps=2,
+        posterior_samples=100,
+        c2st_observations=[1],
+    )
 
 
 def _trainer(tmp_path: Path, callbacks: list[L.Callback], **kwargs) -> L.Trainer:
@@ -42,8 +49,12 @@ def test_two_moons_against_the_reference_posterior(tmp_path, capsys):
     trainer = _trainer(tmp_path, [figure])
     trainer.fit(model, datamodule=data)
     figures = Path(trainer.log_dir) / "figures"
-    assert _names(figures) == ["posterior_obs1_epoch000.png", "posterior_obs1_final.png",
-                               "posterior_obs3_epoch000.png", "posterior_obs3_final.png"]
+    assert _names(figures) == [
+        "posterior_obs1_epoch000.png",
+        "posterior_obs1_final.png",
+        "posterior_obs3_epoch000.png",
+        "posterior_obs3_final.png",
+    ]
     assert str(figures / "posterior_obs3_final.png") in capsys.readouterr().out
     trainer.test(model, datamodule=data)
     for name in ("posterior_obs1_final.png", "posterior_obs3_final.png", "posterior_obs1_test.png"):
@@ -59,14 +70,20 @@ def test_two_moons_against_the_reference_posterior(tmp_path, capsys):
 
 
 def test_lotka_volterra_log_axes_abc_file_and_predictive_series(tmp_path):
-    data = LotkaVolterra(num_simulations=40, n_test=10, cache_dir=str(tmp_path / "cache"), workers=1,
-                         batch_size=16)
+    data = LotkaVolterra(
+        num_simulations=40, n_test=10, cache_dir=str(tmp_path / "cache"), workers=1, batch_size=16
+    )
     assert isinstance(data, PredictiveSimulator)
     abc = THETA_STAR * np.exp(0.1 * np.random.default_rng(0).standard_normal((500, 4)))
     np.save(tmp_path / "abc.npy", abc)
     model = _tiny_model(4, 9)
-    figure = PosteriorFigure(n_samples=200, reference=str(tmp_path / "abc.npy"), reference_label="SMC-ABC",
-                             predictive_draws=20, dpi=70)
+    figure = PosteriorFigure(
+        n_samples=200,
+        reference=str(tmp_path / "abc.npy"),
+        reference_label="SMC-ABC",
+        predictive_draws=20,
+        dpi=70,
+    )
     trainer = _trainer(tmp_path, [figure], precision="64-true")
     trainer.fit(model, datamodule=data)
     figures = Path(trainer.log_dir) / "figures"

@@ -28,7 +28,7 @@ def test_exact_derivatives_match_autograd_hessian(dim, depth, cond_dim):
     grad_x, d_t, lap = P.grad_laplacian(x, t, y)
     assert grad_x.shape == (n, dim) and d_t.shape == (n,) and lap.shape == (n,)
     for k in range(n):
-        yk = None if y is None else y[k:k + 1]
+        yk = None if y is None else y[k : k + 1]
 
         def phi(xx, tt, k=k, yk=yk):
             return P(xx[None], tt[None], yk)[0]
@@ -119,8 +119,9 @@ def test_autograd_and_hutchinson_traces():
         assert torch.allclose(a, b, atol=1e-12)
     # Hutchinson with the d coordinate vectors as probes (summed) is exact; random probes are unbiased
     eye = torch.eye(4, dtype=torch.float64)
-    probes = sum(potential_derivatives(P, x, t, trace="hutchinson", noise=eye[i].expand(5, 4))[2]
-                 for i in range(4))
+    probes = sum(
+        potential_derivatives(P, x, t, trace="hutchinson", noise=eye[i].expand(5, 4))[2] for i in range(4)
+    )
     assert torch.allclose(probes, exact[2], atol=1e-12)
     torch.manual_seed(0)
     xs, ts = x.repeat(4000, 1), t.repeat(4000)
@@ -134,8 +135,11 @@ def test_autograd_and_hutchinson_traces():
 
 def test_gradient_alone_matches_grad_laplacian():
     P = perturbed(7, 3, 2)
-    x, t, y = torch.randn(6, 7, dtype=torch.float64), torch.rand(6, dtype=torch.float64), torch.randn(
-        6, 2, dtype=torch.float64)
+    x, t, y = (
+        torch.randn(6, 7, dtype=torch.float64),
+        torch.rand(6, dtype=torch.float64),
+        torch.randn(6, 2, dtype=torch.float64),
+    )
     g, dt = P.gradient(x, t, y)
     g2, dt2, _ = P.grad_laplacian(x, t, y)
     assert torch.equal(g, g2) and torch.equal(dt, dt2)
@@ -149,7 +153,7 @@ def test_directional_trace_matches_autograd_hessian(dim, k):
     x, t = torch.randn(4, dim, dtype=torch.float64), torch.rand(4, dtype=torch.float64)
     _, _, trace = P.grad_laplacian(x, t, directions=M)
     for i in range(4):
-        H = torch.autograd.functional.hessian(lambda xx, i=i: P(xx[None], t[i:i + 1])[0], x[i])
+        H = torch.autograd.functional.hessian(lambda xx, i=i: P(xx[None], t[i : i + 1])[0], x[i])
         expected = torch.trace(M.T @ H @ M)
         assert abs(trace[i] - expected) <= 1e-10 * abs(expected)
     with pytest.raises(ValueError, match=rf"directions must have shape \({dim}, k\), got \({dim + 1}, 2\)"):

@@ -11,11 +11,38 @@ from ctdl.callbacks.prediction_writer import check_predictions
 
 from .conftest import ROOT
 
-PEAKS = ["--config", ROOT / "configs" / "odenet" / "peaks.yaml", "--data.n_train", "256",
-         "--data.n_val", "128", "--data.n_test", "200", "--data.batch_size", "64"]
-GAUSSIANS = ["--config", ROOT / "configs" / "otflow" / "8gaussians.yaml", "--data.n_train", "512",
-             "--data.n_val", "128", "--data.n_test", "300", "--data.batch_size", "128", "--model.steps", "2",
-             "--model.eval_steps", "2", "--model.test_steps", "4", "--trainer.callbacks", "[]"]
+PEAKS = [
+    "--config",
+    ROOT / "configs" / "odenet" / "peaks.yaml",
+    "--data.n_train",
+    "256",
+    "--data.n_val",
+    "128",
+    "--data.n_test",
+    "200",
+    "--data.batch_size",
+    "64",
+]
+GAUSSIANS = [
+    "--config",
+    ROOT / "configs" / "otflow" / "8gaussians.yaml",
+    "--data.n_train",
+    "512",
+    "--data.n_val",
+    "128",
+    "--data.n_test",
+    "300",
+    "--data.batch_size",
+    "128",
+    "--model.steps",
+    "2",
+    "--model.eval_steps",
+    "2",
+    "--model.test_steps",
+    "4",
+    "--trainer.callbacks",
+    "[]",
+]
 
 
 def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -66,14 +93,17 @@ def test_flow_predict_writes_log_densities_and_seeded_samples(cli):
     assert read_csv(out / "predictions.csv")[0] == ["index", "log_prob"]
 
 
-@pytest.mark.parametrize("returned, message", [
-    (torch.zeros(3), "returned a Tensor; ctdl predict expects it to return a dict of named tensors"),
-    ({}, "returned an empty dict"),
-    ({"index": torch.zeros(3)}, "named 'index'"),
-    ({"a b": torch.zeros(3)}, "named 'a b'"),
-    ({"p": torch.tensor(1.0)}, "returned a 0-d tensor for 'p'"),
-    ({"p": torch.zeros(3), "q": torch.zeros(4, 2)}, "different batch sizes"),
-])
+@pytest.mark.parametrize(
+    "returned, message",
+    [
+        (torch.zeros(3), "returned a Tensor; ctdl predict expects it to return a dict of named tensors"),
+        ({}, "returned an empty dict"),
+        ({"index": torch.zeros(3)}, "named 'index'"),
+        ({"a b": torch.zeros(3)}, "named 'a b'"),
+        ({"p": torch.tensor(1.0)}, "returned a 0-d tensor for 'p'"),
+        ({"p": torch.zeros(3), "q": torch.zeros(4, 2)}, "different batch sizes"),
+    ],
+)
 def test_outputs_that_break_the_contract_are_named(returned, message):
     with pytest.raises((TypeError, ValueError), match=message):
         check_predictions(returned, "Model")

@@ -43,8 +43,15 @@ def test_registry_and_orders():
 def test_ornstein_uhlenbeck_mean_and_variance_with_brownian_noise():
     """E Y(T) = y0 e^{-theta T}, Var Y(T) = s^2 (1 - e^{-2 theta T}) / (2 theta), drawn with a seed."""
     T = 1.0
-    yT = sdeint(ou_drift, ou_diffusion, torch.full((20_000,), 1.5), torch.tensor([0.0, T]), method="heun",
-                steps=64, seed=1)[-1]
+    yT = sdeint(
+        ou_drift,
+        ou_diffusion,
+        torch.full((20_000,), 1.5),
+        torch.tensor([0.0, T]),
+        method="heun",
+        steps=64,
+        seed=1,
+    )[-1]
     var = S**2 * (1 - math.exp(-2 * THETA * T)) / (2 * THETA)
     assert yT.mean().item() == pytest.approx(1.5 * math.exp(-THETA * T), abs=4 * math.sqrt(var / 20_000))
     assert yT.var().item() == pytest.approx(var, rel=4 * math.sqrt(2 / 20_000))
@@ -74,9 +81,15 @@ def test_running_cost_matches_its_exact_expectation():
     T, y0, n = 1.0, 1.5, 20_000
     decay = (1 - math.exp(-2 * THETA * T)) / (2 * THETA)
     exact = y0**2 * decay + S**2 / (2 * THETA) * (T - decay)
-    ys, cs = sdeint(lambda t, s: (ou_drift(t, s[0]), s[0] ** 2), lambda t, s: (ou_diffusion(t, s[0]), None),
-                    (torch.full((n,), y0), torch.zeros(n)), torch.tensor([0.0, T]), method="heun", steps=32,
-                    seed=5)
+    ys, cs = sdeint(
+        lambda t, s: (ou_drift(t, s[0]), s[0] ** 2),
+        lambda t, s: (ou_diffusion(t, s[0]), None),
+        (torch.full((n,), y0), torch.zeros(n)),
+        torch.tensor([0.0, T]),
+        method="heun",
+        steps=32,
+        seed=5,
+    )
     cost = cs[-1]
     assert cost.mean().item() == pytest.approx(exact, abs=4 * cost.std().item() / math.sqrt(n))
     assert torch.equal(cs[0], torch.zeros(n))
@@ -96,26 +109,47 @@ def test_backward_in_time_is_the_forward_solve_of_the_reversed_sde(method):
         return (1 + t) * torch.ones_like(y)
 
     times = []
-    back = sdeint(lambda t, y: times.append(float(t)) or f(t, y), g, y0, torch.tensor([1.0, 0.5, 0.0]),
-                  method=method, steps=10, noise=dW)
-    fwd = sdeint(lambda s, y: -f(1 - s, y), lambda s, y: g(1 - s, y), y0, torch.tensor([0.0, 0.5, 1.0]),
-                 method=method, steps=10, noise=dW)
+    back = sdeint(
+        lambda t, y: times.append(float(t)) or f(t, y),
+        g,
+        y0,
+        torch.tensor([1.0, 0.5, 0.0]),
+        method=method,
+        steps=10,
+        noise=dW,
+    )
+    fwd = sdeint(
+        lambda s, y: -f(1 - s, y),
+        lambda s, y: g(1 - s, y),
+        y0,
+        torch.tensor([0.0, 0.5, 1.0]),
+        method=method,
+        steps=10,
+        noise=dW,
+    )
     assert back.shape == (3, 6, 2) and torch.allclose(back, fwd, atol=1e-12)
     assert times[0] == 1.0 and all(a > b for a, b in zip(times[::2], times[2::2], strict=False))
 
 
 def test_backward_brownian_increments_have_variance_abs_h():
     """dY = dW from t = 1 back to t = 0: Y(0) - Y(1) ~ N(0, 1), and half of that at t = 0.5."""
-    ys = sdeint(lambda t, y: torch.zeros_like(y), lambda t, y: torch.ones_like(y), torch.zeros(20_000),
-                torch.tensor([1.0, 0.5, 0.0]), steps=8, seed=0)
+    ys = sdeint(
+        lambda t, y: torch.zeros_like(y),
+        lambda t, y: torch.ones_like(y),
+        torch.zeros(20_000),
+        torch.tensor([1.0, 0.5, 0.0]),
+        steps=8,
+        seed=0,
+    )
     assert ys[1].var().item() == pytest.approx(0.5, rel=0.04)  # 4 standard errors, sqrt(2 / n) each
     assert ys[2].var().item() == pytest.approx(1.0, rel=0.04)
 
 
 def test_seeded_runs_repeat():
     def run(**kw):
-        return sdeint(lambda t, y: -y, lambda t, y: y, torch.ones(3), torch.tensor([0.0, 1.0]), steps=10,
-                      **kw)
+        return sdeint(
+            lambda t, y: -y, lambda t, y: y, torch.ones(3), torch.tensor([0.0, 1.0]), steps=10, **kw
+        )
 
     assert torch.equal(run(seed=3), run(seed=3)) and not torch.equal(run(seed=3), run(seed=4))
     gen = lambda: torch.Generator().manual_seed(7)  # noqa: E731
@@ -140,8 +174,14 @@ def test_coloured_noise_covariance_is_A_At_abs_h():
     assert not torch.allclose(cov, torch.eye(d) * abs(h), atol=0.1 * abs(h))  # it is coloured
 
     # through sdeint: dY = dW^Q over [0, 2] gives Cov Y(2) = A A^T 2
-    yT = sdeint(lambda t, y: torch.zeros_like(y), lambda t, y: torch.ones_like(y), torch.zeros(100_000, d),
-                torch.tensor([0.0, 2.0]), steps=4, noise=ColouredNoise(sqrt_cov, seed=1))[-1]
+    yT = sdeint(
+        lambda t, y: torch.zeros_like(y),
+        lambda t, y: torch.ones_like(y),
+        torch.zeros(100_000, d),
+        torch.tensor([0.0, 2.0]),
+        steps=4,
+        noise=ColouredNoise(sqrt_cov, seed=1),
+    )[-1]
     assert torch.allclose(yT.T @ yT / yT.shape[0], 2 * A @ A.T, atol=0.03)
 
 
@@ -150,8 +190,9 @@ def test_callable_and_fixed_noise():
     ones = lambda t, y: torch.ones_like(y)  # noqa: E731
     zero = lambda t, y: torch.zeros_like(y)  # noqa: E731
     # a callable (t, h, like) -> dW: here dW = h, so Y(1) = 1
-    yT = sdeint(zero, ones, y0, torch.tensor([0.0, 1.0]), steps=4,
-                noise=lambda t, h, like: torch.full_like(like, h))
+    yT = sdeint(
+        zero, ones, y0, torch.tensor([0.0, 1.0]), steps=4, noise=lambda t, h, like: torch.full_like(like, h)
+    )
     assert torch.allclose(yT[-1], torch.ones(2, 3))
     # fixed increments: Y is the running sum of the increments
     dW = torch.randn(4, 2, 3)
@@ -173,8 +214,9 @@ def test_bad_input_errors():
         sdeint(ou_drift, ou_diffusion, torch.ones(4, dtype=torch.long), t)
     with pytest.raises(ValueError, match=r"drift's part 0 has shape \(4, 3\); expected .* \(4, 2\)"):
         sdeint(lambda t, y: torch.ones(4, 3), ou_diffusion, y0, t)
-    with pytest.raises(ValueError, match="diffusion must return a tuple of 2 parts matching the state; got a "
-                                         "tuple of 1"):
+    with pytest.raises(
+        ValueError, match="diffusion must return a tuple of 2 parts matching the state; got a tuple of 1"
+    ):
         sdeint(lambda t, s: s, lambda t, s: (s[0],), (y0, y0), t)
     with pytest.raises(ValueError, match=r"fixed increment number 1 .* shape \(3,\); expected .* \(4, 2\)"):
         sdeint(ou_drift, ou_diffusion, y0, t, steps=2, noise=torch.zeros(2, 3))

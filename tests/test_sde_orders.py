@@ -69,8 +69,23 @@ def ou_paths(paths, fine, seed):
 def test_euler_maruyama_strong_order_one_half_on_geometric_brownian_motion():
     dW, exact = gbm_paths(4000, 256, seed=0)
     steps = (16, 32, 64, 128, 256)
-    errors = [(solve("euler_maruyama", lambda t, y: MU * y, lambda t, y: SIGMA * y, torch.ones(4000), n,
-                     coarse(dW, n))[-1] - exact).abs().mean().item() for n in steps]
+    errors = [
+        (
+            solve(
+                "euler_maruyama",
+                lambda t, y: MU * y,
+                lambda t, y: SIGMA * y,
+                torch.ones(4000),
+                n,
+                coarse(dW, n),
+            )[-1]
+            - exact
+        )
+        .abs()
+        .mean()
+        .item()
+        for n in steps
+    ]
     assert slope(steps, errors) == pytest.approx(0.5, abs=0.08)
 
 
@@ -79,9 +94,23 @@ def test_strong_order_one_on_ornstein_uhlenbeck(method):
     """Additive noise: the Milstein correction g g' vanishes, so Euler-Maruyama has strong order 1."""
     dW, exact = ou_paths(4000, 256, seed=1)
     steps = (16, 32, 64, 128, 256)
-    errors = [(solve(method, lambda t, y: -THETA * y, lambda t, y: torch.full_like(y, S),
-                     torch.full((4000,), Y0), n, coarse(dW, n))[-1] - exact).abs().mean().item()
-              for n in steps]
+    errors = [
+        (
+            solve(
+                method,
+                lambda t, y: -THETA * y,
+                lambda t, y: torch.full_like(y, S),
+                torch.full((4000,), Y0),
+                n,
+                coarse(dW, n),
+            )[-1]
+            - exact
+        )
+        .abs()
+        .mean()
+        .item()
+        for n in steps
+    ]
     assert slope(steps, errors) == pytest.approx(1.0, abs=0.05)
 
 
@@ -102,8 +131,14 @@ def binomial_expectation(run, steps, phi):
 def test_euler_maruyama_weak_order_one_on_geometric_brownian_motion():
     """E Y(T) = e^{mu T}, E Y(T)^2 = e^{(2 mu + sigma^2) T}; the scheme's E Y_N^p exactly."""
     steps = (16, 32, 64, 128, 256)
-    run = lambda dW: solve("euler_maruyama", lambda t, y: MU * y, lambda t, y: SIGMA * y,  # noqa: E731
-                           torch.ones(dW.shape[1]), dW.shape[0], dW)[-1]
+    run = lambda dW: solve(
+        "euler_maruyama",
+        lambda t, y: MU * y,
+        lambda t, y: SIGMA * y,  # noqa: E731
+        torch.ones(dW.shape[1]),
+        dW.shape[0],
+        dW,
+    )[-1]
     for power, exact in ((1, math.exp(MU * T)), (2, math.exp((2 * MU + SIGMA**2) * T))):
         errors = [abs(binomial_expectation(run, n, lambda y, p=power: y**p) - exact) for n in steps]
         assert slope(steps, errors) == pytest.approx(1.0, abs=0.05), power
@@ -117,11 +152,19 @@ def test_euler_maruyama_weak_error_by_monte_carlo_matches_the_exact_bias():
     """
     dW, exact = gbm_paths(20_000, 32, seed=2)
     for n in (4, 8, 16, 32):
-        yN = solve("euler_maruyama", lambda t, y: MU * y, lambda t, y: SIGMA * y, torch.ones(20_000), n,
-                   coarse(dW, n))[-1]
+        yN = solve(
+            "euler_maruyama",
+            lambda t, y: MU * y,
+            lambda t, y: SIGMA * y,
+            torch.ones(20_000),
+            n,
+            coarse(dW, n),
+        )[-1]
         h = T / n
-        moments = ((1, (1 + MU * h) ** n, math.exp(MU * T)),
-                   (2, ((1 + MU * h) ** 2 + SIGMA**2 * h) ** n, math.exp((2 * MU + SIGMA**2) * T)))
+        moments = (
+            (1, (1 + MU * h) ** n, math.exp(MU * T)),
+            (2, ((1 + MU * h) ** 2 + SIGMA**2 * h) ** n, math.exp((2 * MU + SIGMA**2) * T)),
+        )
         for p, scheme, true in moments:
             d = yN**p - exact**p
             se = d.std().item() / math.sqrt(d.numel())
@@ -137,7 +180,7 @@ def expectation(run, steps):
     """
     eye = torch.eye(steps)
     q = run(torch.cat([torch.zeros(steps, 1), eye, -eye], 1))
-    a, plus, minus = q[0], q[1:steps + 1], q[steps + 1:]
+    a, plus, minus = q[0], q[1 : steps + 1], q[steps + 1 :]
     return (a + (T / steps) * ((plus + minus) / 2 - a).sum()).item()
 
 
@@ -151,14 +194,15 @@ def test_weak_order_on_ornstein_uhlenbeck_with_running_cost(method, order):
     a = THETA + KAPPA
     mean = Y0 * math.exp(-THETA * T)
     var = S**2 * math.exp(-2 * THETA * T) * (math.exp(2 * a * T) - 1) / (2 * a)
-    cost = (Y0**2 * (1 - math.exp(-2 * THETA * T)) / (2 * THETA)
-            + S**2 / (2 * a) * ((math.exp(2 * KAPPA * T) - 1) / (2 * KAPPA)
-                                - (1 - math.exp(-2 * THETA * T)) / (2 * THETA)))
+    cost = Y0**2 * (1 - math.exp(-2 * THETA * T)) / (2 * THETA) + S**2 / (2 * a) * (
+        (math.exp(2 * KAPPA * T) - 1) / (2 * KAPPA) - (1 - math.exp(-2 * THETA * T)) / (2 * THETA)
+    )
     drift = lambda t, y: (-THETA * y[0], y[0] ** 2)  # noqa: E731
     diffusion = lambda t, y: (S * torch.exp(KAPPA * t) * torch.ones_like(y[0]), None)  # noqa: E731
     steps = (16, 32, 64, 128)
     errors = {"mean": [], "second moment": [], "running cost": []}
     for n in steps:
+
         def run(dW, n=n):
             paths = dW.shape[1]
             return solve(method, drift, diffusion, (torch.full((paths,), Y0), torch.zeros(paths)), n, dW)

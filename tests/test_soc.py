@@ -11,21 +11,42 @@ import torch
 
 from .conftest import ROOT
 
-LQR_SMALL = ["--config", str(ROOT / "configs" / "soc" / "lqr.yaml"), "--data.num_train", "256",
-             "--data.num_val", "16", "--data.num_test", "32", "--model.width", "8", "--model.eval_steps", "10",
-             "--trainer.val_check_interval", "2"]
+LQR_SMALL = [
+    "--config",
+    str(ROOT / "configs" / "soc" / "lqr.yaml"),
+    "--data.num_train",
+    "256",
+    "--data.num_val",
+    "16",
+    "--data.num_test",
+    "32",
+    "--model.width",
+    "8",
+    "--model.eval_steps",
+    "10",
+    "--trainer.val_check_interval",
+    "2",
+]
 
 
 def test_float64_fit_resume_and_test_against_riccati(cli):
     fit = cli("fit", *LQR_SMALL, "--trainer.max_steps", "4", "--trainer.precision", "64-true")
     assert fit.model.value_function.potential.K0.dtype == torch.float64
     last = fit.trainer.checkpoint_callback.dirpath + "/last.ckpt"
-    resumed = cli("fit", *LQR_SMALL, "--trainer.max_steps", "8", "--trainer.precision", "64-true", "--ckpt_path", last)
+    resumed = cli(
+        "fit", *LQR_SMALL, "--trainer.max_steps", "8", "--trainer.precision", "64-true", "--ckpt_path", last
+    )
     assert resumed.trainer.global_step == 8
     test = cli("test", *LQR_SMALL, "--trainer.precision", "64-true", "--ckpt_path", last)
     metrics = test.trainer.callback_metrics
-    assert {"test/phi0_rel_err", "test/traj_rel_l2", "test/cost", "test/cost_ref", "test/cost_ref_feedback",
-            "test/cost_same_noise"} <= set(metrics)
+    assert {
+        "test/phi0_rel_err",
+        "test/traj_rel_l2",
+        "test/cost",
+        "test/cost_ref",
+        "test/cost_ref_feedback",
+        "test/cost_same_noise",
+    } <= set(metrics)
     assert abs(metrics["test/cost_ref"].item() - 4.7154) < 0.6  # Riccati's E[Phi(0, X_0)] over 32 starts
     assert all(torch.isfinite(v) for v in metrics.values())
     cli("predict", *LQR_SMALL, "--trainer.precision", "64-true", "--ckpt_path", last)
@@ -35,9 +56,25 @@ def test_float64_fit_resume_and_test_against_riccati(cli):
 
 
 def test_a_problem_without_reference_still_reports_its_cost(cli):
-    run = cli("fit", "--config", ROOT / "configs" / "soc" / "quadcopter.yaml", "--trainer.max_steps", "2",
-              "--data.num_train", "32", "--data.num_val", "8", "--data.num_test", "8", "--data.batch_size", "8",
-              "--model.eval_steps", "5", "--trainer.val_check_interval", "1")
+    run = cli(
+        "fit",
+        "--config",
+        ROOT / "configs" / "soc" / "quadcopter.yaml",
+        "--trainer.max_steps",
+        "2",
+        "--data.num_train",
+        "32",
+        "--data.num_val",
+        "8",
+        "--data.num_test",
+        "8",
+        "--data.batch_size",
+        "8",
+        "--model.eval_steps",
+        "5",
+        "--trainer.val_check_interval",
+        "1",
+    )
     metrics = run.trainer.callback_metrics
     assert torch.isfinite(metrics["val/cost"]) and "val/phi0_rel_err" not in metrics
 
@@ -46,13 +83,19 @@ def test_bad_input_names_the_fix(cli):
     with pytest.raises(ValueError, match="model.dim = 5 contradicts the data: ControlStarts has dim = 100"):
         cli("fit", "--config", ROOT / "configs" / "soc" / "hjb_lq.yaml", "--model.dim", "5")
     from ctdl.models import StochasticOptimalControl
+
     with pytest.raises(ValueError, match="dim = 5 does not match the hjb_lq problem's dimension 100"):
         StochasticOptimalControl(problem="hjb_lq", problem_args={"dim": 100}, dim=5)
     with pytest.raises(SystemExit):  # jsonargparse reports the problem's own message and exits
         cli("fit", *LQR_SMALL, "--data.problem_args", "{sigma: [1, 2, 3]}")
-    with pytest.raises(ValueError, match=r"sigma must be a scalar, a \(2,\) diagonal or a \(2, 2\) matrix .* got shape \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"sigma must be a scalar, a \(2,\) diagonal or a \(2, 2\) matrix .* got shape \(3,\)",
+    ):
         StochasticOptimalControl(problem="lqr", problem_args={"sigma": [1, 2, 3]})
-    with pytest.raises(ValueError, match="unknown control problem 'foo'; known problems: hjb_lq, lqr, obstacle"):
+    with pytest.raises(
+        ValueError, match="unknown control problem 'foo'; known problems: hjb_lq, lqr, obstacle"
+    ):
         StochasticOptimalControl(problem="foo")
     with pytest.raises(ValueError, match="unknown sampling 'walk'; known: pmp, random_walk"):
         StochasticOptimalControl(problem="lqr", sampling="walk")
@@ -60,9 +103,25 @@ def test_bad_input_names_the_fix(cli):
 
 def test_two_cpu_processes(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK")}
-    cmd = [sys.executable, "-m", "ctdl", "fit", *LQR_SMALL, "--trainer.max_steps", "4", "--trainer.strategy", "ddp",
-           "--trainer.devices", "2", "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
-           "--runs_dir", str(tmp_path / "runs")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ctdl",
+        "fit",
+        *LQR_SMALL,
+        "--trainer.max_steps",
+        "4",
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.devices",
+        "2",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--runs_dir",
+        str(tmp_path / "runs"),
+    ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]

@@ -26,8 +26,9 @@ class TinyData(L.LightningDataModule):
 
         def make(m: int) -> TensorDataset:
             if image:
-                return TensorDataset(torch.randn(m, 1, 8, 8, generator=g),
-                                     torch.randint(0, 2, (m,), generator=g))
+                return TensorDataset(
+                    torch.randn(m, 1, 8, 8, generator=g), torch.randint(0, 2, (m,), generator=g)
+                )
             x = torch.rand(m, 2, generator=g) * 4 - 2
             return TensorDataset(x, (x.norm(dim=1) > 1.2).long())
 
@@ -80,7 +81,10 @@ def test_width4_pca_every_epoch_float64(tmp_path):
     trainer.fit(model, datamodule=TinyData(n=120))
     figures = Path(trainer.log_dir) / "figures"
     assert sorted(p.name for p in figures.glob("*.png")) == [
-        "transport_epoch000.png", "transport_epoch001.png", "transport_final.png"]
+        "transport_epoch000.png",
+        "transport_epoch001.png",
+        "transport_final.png",
+    ]
     for p in figures.glob("*.png"):
         check_png(p, min_colours=20)
     assert model.dtype == torch.float64

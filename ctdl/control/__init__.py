@@ -8,7 +8,26 @@ from .problems import HJBLQ, LQR, PROBLEMS, ControlProblem, Obstacle, Problem2D,
 from .references import RiccatiSolution, hjb_lq_value, reference_control, reference_value
 from .value_function import LOSS_TERMS, SAMPLING, Paths, ValueFunction, controlled_paths
 
-__all__ = ["PROBLEMS", "HJBLQ", "LQR", "ControlProblem", "Obstacle", "Problem2D", "Quadcopter",
-           "RiccatiSolution", "hjb_lq_value", "make_problem", "reference_control", "reference_value",
-           "LOSS_TERMS", "SAMPLING", "Paths", "ValueFunction", "controlled_paths", "DeepBSDE",
-           "OpenLoopSolution", "open_loop_optimum", "rollout"]
+__all__ = [
+    "PROBLEMS",
+    "HJBLQ",
+    "LQR",
+    "ControlProblem",
+    "Obstacle",
+    "Problem2D",
+    "Quadcopter",
+    "RiccatiSolution",
+    "hjb_lq_value",
+    "make_problem",
+    "reference_control",
+    "reference_value",
+    "LOSS_TERMS",
+    "SAMPLING",
+    "Paths",
+    "ValueFunction",
+    "controlled_paths",
+    "DeepBSDE",
+    "OpenLoopSolution",
+    "open_loop_optimum",
+    "rollout",
+]

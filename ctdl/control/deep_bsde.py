@@ -33,8 +33,12 @@ def gradient_network(dim: int, width: int) -> nn.Sequential:
     """x (n, d) -> P (n, d): normalise, two hidden layers of `width` with batch norm and ReLU."""
     return nn.Sequential(
         nn.BatchNorm1d(dim),
-        nn.Linear(dim, width, bias=False), nn.BatchNorm1d(width), nn.ReLU(),
-        nn.Linear(width, width, bias=False), nn.BatchNorm1d(width), nn.ReLU(),
+        nn.Linear(dim, width, bias=False),
+        nn.BatchNorm1d(width),
+        nn.ReLU(),
+        nn.Linear(width, width, bias=False),
+        nn.BatchNorm1d(width),
+        nn.ReLU(),
         nn.Linear(width, dim),
     )
 
@@ -42,15 +46,22 @@ def gradient_network(dim: int, width: int) -> nn.Sequential:
 class DeepBSDE(nn.Module):
     """Y_0, P_0 and the per-step gradient networks for `problem` from its single start point."""
 
-    def __init__(self, problem: ControlProblem, steps: int = 20, width: int | None = None,
-                 y0_range: tuple[float, float] = (0.0, 1.0)) -> None:
+    def __init__(
+        self,
+        problem: ControlProblem,
+        steps: int = 20,
+        width: int | None = None,
+        y0_range: tuple[float, float] = (0.0, 1.0),
+    ) -> None:
         super().__init__()
         if problem.deterministic:
             raise ValueError(f"the Deep BSDE method needs noise; the {problem.name} problem has sigma = 0")
         draws = problem.sample_start(2, torch.Generator().manual_seed(0))
         if not torch.equal(draws[0], draws[1]):
-            raise ValueError(f"the Deep BSDE method solves for one start point; the {problem.name} problem's "
-                             "start law is random (for hjb_lq set start: origin)")
+            raise ValueError(
+                f"the Deep BSDE method solves for one start point; the {problem.name} problem's "
+                "start law is random (for hjb_lq set start: origin)"
+            )
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         self.problem, self.steps = problem, steps

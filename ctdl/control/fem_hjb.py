@@ -56,9 +56,21 @@ class FEMValue:
         max_newton_iterations: the most Newton iterations of one step.
     """
 
-    def __init__(self, problem: Problem2D, domain: tuple[float, float], mesh: int, dt: float, steps: int,
-                 times: np.ndarray, nodal: np.ndarray, diagonal_up: np.ndarray, solve_seconds: float,
-                 setup_seconds: float, newton_iterations: int, max_newton_iterations: int) -> None:
+    def __init__(
+        self,
+        problem: Problem2D,
+        domain: tuple[float, float],
+        mesh: int,
+        dt: float,
+        steps: int,
+        times: np.ndarray,
+        nodal: np.ndarray,
+        diagonal_up: np.ndarray,
+        solve_seconds: float,
+        setup_seconds: float,
+        newton_iterations: int,
+        max_newton_iterations: int,
+    ) -> None:
         self.problem, self.domain, self.mesh, self.dt, self.steps = problem, domain, mesh, dt, steps
         self.times, self.nodal = times, nodal
         # (mesh, mesh): True where square (i, j) is cut from node (i, j) to node (i + 1, j + 1)
@@ -68,18 +80,45 @@ class FEMValue:
 
     def save(self, path: str | Path) -> None:
         """Write the snapshots and the solve's record to an .npz file (read back with `load`)."""
-        np.savez_compressed(path, times=self.times, nodal=self.nodal, diagonal_up=self._diagonal_up,
-                            domain=np.asarray(self.domain, dtype=float),
-                            record=np.asarray([self.mesh, self.dt, self.steps, self.solve_seconds, self.setup_seconds,
-                                               self.newton_iterations, self.max_newton_iterations], dtype=float))
+        np.savez_compressed(
+            path,
+            times=self.times,
+            nodal=self.nodal,
+            diagonal_up=self._diagonal_up,
+            domain=np.asarray(self.domain, dtype=float),
+            record=np.asarray(
+                [
+                    self.mesh,
+                    self.dt,
+                    self.steps,
+                    self.solve_seconds,
+                    self.setup_seconds,
+                    self.newton_iterations,
+                    self.max_newton_iterations,
+                ],
+                dtype=float,
+            ),
+        )
 
     @classmethod
     def load(cls, path: str | Path, problem: Problem2D) -> FEMValue:
         """The FEMValue `save` wrote for `problem` (the caller keys files by problem and settings)."""
         with np.load(path) as f:
             mesh, dt, steps, solve_s, setup_s, newton, max_newton = f["record"].tolist()
-            return cls(problem, tuple(f["domain"].tolist()), int(mesh), dt, int(steps), f["times"], f["nodal"],
-                       f["diagonal_up"], solve_s, setup_s, int(newton), int(max_newton))
+            return cls(
+                problem,
+                tuple(f["domain"].tolist()),
+                int(mesh),
+                dt,
+                int(steps),
+                f["times"],
+                f["nodal"],
+                f["diagonal_up"],
+                solve_s,
+                setup_s,
+                int(newton),
+                int(max_newton),
+            )
 
     @property
     def horizon(self) -> float:
@@ -87,9 +126,11 @@ class FEMValue:
 
     def __repr__(self) -> str:
         lo, hi = self.domain
-        return (f"FEMValue({self.problem.name}, box [{lo}, {hi}]^2, mesh={self.mesh}, dt={self.dt:g}, "
-                f"snapshots={len(self.times)}, solve {self.solve_seconds:.2f} s, "
-                f"{self.newton_iterations} Newton iterations)")
+        return (
+            f"FEMValue({self.problem.name}, box [{lo}, {hi}]^2, mesh={self.mesh}, dt={self.dt:g}, "
+            f"snapshots={len(self.times)}, solve {self.solve_seconds:.2f} s, "
+            f"{self.newton_iterations} Newton iterations)"
+        )
 
     def _locate(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
         """(i, j, s, r, up): the square (i, j) of each point, its local coordinates (s, r) in [0, 1]
@@ -100,8 +141,10 @@ class FEMValue:
         outside = ~((x >= lo - tol) & (x <= hi + tol)).all(1)  # NaN counts as outside
         if outside.any():
             bad = x[outside][0]
-            raise ValueError(f"{int(outside.sum())} point(s) lie outside the box [{lo}, {hi}]^2 of the "
-                             f"finite-element solution, e.g. ({bad[0]:.6g}, {bad[1]:.6g})")
+            raise ValueError(
+                f"{int(outside.sum())} point(s) lie outside the box [{lo}, {hi}]^2 of the "
+                f"finite-element solution, e.g. ({bad[0]:.6g}, {bad[1]:.6g})"
+            )
         u = np.clip((x - lo) / ((hi - lo) / m), 0.0, m)
         ij = np.minimum(np.floor(u).astype(np.int64), m - 1)
         s, r = (u - ij).T
@@ -152,9 +195,13 @@ def _default_save_times(T: float) -> list[float]:
     return [T * k / 20 for k in range(21)]
 
 
-def fem_value_2d(problem: Problem2D, mesh: int = 149, dt: float = 1e-3,
-                 save_times: Sequence[float] | None = None,
-                 domain: tuple[float, float] | None = None) -> FEMValue:
+def fem_value_2d(
+    problem: Problem2D,
+    mesh: int = 149,
+    dt: float = 1e-3,
+    save_times: Sequence[float] | None = None,
+    domain: tuple[float, float] | None = None,
+) -> FEMValue:
     """Solve the HJB equation of `problem` backwards from Phi(T) = g by P1 finite elements.
 
     Args:
@@ -169,8 +216,10 @@ def fem_value_2d(problem: Problem2D, mesh: int = 149, dt: float = 1e-3,
         A callable `FEMValue`; `value(t, x)` gives Phi(t, x) for x of shape (n, 2).
     """
     if not isinstance(problem, Problem2D) or problem.dim != 2:
-        raise ValueError(f"fem_value_2d needs a 2-D problem (a Problem2D with UFL Hamiltonian and terminal "
-                         f"cost); got {problem!r}")
+        raise ValueError(
+            f"fem_value_2d needs a 2-D problem (a Problem2D with UFL Hamiltonian and terminal "
+            f"cost); got {problem!r}"
+        )
     if int(mesh) != mesh or mesh < 2:
         raise ValueError(f"mesh must be an integer >= 2, got {mesh!r}")
     mesh = int(mesh)
@@ -195,8 +244,9 @@ def fem_value_2d(problem: Problem2D, mesh: int = 149, dt: float = 1e-3,
     from mpi4py import MPI
 
     t_setup = time.perf_counter()
-    msh = dolfinx.mesh.create_rectangle(MPI.COMM_SELF, [np.array([lo, lo]), np.array([hi, hi])], [mesh, mesh],
-                                        dolfinx.mesh.CellType.triangle)
+    msh = dolfinx.mesh.create_rectangle(
+        MPI.COMM_SELF, [np.array([lo, lo]), np.array([hi, hi])], [mesh, mesh], dolfinx.mesh.CellType.triangle
+    )
     V = dolfinx.fem.functionspace(msh, ("Lagrange", 1))
     h = (hi - lo) / mesh
 
@@ -224,15 +274,27 @@ def fem_value_2d(problem: Problem2D, mesh: int = 149, dt: float = 1e-3,
     D_ufl = ufl.as_matrix(D.tolist())
     v = ufl.TestFunction(V)
     k = dolfinx.fem.Constant(msh, dolfinx.default_scalar_type(1.0 / dt))
-    F = (k * (phi - phi_next) * v + ufl.dot(D_ufl * ufl.grad(phi), ufl.grad(v))
-         - problem.ufl_hamiltonian(x, ufl.grad(phi)) * v) * ufl.dx
+    F = (
+        k * (phi - phi_next) * v
+        + ufl.dot(D_ufl * ufl.grad(phi), ufl.grad(v))
+        - problem.ufl_hamiltonian(x, ufl.grad(phi)) * v
+    ) * ufl.dx
     nonlinear = NonlinearProblem(
-        F, phi,
+        F,
+        phi,
         petsc_options_prefix=f"ctdl_fem_hjb_{problem.name}_",
-        petsc_options={"snes_type": "newtonls", "snes_linesearch_type": "bt", "snes_rtol": 1e-10,
-                       "snes_atol": 1e-12, "snes_stol": 1e-12, "snes_max_it": 50, "ksp_type": "preonly",
-                       "pc_type": "lu", "pc_factor_mat_solver_type": "mumps",
-                       "ksp_error_if_not_converged": True},
+        petsc_options={
+            "snes_type": "newtonls",
+            "snes_linesearch_type": "bt",
+            "snes_rtol": 1e-10,
+            "snes_atol": 1e-12,
+            "snes_stol": 1e-12,
+            "snes_max_it": 50,
+            "ksp_type": "preonly",
+            "pc_type": "lu",
+            "pc_factor_mat_solver_type": "mumps",
+            "ksp_error_if_not_converged": True,
+        },
     )
     snes = nonlinear.solver
     setup_seconds = time.perf_counter() - t_setup
@@ -254,7 +316,8 @@ def fem_value_2d(problem: Problem2D, mesh: int = 149, dt: float = 1e-3,
                 f"Newton did not converge in the backward Euler step to t = {n * dt:.6g} of the "
                 f"{problem.name} problem (mesh {mesh}, dt {dt:.3g}; SNES reason {snes.getConvergedReason()}, "
                 f"residual {snes.getFunctionNorm():.3g} after {its} iterations); the discrete problem may "
-                "have no solution on a mesh this coarse: refine the mesh or reduce dt")
+                "have no solution on a mesh this coarse: refine the mesh or reduce dt"
+            )
         total_its, max_its = total_its + its, max(max_its, its)
         t_n, t_next = n * dt, (n + 1) * dt
         while pending and pending[0] >= t_n - 1e-12 * T:
@@ -267,5 +330,17 @@ def fem_value_2d(problem: Problem2D, mesh: int = 149, dt: float = 1e-3,
 
     times = np.array(sorted(snaps))
     nodal = np.stack([snaps[s] for s in times])
-    return FEMValue(problem, (lo, hi), mesh, dt, steps, times, nodal, diagonal_up, solve_seconds,
-                    setup_seconds, total_its, max_its)
+    return FEMValue(
+        problem,
+        (lo, hi),
+        mesh,
+        dt,
+        steps,
+        times,
+        nodal,
+        diagonal_up,
+        solve_seconds,
+        setup_seconds,
+        total_its,
+        max_its,
+    )

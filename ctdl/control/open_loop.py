@@ -42,8 +42,14 @@ def rollout(problem: ControlProblem, x0: Tensor, controls: Tensor) -> tuple[Tens
     return running + problem.terminal_cost(x), torch.stack(states)
 
 
-def open_loop_optimum(problem: ControlProblem, x0: Tensor, steps: int = 50, iterations: int = 500,
-                      tolerance: float = 1e-9, initial: Tensor | None = None) -> OpenLoopSolution:
+def open_loop_optimum(
+    problem: ControlProblem,
+    x0: Tensor,
+    steps: int = 50,
+    iterations: int = 500,
+    tolerance: float = 1e-9,
+    initial: Tensor | None = None,
+) -> OpenLoopSolution:
     """The L-BFGS optimum of J_N over the control sequence from each start in x0 (n, d), float64.
 
     Args:
@@ -57,10 +63,17 @@ def open_loop_optimum(problem: ControlProblem, x0: Tensor, steps: int = 50, iter
     shape = (steps, len(x0), problem.control_dim)
     if initial is not None and tuple(initial.shape) != shape:
         raise ValueError(f"initial controls must have shape {shape}, got {tuple(initial.shape)}")
-    u = (torch.zeros(shape, dtype=torch.float64) if initial is None else initial.detach().double().clone())
+    u = torch.zeros(shape, dtype=torch.float64) if initial is None else initial.detach().double().clone()
     u.requires_grad_()
-    opt = torch.optim.LBFGS([u], lr=1.0, max_iter=iterations, tolerance_grad=tolerance,
-                            tolerance_change=1e-14, history_size=50, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [u],
+        lr=1.0,
+        max_iter=iterations,
+        tolerance_grad=tolerance,
+        tolerance_change=1e-14,
+        history_size=50,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         opt.zero_grad()

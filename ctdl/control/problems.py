@@ -34,18 +34,26 @@ def as_sigma(sigma: float | Sequence | Tensor, dim: int) -> Tensor:
         return torch.diag(s)
     if s.shape == (dim, dim):
         return s.clone()
-    raise ValueError(f"sigma must be a scalar, a ({dim},) diagonal or a ({dim}, {dim}) matrix for a "
-                     f"problem of dimension {dim}; got shape {tuple(s.shape)}")
+    raise ValueError(
+        f"sigma must be a scalar, a ({dim},) diagonal or a ({dim}, {dim}) matrix for a "
+        f"problem of dimension {dim}; got shape {tuple(s.shape)}"
+    )
 
 
 def as_vector(value: float | Sequence | Tensor | None, dim: int, name: str) -> Tensor:
     """A (dim,) float64 vector from a scalar (every coordinate), a sequence or None (zero)."""
-    v = torch.zeros(dim, dtype=torch.float64) if value is None else torch.as_tensor(value, dtype=torch.float64)
+    v = (
+        torch.zeros(dim, dtype=torch.float64)
+        if value is None
+        else torch.as_tensor(value, dtype=torch.float64)
+    )
     if v.ndim == 0:
         return v.expand(dim).clone()
     if v.shape != (dim,):
-        raise ValueError(f"{name} must be a scalar or have shape ({dim},) for a problem of dimension "
-                         f"{dim}; got shape {tuple(v.shape)}")
+        raise ValueError(
+            f"{name} must be a scalar or have shape ({dim},) for a problem of dimension "
+            f"{dim}; got shape {tuple(v.shape)}"
+        )
     return v
 
 
@@ -79,8 +87,9 @@ class ControlProblem:
         """u*(t, x, p) = argmin_u { L + p' f }, shape (n, control_dim)."""
         raise NotImplementedError
 
-    def sample_start(self, n: int, generator: torch.Generator | None = None,
-                     dtype: torch.dtype = torch.float64) -> Tensor:
+    def sample_start(
+        self, n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64
+    ) -> Tensor:
         """n draws of X_0, shape (n, dim)."""
         raise NotImplementedError
 
@@ -108,8 +117,10 @@ class ControlProblem:
             grad = self.terminal_gradient(xr)
             if not grad.requires_grad:  # g is at most linear
                 return x.new_zeros(len(x))
-            rows = [torch.autograd.grad(grad[:, i].sum(), xr, create_graph=keep, retain_graph=True)[0]
-                    for i in range(self.dim)]
+            rows = [
+                torch.autograd.grad(grad[:, i].sum(), xr, create_graph=keep, retain_graph=True)[0]
+                for i in range(self.dim)
+            ]
         hess = torch.stack(rows, dim=1)  # (n, d, d)
         out = torch.einsum("ij,nji->n", D, hess)
         return out if keep else out.detach()
@@ -126,8 +137,10 @@ class ControlProblem:
     def check_state(self, x: Tensor, name: str = "x") -> None:
         """A ValueError naming both shapes unless x is (n, dim)."""
         if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"{name} must have shape (n, {self.dim}) for the {self.name} problem of "
-                             f"dimension {self.dim}; got {tuple(x.shape)}")
+            raise ValueError(
+                f"{name} must have shape (n, {self.dim}) for the {self.name} problem of "
+                f"dimension {self.dim}; got {tuple(x.shape)}"
+            )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dim={self.dim}, control_dim={self.control_dim})"
@@ -144,11 +157,20 @@ class HJBLQ(ControlProblem):
 
     name = "hjb_lq"
 
-    def __init__(self, dim: int = 100, lam: float = 1.0, sigma: float = math.sqrt(2.0),
-                 target: float | Sequence | None = None, start: str = "origin", start_std: float = 0.5) -> None:
+    def __init__(
+        self,
+        dim: int = 100,
+        lam: float = 1.0,
+        sigma: float = math.sqrt(2.0),
+        target: float | Sequence | None = None,
+        start: str = "origin",
+        start_std: float = 0.5,
+    ) -> None:
         if torch.as_tensor(sigma).ndim != 0:
-            raise ValueError(f"hjb_lq takes a scalar sigma (the Cole-Hopf reference needs isotropic noise); "
-                             f"got shape {tuple(torch.as_tensor(sigma).shape)}")
+            raise ValueError(
+                f"hjb_lq takes a scalar sigma (the Cole-Hopf reference needs isotropic noise); "
+                f"got shape {tuple(torch.as_tensor(sigma).shape)}"
+            )
         if lam < 0:
             raise ValueError(f"lam must be >= 0, got {lam}")
         if start not in ("origin", "gaussian"):
@@ -225,11 +247,23 @@ class Obstacle(TargetCost, Problem2D):
 
     name = "obstacle"
 
-    def __init__(self, height: float = 50.0, width: float = 0.4, weight: float = 50.0,
-                 target: Sequence[float] = (1.5, 1.5), start: Sequence[float] = (-1.5, -1.5),
-                 start_std: float = 1.0, sigma: float | Sequence = ((0.2, -0.4), (-0.4, 0.2))) -> None:
+    def __init__(
+        self,
+        height: float = 50.0,
+        width: float = 0.4,
+        weight: float = 50.0,
+        target: Sequence[float] = (1.5, 1.5),
+        start: Sequence[float] = (-1.5, -1.5),
+        start_std: float = 1.0,
+        sigma: float | Sequence = ((0.2, -0.4), (-0.4, 0.2)),
+    ) -> None:
         super().__init__(2, 2, sigma)
-        self.height, self.width, self.weight, self.start_std = float(height), float(width), float(weight), float(start_std)
+        self.height, self.width, self.weight, self.start_std = (
+            float(height),
+            float(width),
+            float(weight),
+            float(start_std),
+        )
         self.target, self.start = as_vector(target, 2, "target"), as_vector(start, 2, "start")
 
     def obstacle(self, x: Tensor) -> Tensor:
@@ -250,11 +284,13 @@ class Obstacle(TargetCost, Problem2D):
 
     def ufl_hamiltonian(self, x, p):
         import ufl
+
         bump = self.height * ufl.exp(-ufl.dot(x, x) / (2 * self.width)) / (2 * math.pi * self.width)
         return -0.5 * ufl.dot(p, p) + bump
 
     def ufl_terminal(self, x):
         import ufl
+
         r = x - ufl.as_vector([float(v) for v in self.target])
         return self.weight * ufl.dot(r, r)
 
@@ -269,9 +305,17 @@ class LQR(Problem2D):
 
     name = "lqr"
 
-    def __init__(self, A=((0.0, 1.0), (0.0, 0.0)), B=((1.0, 0.0), (0.0, 1.0)), Q=((1.0, 0.0), (0.0, 1.0)),
-                 R=((1.0, 0.0), (0.0, 1.0)), G=((4.0, 0.0), (0.0, 1.0)), sigma: float | Sequence = 0.5,
-                 start: Sequence[float] = (1.0, 1.0), start_std: float = 0.5) -> None:
+    def __init__(
+        self,
+        A=((0.0, 1.0), (0.0, 0.0)),
+        B=((1.0, 0.0), (0.0, 1.0)),
+        Q=((1.0, 0.0), (0.0, 1.0)),
+        R=((1.0, 0.0), (0.0, 1.0)),
+        G=((4.0, 0.0), (0.0, 1.0)),
+        sigma: float | Sequence = 0.5,
+        start: Sequence[float] = (1.0, 1.0),
+        start_std: float = 0.5,
+    ) -> None:
         mats = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in dict(A=A, Q=Q, G=G).items()}
         for k, m in mats.items():
             if m.shape != (2, 2):
@@ -310,16 +354,22 @@ class LQR(Problem2D):
 
     def _ufl_matrix(self, M: Tensor):
         import ufl
+
         return ufl.as_matrix(M.tolist())
 
     def ufl_hamiltonian(self, x, p):
         import ufl
+
         BRB = self.B @ self.R_inv @ self.B.T
-        return (ufl.dot(x, self._ufl_matrix(self.Q) * x) + ufl.dot(p, self._ufl_matrix(self.A) * x)
-                - 0.25 * ufl.dot(p, self._ufl_matrix(BRB) * p))
+        return (
+            ufl.dot(x, self._ufl_matrix(self.Q) * x)
+            + ufl.dot(p, self._ufl_matrix(self.A) * x)
+            - 0.25 * ufl.dot(p, self._ufl_matrix(BRB) * p)
+        )
 
     def ufl_terminal(self, x):
         import ufl
+
         return ufl.dot(x, self._ufl_matrix(self.G) * x)
 
 
@@ -337,11 +387,23 @@ class Quadcopter(TargetCost, ControlProblem):
 
     name = "quadcopter"
 
-    def __init__(self, sigma: float | Sequence = 0.2, mass: float = 1.0, gravity: float = 9.81,
-                 weight: float = 2500.0, target: Sequence[float] = (2.0, 2.0, 2.0),
-                 start: Sequence[float] = (-1.5, -1.5, -1.5), start_std: float = 1.0) -> None:
+    def __init__(
+        self,
+        sigma: float | Sequence = 0.2,
+        mass: float = 1.0,
+        gravity: float = 9.81,
+        weight: float = 2500.0,
+        target: Sequence[float] = (2.0, 2.0, 2.0),
+        start: Sequence[float] = (-1.5, -1.5, -1.5),
+        start_std: float = 1.0,
+    ) -> None:
         super().__init__(12, 4, sigma)
-        self.mass, self.gravity, self.weight, self.start_std = float(mass), float(gravity), float(weight), float(start_std)
+        self.mass, self.gravity, self.weight, self.start_std = (
+            float(mass),
+            float(gravity),
+            float(weight),
+            float(start_std),
+        )
         self.target = torch.cat([as_vector(target, 3, "target"), torch.zeros(9, dtype=torch.float64)])
         self.start = torch.cat([as_vector(start, 3, "start"), torch.zeros(9, dtype=torch.float64)])
 
@@ -373,7 +435,10 @@ class Quadcopter(TargetCost, ControlProblem):
 
 
 PROBLEMS: dict[str, type[ControlProblem]] = {
-    "hjb_lq": HJBLQ, "obstacle": Obstacle, "lqr": LQR, "quadcopter": Quadcopter,
+    "hjb_lq": HJBLQ,
+    "obstacle": Obstacle,
+    "lqr": LQR,
+    "quadcopter": Quadcopter,
 }
 
 

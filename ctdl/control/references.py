@@ -34,9 +34,17 @@ from torch import Tensor
 from .problems import HJBLQ, LQR, ControlProblem, Obstacle, as_vector
 
 
-def hjb_lq_value(t: float | Tensor, x: Tensor, lam: float = 1.0, target: float | Sequence | Tensor | None = None,
-                 sigma: float = math.sqrt(2.0), samples: int = 100_000, horizon: float = 1.0, seed: int = 0,
-                 chunk: int = 10_000) -> tuple[Tensor, Tensor]:
+def hjb_lq_value(
+    t: float | Tensor,
+    x: Tensor,
+    lam: float = 1.0,
+    target: float | Sequence | Tensor | None = None,
+    sigma: float = math.sqrt(2.0),
+    samples: int = 100_000,
+    horizon: float = 1.0,
+    seed: int = 0,
+    chunk: int = 10_000,
+) -> tuple[Tensor, Tensor]:
     """(Phi(t, x), its Monte Carlo standard error), each (n,) float64, for the HJB-LQ problem
     g(x) = ln((1 + |x - target|^2) / 2) by Cole-Hopf with `samples` normal draws per point
     (the same draws for every point: common random numbers across x and t).
@@ -82,7 +90,10 @@ def hjb_lq_value(t: float | Tensor, x: Tensor, lam: float = 1.0, target: float |
         else:
             s1, s2 = s1 + v.sum(1), s2 + v.square().sum(1)
         done += m
-    mean, var = s1 / samples, (s2 / samples - (s1 / samples).square()).clamp_min(0) * samples / max(samples - 1, 1)
+    mean, var = (
+        s1 / samples,
+        (s2 / samples - (s1 / samples).square()).clamp_min(0) * samples / max(samples - 1, 1),
+    )
     if a > 0:
         value = -(torch.log(mean) + shift) / a
         stderr = var.sqrt() / (mean * math.sqrt(samples)) / a
@@ -168,11 +179,18 @@ def _nan_outside(value: ValueFn, domain: tuple[float, float]) -> ValueFn:
         return out
 
     return masked
+
+
 _REFERENCES: dict[str, ValueFn] = {}
 
 
-def reference_value(problem: ControlProblem, samples: int = 100_000, mesh: int = 149,
-                    dt: float = 1e-3, cache_dir: str | Path | None = "data/cache") -> ValueFn | None:
+def reference_value(
+    problem: ControlProblem,
+    samples: int = 100_000,
+    mesh: int = 149,
+    dt: float = 1e-3,
+    cache_dir: str | Path | None = "data/cache",
+) -> ValueFn | None:
     """The reference value (t, x) -> Phi(t, x) (n,) float64 of a problem, or None where there is none:
     Cole-Hopf with `samples` draws (hjb_lq), Riccati (lqr), finite elements on a `mesh` x `mesh`
     grid with time step `dt` (obstacle; NaN outside its box; minutes at the default 149 and 1e-3, so
@@ -183,13 +201,16 @@ def reference_value(problem: ControlProblem, samples: int = 100_000, mesh: int =
     if key in _REFERENCES:
         return _REFERENCES[key]
     if isinstance(problem, HJBLQ):
+
         def value(t, x, p=problem):
-            return hjb_lq_value(t, x, lam=p.lam, target=p.target, sigma=p.noise, samples=samples,
-                                horizon=p.horizon)[0]
+            return hjb_lq_value(
+                t, x, lam=p.lam, target=p.target, sigma=p.noise, samples=samples, horizon=p.horizon
+            )[0]
     elif isinstance(problem, LQR):
         value = RiccatiSolution(problem).value
     elif isinstance(problem, Obstacle):
         from .fem_hjb import FEMValue, fem_value_2d
+
         path = None
         if cache_dir is not None:
             digest = hashlib.sha256(key.encode()).hexdigest()[:12]
@@ -208,8 +229,9 @@ def reference_value(problem: ControlProblem, samples: int = 100_000, mesh: int =
     return value
 
 
-def reference_control(problem: ControlProblem, mesh: int = 149, dt: float = 1e-3,
-                      cache_dir: str | Path | None = "data/cache") -> ValueFn | None:
+def reference_control(
+    problem: ControlProblem, mesh: int = 149, dt: float = 1e-3, cache_dir: str | Path | None = "data/cache"
+) -> ValueFn | None:
     """The reference feedback (t, x) -> u*(t, x, grad Phi_ref(t, x)) (n, m) float64, or None: Riccati's
     exact control (lqr); for the obstacle, grad Phi_ref by central differences of the finite-element
     value (`reference_value(problem, mesh=mesh, dt=dt, cache_dir=cache_dir)`) over one mesh width, NaN

@@ -63,8 +63,9 @@ def check_sampling(sampling: str) -> None:
 TERMINAL = ("penalty", "exact")
 
 
-def controlled_paths(problem: ControlProblem, control, x0: Tensor, steps: int,
-                     generator: torch.Generator | None = None) -> Paths:
+def controlled_paths(
+    problem: ControlProblem, control, x0: Tensor, steps: int, generator: torch.Generator | None = None
+) -> Paths:
     """Euler-Maruyama paths of `problem` from x0 (n, d) under the feedback control(t, x) -> (n, m)
     (None: u = 0), `steps` steps on [0, T]. Two calls with equally seeded generators draw the same
     noise, so two feedbacks can be compared path by path."""
@@ -99,8 +100,15 @@ class ValueFunction(nn.Module):
     divided by it (w / scale, A / sqrt(scale)), so the initial N, and the initial feedback, are
     those of scale 1."""
 
-    def __init__(self, problem: ControlProblem, width: int = 64, depth: int = 3,
-                 rank: int | str | None = None, terminal: str = "penalty", scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        problem: ControlProblem,
+        width: int = 64,
+        depth: int = 3,
+        rank: int | str | None = None,
+        terminal: str = "penalty",
+        scale: float = 1.0,
+    ) -> None:
         super().__init__()
         if terminal not in TERMINAL:
             raise ValueError(f"unknown terminal {terminal!r}; known: {', '.join(TERMINAL)}")
@@ -157,8 +165,9 @@ class ValueFunction(nn.Module):
         self.problem.check_state(x)
         return self.problem.optimal_control(t, x, self.gradient(t, x))
 
-    def paths(self, x0: Tensor, steps: int, sampling: str = "pmp",
-              generator: torch.Generator | None = None) -> Paths:
+    def paths(
+        self, x0: Tensor, steps: int, sampling: str = "pmp", generator: torch.Generator | None = None
+    ) -> Paths:
         """Euler-Maruyama paths from x0 (n, d) with `steps` steps on [0, T]."""
         check_sampling(sampling)
         control = self.control if sampling == "pmp" else None
@@ -182,8 +191,9 @@ class ValueFunction(nn.Module):
         hamiltonian = problem.hamiltonian(t, x, grad)
         return phi, grad, hamiltonian, d_t + trace + hamiltonian
 
-    def loss_terms(self, x0: Tensor, steps: int, sampling: str = "pmp",
-                   generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    def loss_terms(
+        self, x0: Tensor, steps: int, sampling: str = "pmp", generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
         """The per-path loss terms of the module doc, each (n,); cost and phi0_gap only for pmp, the
         terminal terms only for terminal="penalty"."""
         paths = self.paths(x0, steps, sampling, generator)
@@ -200,7 +210,9 @@ class ValueFunction(nn.Module):
         if self.terminal == "penalty":
             xT = states[-1]
             terms["terminal"] = (phi[-1] - self.problem.terminal_cost(xT)).abs()
-            terms["terminal_grad"] = torch.linalg.vector_norm(grad[-1] - self.problem.terminal_gradient(xT), dim=-1)
+            terms["terminal_grad"] = torch.linalg.vector_norm(
+                grad[-1] - self.problem.terminal_gradient(xT), dim=-1
+            )
         if sampling == "pmp":
             cost = paths.running[-1] + self.problem.terminal_cost(paths.states[-1])
             terms["cost"] = cost

@@ -27,16 +27,28 @@ class FeatureCNN(nn.Module):
     [conv3x3 - GELU - avgpool2] x 2 (width, 2 width channels) -> linear to `features` -> GELU ->
     linear to the classes. `features(x)` is the penultimate layer (before the last GELU)."""
 
-    def __init__(self, channels: int = 1, resolution: int = 28, num_classes: int = 10, width: int = 16,
-                 features: int = 64) -> None:
+    def __init__(
+        self,
+        channels: int = 1,
+        resolution: int = 28,
+        num_classes: int = 10,
+        width: int = 16,
+        features: int = 64,
+    ) -> None:
         super().__init__()
         if resolution % 4:
             raise ValueError(f"FeatureCNN needs a grid divisible by 4, got {resolution}")
         self.channels, self.resolution, self.num_classes = channels, resolution, num_classes
         self.body = nn.Sequential(
-            nn.Conv2d(channels, width, 3, padding=1), nn.GELU(), nn.AvgPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.GELU(), nn.AvgPool2d(2), nn.Flatten(),
-            nn.Linear(2 * width * (resolution // 4) ** 2, features))
+            nn.Conv2d(channels, width, 3, padding=1),
+            nn.GELU(),
+            nn.AvgPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.GELU(),
+            nn.AvgPool2d(2),
+            nn.Flatten(),
+            nn.Linear(2 * width * (resolution // 4) ** 2, features),
+        )
         self.head = nn.Sequential(nn.GELU(), nn.Linear(features, num_classes))
 
     def features(self, x: Tensor) -> Tensor:
@@ -48,13 +60,22 @@ class FeatureCNN(nn.Module):
         return self.head(self.body(x))
 
 
-def train_feature_classifier(images: Tensor, labels: Tensor, epochs: int = 2, width: int = 16,
-                             batch_size: int = 128, lr: float = 2e-3, seed: int = 0) -> FeatureCNN:
+def train_feature_classifier(
+    images: Tensor,
+    labels: Tensor,
+    epochs: int = 2,
+    width: int = 16,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    seed: int = 0,
+) -> FeatureCNN:
     """A `FeatureCNN` trained by Adam on cross-entropy for `epochs` passes over (images, labels),
     initialised and shuffled from `seed` alone (the global RNG is left untouched); eval mode."""
     if images.ndim != 4 or labels.shape != images.shape[:1]:
-        raise ValueError(f"train_feature_classifier needs images (n, C, H, W) and labels (n,), got "
-                         f"{tuple(images.shape)} and {tuple(labels.shape)}")
+        raise ValueError(
+            f"train_feature_classifier needs images (n, C, H, W) and labels (n,), got "
+            f"{tuple(images.shape)} and {tuple(labels.shape)}"
+        )
     labels = labels.long()
     # trains even when called under no_grad or Lightning's inference mode (e.g. at the end of test)
     with torch.random.fork_rng(devices=[]), torch.inference_mode(False), torch.enable_grad():
@@ -82,8 +103,14 @@ class ClassifierFrechet:
     `resample`. Build it with `cached` (trains once, then loads from the cache).
     """
 
-    def __init__(self, classifier: FeatureCNN, reference_mean: Tensor, reference_cov: Tensor,
-                 path: Path | None = None, loaded: bool = False) -> None:
+    def __init__(
+        self,
+        classifier: FeatureCNN,
+        reference_mean: Tensor,
+        reference_cov: Tensor,
+        path: Path | None = None,
+        loaded: bool = False,
+    ) -> None:
         self.classifier = classifier.eval()
         self.reference_mean, self.reference_cov = reference_mean.double(), reference_cov.double()
         self.path, self.loaded = path, loaded  # the cache file, and whether it was read from there
@@ -93,8 +120,16 @@ class ClassifierFrechet:
         return self.classifier.resolution
 
     @classmethod
-    def cached(cls, images: Tensor, labels: Tensor, key: str, cache_dir: str | Path | None = "data/cache",
-               epochs: int = 2, width: int = 16, seed: int = 0) -> ClassifierFrechet:
+    def cached(
+        cls,
+        images: Tensor,
+        labels: Tensor,
+        key: str,
+        cache_dir: str | Path | None = "data/cache",
+        epochs: int = 2,
+        width: int = 16,
+        seed: int = 0,
+    ) -> ClassifierFrechet:
         """Train `train_feature_classifier(images, labels, epochs, width, seed=seed)` and the feature
         statistics of `images` (the reference, e.g. the training split), or load both from
         `<cache_dir>/diffusion_classifier_<key>_seed<seed>_<digest>.pt`; `key` names the data set and
@@ -118,11 +153,22 @@ class ClassifierFrechet:
         out.reference_mean, out.reference_cov = mean_and_covariance(out.features(images))
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            config = {"channels": net.channels, "resolution": net.resolution,
-                      "num_classes": net.num_classes, "width": width}
+            config = {
+                "channels": net.channels,
+                "resolution": net.resolution,
+                "num_classes": net.num_classes,
+                "width": width,
+            }
             tmp = path.with_suffix(f".{os.getpid()}.tmp")  # ranks may write at once
-            torch.save({"config": config, "weights": net.state_dict(), "mean": out.reference_mean,
-                        "cov": out.reference_cov}, tmp)
+            torch.save(
+                {
+                    "config": config,
+                    "weights": net.state_dict(),
+                    "mean": out.reference_mean,
+                    "cov": out.reference_cov,
+                },
+                tmp,
+            )
             tmp.replace(path)
         return out
 
@@ -130,8 +176,10 @@ class ClassifierFrechet:
     def features(self, images: Tensor, batch_size: int = 1000) -> Tensor:
         """Features (n, k) of images (n, C, r, r), restricted to the classifier's grid first."""
         if images.ndim != 4 or images.shape[1] != self.classifier.channels:
-            raise ValueError(f"ClassifierFrechet expects images (n, {self.classifier.channels}, r, r), got "
-                             f"{tuple(images.shape)}")
+            raise ValueError(
+                f"ClassifierFrechet expects images (n, {self.classifier.channels}, r, r), got "
+                f"{tuple(images.shape)}"
+            )
         param = next(self.classifier.parameters())
         x = images.detach().to(param.device, param.dtype)
         if x.shape[-1] != self.resolution or x.shape[-2] != self.resolution:
@@ -163,8 +211,9 @@ def dense_covariance(prior: FourierPrior, grid: int) -> Tensor:
     return prior.cov(eye).reshape(d, d)
 
 
-def field_covariance_distances(samples: Tensor, prior: FourierPrior,
-                               shrinkage: float = 0.01) -> dict[str, float]:
+def field_covariance_distances(
+    samples: Tensor, prior: FourierPrior, shrinkage: float = 0.01
+) -> dict[str, float]:
     """KL and W2 between the Gaussian fit of sampled fields and the data law N(0, Sigma_h).
 
     samples (n, channels, r, r) (channels pooled as independent draws) give the sample mean m and
@@ -189,8 +238,9 @@ def field_covariance_distances(samples: Tensor, prior: FourierPrior,
     samples: compare with n draws from the data (a floor). Returns {"kl", "w2", "shrinkage"}.
     """
     if samples.ndim != 4 or samples.shape[-1] != samples.shape[-2]:
-        raise ValueError(f"field_covariance_distances expects fields (n, channels, r, r), got "
-                         f"{tuple(samples.shape)}")
+        raise ValueError(
+            f"field_covariance_distances expects fields (n, channels, r, r), got {tuple(samples.shape)}"
+        )
     if not 0 <= shrinkage < 1:
         raise ValueError(f"shrinkage must lie in [0, 1), got {shrinkage}")
     grid = samples.shape[-1]
@@ -217,8 +267,12 @@ def field_covariance_distances(samples: Tensor, prior: FourierPrior,
         kl = math.inf
     else:
         a = (1 - eps) * a + eps
-        kl = 0.5 * ((a - 1 - a.log()).sum() + missing * (eps - 1 - math.log(eps) if eps else 0.0)
-                    + whitened_mean).item()
+        kl = (
+            0.5
+            * (
+                (a - 1 - a.log()).sum() + missing * (eps - 1 - math.log(eps) if eps else 0.0) + whitened_mean
+            ).item()
+        )
     cross = top_eigenvalues(prior.sqrt_cov(xc).reshape(n, d), min(n - 1, d)).sqrt().sum()
     w2_squared = mean.pow(2).sum() + xc.pow(2).sum() / (n - 1) + d * lam.sum() - 2 * cross
     return {"kl": kl, "w2": math.sqrt(max(w2_squared.item(), 0.0) / d), "shrinkage": eps}

@@ -47,8 +47,9 @@ def grid_shape(grid: Grid) -> tuple[int, int]:
     return shape  # type: ignore[return-value]
 
 
-def wavenumbers(grid: Grid, dtype: torch.dtype = torch.float64,
-                device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
+def wavenumbers(
+    grid: Grid, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+) -> tuple[Tensor, Tensor]:
     """Integer wavenumbers (k1, k2) of the grid's modes in fft2 layout, each of shape (n1, n2)."""
     n1, n2 = grid_shape(grid)
     k1 = torch.fft.fftfreq(n1, d=1.0 / n1, dtype=dtype, device=device)
@@ -74,8 +75,9 @@ class FourierPrior:
 
     name = ""
 
-    def eigenvalues(self, grid: Grid, dtype: torch.dtype = torch.float64,
-                    device: torch.device | str | None = None) -> Tensor:
+    def eigenvalues(
+        self, grid: Grid, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+    ) -> Tensor:
         """lambda_k of C for the grid's wavenumbers, shape (n1, n2) in fft2 layout."""
         raise NotImplementedError
 
@@ -83,8 +85,13 @@ class FourierPrior:
         """sum_k lambda_k over the grid's modes: E u(x)^2 = E ||u||_{L2}^2 (tr C as n -> infinity)."""
         return self.eigenvalues(grid).sum().item()
 
-    def grid_multiplier(self, grid: Grid, power: float, dtype: torch.dtype = torch.float64,
-                        device: torch.device | str | None = None) -> Tensor:
+    def grid_multiplier(
+        self,
+        grid: Grid,
+        power: float,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str | None = None,
+    ) -> Tensor:
         """The eigenvalues of C_h^power on the grid, (n1 n2 lambda_k)^power (0 where lambda_k = 0
         and power < 0: the pseudo-inverse)."""
         n1, n2 = grid_shape(grid)
@@ -113,21 +120,33 @@ class FourierPrior:
         _check_field(x, f"{type(self).__name__}.log_prob")
         lam = self.eigenvalues(x.shape[-2:], dtype=torch.float64, device=x.device)
         if not bool((lam > 0).all()):
-            raise ValueError(f"{type(self).__name__} has {(lam <= 0).sum().item()} zero eigenvalues on "
-                             f"the grid {tuple(x.shape[-2:])} (its covariance is singular; a Laplacian "
-                             "prior drops the mean mode unless zero_mode > 0), so it has no density")
+            raise ValueError(
+                f"{type(self).__name__} has {(lam <= 0).sum().item()} zero eigenvalues on "
+                f"the grid {tuple(x.shape[-2:])} (its covariance is singular; a Laplacian "
+                "prior drops the mean mode unless zero_mode > 0), so it has no density"
+            )
         z = self.inv_sqrt_cov(x)
         d = x[0].numel()
         logdet = x.shape[1] * torch.log(lam * x.shape[-2] * x.shape[-1]).sum()
         return -0.5 * z.pow(2).flatten(1).sum(1) - 0.5 * logdet.to(x.dtype) - 0.5 * d * math.log(2 * math.pi)
 
-    def sample(self, n_samples: int, grid: Grid, generator: torch.Generator | None = None,
-               channels: int = 1, dtype: torch.dtype = torch.float32,
-               device: torch.device | str | None = None) -> Tensor:
+    def sample(
+        self,
+        n_samples: int,
+        grid: Grid,
+        generator: torch.Generator | None = None,
+        channels: int = 1,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> Tensor:
         """n_samples draws of shape (n_samples, channels, n1, n2): C_h^(1/2) xi, xi ~ N(0, I)."""
         n1, n2 = grid_shape(grid)
-        xi = torch.randn((n_samples, channels, n1, n2), generator=generator, dtype=dtype,
-                         device=None if generator is None else generator.device)
+        xi = torch.randn(
+            (n_samples, channels, n1, n2),
+            generator=generator,
+            dtype=dtype,
+            device=None if generator is None else generator.device,
+        )
         return self.sqrt_cov(xi if device is None else xi.to(device))
 
     def __repr__(self) -> str:
@@ -167,8 +186,10 @@ class LaplacianPrior(FourierPrior):
 
     def __init__(self, scale: float = 1.0, p: float = 1.5, zero_mode: float = 0.0) -> None:
         if scale <= 0 or p <= 0 or zero_mode < 0:
-            raise ValueError(f"laplacian: needs scale > 0, p > 0, zero_mode >= 0; got scale={scale}, "
-                             f"p={p}, zero_mode={zero_mode}")
+            raise ValueError(
+                f"laplacian: needs scale > 0, p > 0, zero_mode >= 0; got scale={scale}, "
+                f"p={p}, zero_mode={zero_mode}"
+            )
         self.scale, self.p, self.zero_mode = float(scale), float(p), float(zero_mode)
 
     def eigenvalues(self, grid, dtype=torch.float64, device=None):
@@ -207,8 +228,9 @@ class SpectralLayerPrior(FourierPrior):
 
     def __init__(self, modes: int = 8, scale: float = 1.0, seed: int = 0) -> None:
         if modes < 0 or scale <= 0:
-            raise ValueError(f"spectral_layer: needs modes >= 0 and scale > 0; got modes={modes}, "
-                             f"scale={scale}")
+            raise ValueError(
+                f"spectral_layer: needs modes >= 0 and scale > 0; got modes={modes}, scale={scale}"
+            )
         self.modes, self.scale, self.seed = int(modes), float(scale), int(seed)
         gen = torch.Generator().manual_seed(self.seed)
         self._table = torch.randn((self.modes + 1, self.modes + 1), generator=gen, dtype=torch.float64) ** 2

@@ -35,8 +35,10 @@ class VPSDE:
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, T: float = 1.0) -> None:
         if not 0 <= beta_min <= beta_max or T <= 0:
-            raise ValueError(f"VPSDE needs 0 <= beta_min <= beta_max and T > 0; got beta_min={beta_min}, "
-                             f"beta_max={beta_max}, T={T}")
+            raise ValueError(
+                f"VPSDE needs 0 <= beta_min <= beta_max and T > 0; got beta_min={beta_min}, "
+                f"beta_max={beta_max}, T={T}"
+            )
         self.beta_min, self.beta_max, self.T = float(beta_min), float(beta_max), float(T)
 
     def beta(self, t: Tensor | float) -> Tensor:
@@ -64,8 +66,13 @@ class VPSDE:
         """g(t) = sqrt(beta(t)), multiplying C^(1/2) dW."""
         return self.beta(t).sqrt()
 
-    def perturb(self, x0: Tensor, t: Tensor, prior: FourierPrior | None = None,
-                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def perturb(
+        self,
+        x0: Tensor,
+        t: Tensor,
+        prior: FourierPrior | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor]:
         """A draw of X_t given X_0 = x0 at per-sample times t (batch,).
 
         Returns (x_t, noise) with noise = C^(1/2) xi (grid white noise xi ~ N(0, I) when prior is
@@ -73,8 +80,12 @@ class VPSDE:
         """
         _check_images(x0, "perturb")
         t = _times(t, x0)
-        xi = torch.randn(x0.shape, generator=generator, dtype=x0.dtype,
-                         device=x0.device if generator is None else generator.device).to(x0.device)
+        xi = torch.randn(
+            x0.shape,
+            generator=generator,
+            dtype=x0.dtype,
+            device=x0.device if generator is None else generator.device,
+        ).to(x0.device)
         noise = xi if prior is None else prior.sqrt_cov(xi)
         a = _per_sample(self.alpha(t), x0)
         return a * x0 + _per_sample(self.variance(t).sqrt(), x0) * noise, noise
@@ -118,11 +129,19 @@ def _start(prior: FourierPrior, shape: tuple[int, ...], sde: VPSDE, generator, d
     return math.sqrt(float(sde.variance(sde.T))) * x
 
 
-def sample_euler_maruyama(score: ScoreFn, prior: FourierPrior, shape: tuple[int, ...],
-                          sde: VPSDE | None = None, steps: int = 200, eps: float = 1e-3,
-                          preconditioned: bool = False, generator: torch.Generator | None = None,
-                          x_T: Tensor | None = None, dtype: torch.dtype = torch.float32,
-                          device: torch.device | str | None = None) -> Tensor:
+def sample_euler_maruyama(
+    score: ScoreFn,
+    prior: FourierPrior,
+    shape: tuple[int, ...],
+    sde: VPSDE | None = None,
+    steps: int = 200,
+    eps: float = 1e-3,
+    preconditioned: bool = False,
+    generator: torch.Generator | None = None,
+    x_T: Tensor | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
     """Reverse-time Euler-Maruyama from t = T down to eps (sdeint with decreasing t), x_T ~ N(0, v(T) C).
 
     x <- x - h [-1/2 beta x - beta C s(x, t)] + sqrt(beta h) C^(1/2) z per step of size h = (T - eps)/steps.
@@ -141,12 +160,21 @@ def sample_euler_maruyama(score: ScoreFn, prior: FourierPrior, shape: tuple[int,
     return sdeint(drift, lambda t, y: sde.diffusion(t).to(y), x, t, steps=steps, noise=noise)[-1]
 
 
-def sample_predictor_corrector(score: ScoreFn, prior: FourierPrior, shape: tuple[int, ...],
-                               sde: VPSDE | None = None, steps: int = 200, snr: float = 0.16,
-                               corrector_steps: int = 1, eps: float = 1e-3, preconditioned: bool = False,
-                               generator: torch.Generator | None = None, x_T: Tensor | None = None,
-                               dtype: torch.dtype = torch.float32,
-                               device: torch.device | str | None = None) -> Tensor:
+def sample_predictor_corrector(
+    score: ScoreFn,
+    prior: FourierPrior,
+    shape: tuple[int, ...],
+    sde: VPSDE | None = None,
+    steps: int = 200,
+    snr: float = 0.16,
+    corrector_steps: int = 1,
+    eps: float = 1e-3,
+    preconditioned: bool = False,
+    generator: torch.Generator | None = None,
+    x_T: Tensor | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
     """Predictor-corrector sampling (Song et al. 2021, Alg. 2/4) with a preconditioned Langevin corrector.
 
     At each t_i (T down to eps): `corrector_steps` Langevin steps
@@ -158,13 +186,16 @@ def sample_predictor_corrector(score: ScoreFn, prior: FourierPrior, shape: tuple
     """
     sde = sde or VPSDE()
     if snr <= 0 or corrector_steps < 0:
-        raise ValueError(f"snr must be positive and corrector_steps >= 0; got snr={snr}, "
-                         f"corrector_steps={corrector_steps}")
+        raise ValueError(
+            f"snr must be positive and corrector_steps >= 0; got snr={snr}, corrector_steps={corrector_steps}"
+        )
     dt = (sde.T - eps) / steps
     if float(sde.beta(torch.tensor(sde.T))) * dt >= 1:
-        raise ValueError(f"predictor-corrector sampling needs steps > beta_max (T - eps) = "
-                         f"{float(sde.beta(torch.tensor(sde.T))) * (sde.T - eps):.1f}, so that the corrector's "
-                         f"a_i = 1 - beta(t_i) dt stays positive; got steps={steps}")
+        raise ValueError(
+            f"predictor-corrector sampling needs steps > beta_max (T - eps) = "
+            f"{float(sde.beta(torch.tensor(sde.T))) * (sde.T - eps):.1f}, so that the corrector's "
+            f"a_i = 1 - beta(t_i) dt stays positive; got steps={steps}"
+        )
     x = _start(prior, shape, sde, generator, dtype, device) if x_T is None else x_T
     cs = _preconditioned_score(score, prior, preconditioned)
     noise = ColouredNoise(prior.sqrt_cov, generator=generator)
@@ -183,13 +214,21 @@ def sample_predictor_corrector(score: ScoreFn, prior: FourierPrior, shape: tuple
             ratio = z.flatten(1).norm(dim=1).mean() / g.flatten(1).norm(dim=1).mean().clamp_min(1e-30)
             e = 2 * a * (snr * ratio) ** 2
             x = x + e * g + (2 * e).sqrt() * z
-        x = sdeint(drift, lambda t, y: sde.diffusion(t).to(y), x, grid[i:i + 2], noise=noise)[-1]
+        x = sdeint(drift, lambda t, y: sde.diffusion(t).to(y), x, grid[i : i + 2], noise=noise)[-1]
     return x
 
 
-def probability_flow(score: ScoreFn, prior: FourierPrior, x: Tensor, t0: float, t1: float,
-                     sde: VPSDE | None = None, steps: int = 100, method: str = "rk4",
-                     preconditioned: bool = False) -> Tensor:
+def probability_flow(
+    score: ScoreFn,
+    prior: FourierPrior,
+    x: Tensor,
+    t0: float,
+    t1: float,
+    sde: VPSDE | None = None,
+    steps: int = 100,
+    method: str = "rk4",
+    preconditioned: bool = False,
+) -> Tensor:
     """Solve the probability-flow ODE dx/dt = -1/2 beta (x + C s(x, t)) from t0 to t1 (either
     direction) with ctdl.integrators.odeint; returns x(t1)."""
     sde = sde or VPSDE()
@@ -206,10 +245,18 @@ def probability_flow(score: ScoreFn, prior: FourierPrior, x: Tensor, t0: float, 
 DIVERGENCES = ("exact", "hutchinson")
 
 
-def log_likelihood(score: ScoreFn, prior: FourierPrior, x: Tensor, sde: VPSDE | None = None,
-                   steps: int = 100, method: str = "rk4", divergence: str = "exact", eps: float = 1e-3,
-                   preconditioned: bool = False,
-                   generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def log_likelihood(
+    score: ScoreFn,
+    prior: FourierPrior,
+    x: Tensor,
+    sde: VPSDE | None = None,
+    steps: int = 100,
+    method: str = "rk4",
+    divergence: str = "exact",
+    eps: float = 1e-3,
+    preconditioned: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
     """log p_eps(x) in nats (density of the grid values) by the probability-flow ODE (Song et al. 2021).
 
     Integrates (x, l) from eps to T with dl/dt = div v(x, t) and returns
@@ -224,8 +271,18 @@ def log_likelihood(score: ScoreFn, prior: FourierPrior, x: Tensor, sde: VPSDE | 
     cs = _preconditioned_score(score, prior, preconditioned)
     probe = None
     if divergence == "hutchinson":
-        probe = torch.randint(0, 2, x.shape, generator=generator, dtype=x.dtype,
-                              device=x.device if generator is None else generator.device).to(x.device) * 2 - 1
+        probe = (
+            torch.randint(
+                0,
+                2,
+                x.shape,
+                generator=generator,
+                dtype=x.dtype,
+                device=x.device if generator is None else generator.device,
+            ).to(x.device)
+            * 2
+            - 1
+        )
 
     def field(t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         y = state[0].detach().requires_grad_(True)
@@ -252,8 +309,9 @@ def log_likelihood(score: ScoreFn, prior: FourierPrior, x: Tensor, sde: VPSDE | 
     return log_prior + l_T, x_T
 
 
-def exact_gaussian_score(data: FourierPrior, noise: FourierPrior | None = None,
-                         sde: VPSDE | None = None) -> ScoreFn:
+def exact_gaussian_score(
+    data: FourierPrior, noise: FourierPrior | None = None, sde: VPSDE | None = None
+) -> ScoreFn:
     """The score of p_t when X_0 ~ N(0, Sigma) with Sigma = data's covariance (commuting with C):
 
         p_t = N(0, alpha^2 Sigma + v C),   grad log p_t(x) = -(alpha^2 Sigma + v C)^+ x,

@@ -26,9 +26,11 @@ def check_grid(shape: tuple[int, ...], modes: int, who: str) -> None:
     """A clear error for grids the spectral layers cannot use: odd, or smaller than 2 * modes."""
     n1, n2 = shape[-2:]
     if n1 % 2 or n2 % 2 or n1 < 2 * modes or n2 < 2 * modes:
-        raise ValueError(f"{who}: the grid {n1}x{n2} cannot hold modes={modes}; it needs an even grid "
-                         f"of at least 2*modes = {2 * modes} points per axis (use modes <= "
-                         f"{min(n1, n2) // 2} at this grid, or a finer, even grid)")
+        raise ValueError(
+            f"{who}: the grid {n1}x{n2} cannot hold modes={modes}; it needs an even grid "
+            f"of at least 2*modes = {2 * modes} points per axis (use modes <= "
+            f"{min(n1, n2) // 2} at this grid, or a finer, even grid)"
+        )
 
 
 class SpectralConv2d(nn.Module):
@@ -47,8 +49,9 @@ class SpectralConv2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"SpectralConv2d expects (batch, {self.in_channels}, n1, n2), got "
-                             f"{tuple(x.shape)}")
+            raise ValueError(
+                f"SpectralConv2d expects (batch, {self.in_channels}, n1, n2), got {tuple(x.shape)}"
+            )
         check_grid(tuple(x.shape), self.modes, "SpectralConv2d")
         m, (n1, n2) = self.modes, x.shape[-2:]
         dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
@@ -96,8 +99,9 @@ class FNOScore(nn.Module):
     weights run on any even grid with n_i >= 2 * modes.
     """
 
-    def __init__(self, channels: int = 1, width: int = 32, modes: int = 8, layers: int = 4,
-                 time_dim: int = 64) -> None:
+    def __init__(
+        self, channels: int = 1, width: int = 32, modes: int = 8, layers: int = 4, time_dim: int = 64
+    ) -> None:
         super().__init__()
         self.channels, self.width, self.modes = channels, width, modes
         self.lift = nn.Conv2d(channels, width, 1)
@@ -105,13 +109,15 @@ class FNOScore(nn.Module):
         self.pointwise = nn.ModuleList(nn.Conv2d(width, width, 1) for _ in range(layers))
         self.time = TimeEmbedding(time_dim)
         self.film = nn.ModuleList(nn.Linear(time_dim, 2 * width) for _ in range(layers))
-        self.project = nn.Sequential(nn.Conv2d(width, 2 * width, 1), nn.GELU(),
-                                     nn.Conv2d(2 * width, channels, 1))
+        self.project = nn.Sequential(
+            nn.Conv2d(width, 2 * width, 1), nn.GELU(), nn.Conv2d(2 * width, channels, 1)
+        )
 
     def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.channels:
-            raise ValueError(f"FNOScore expects images (batch, {self.channels}, n1, n2), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"FNOScore expects images (batch, {self.channels}, n1, n2), got {tuple(x.shape)}"
+            )
         check_grid(tuple(x.shape), self.modes, "FNOScore")
         emb = self.time(per_sample_time(t, x))
         h = self.lift(x)

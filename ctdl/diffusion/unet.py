@@ -50,8 +50,9 @@ class UNetScore(nn.Module):
         self.time = TimeEmbedding(time_dim)
         self.inp = nn.Conv2d(channels, base, 3, padding=1)
         self.down_blocks = nn.ModuleList(ResBlock(widths[i], widths[i], time_dim) for i in range(levels))
-        self.downs = nn.ModuleList(nn.Conv2d(widths[i], widths[i + 1], 3, stride=2, padding=1)
-                                   for i in range(levels))
+        self.downs = nn.ModuleList(
+            nn.Conv2d(widths[i], widths[i + 1], 3, stride=2, padding=1) for i in range(levels)
+        )
         self.middle = ResBlock(widths[-1], widths[-1], time_dim)
         self.ups = nn.ModuleList(nn.Conv2d(widths[i + 1], widths[i], 3, padding=1) for i in range(levels))
         self.up_blocks = nn.ModuleList(ResBlock(2 * widths[i], widths[i], time_dim) for i in range(levels))
@@ -59,12 +60,15 @@ class UNetScore(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.channels:
-            raise ValueError(f"UNetScore expects images (batch, {self.channels}, n1, n2), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"UNetScore expects images (batch, {self.channels}, n1, n2), got {tuple(x.shape)}"
+            )
         factor = 2**self.levels
         if x.shape[-2] % factor or x.shape[-1] % factor:
-            raise ValueError(f"UNetScore with levels={self.levels} needs a grid divisible by {factor}, got "
-                             f"{x.shape[-2]}x{x.shape[-1]}")
+            raise ValueError(
+                f"UNetScore with levels={self.levels} needs a grid divisible by {factor}, got "
+                f"{x.shape[-2]}x{x.shape[-1]}"
+            )
         emb = self.time(per_sample_time(t, x))
         h, skips = self.inp(x), []
         for block, down in zip(self.down_blocks, self.downs, strict=True):
@@ -76,4 +80,3 @@ class UNetScore(nn.Module):
             h = self.ups[i](F.interpolate(h, scale_factor=2, mode="nearest"))
             h = self.up_blocks[i](torch.cat([h, skips.pop()], dim=1), emb)
         return self.out(h)
-

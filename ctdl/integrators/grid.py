@@ -45,8 +45,7 @@ def time_grid(t: Tensor, steps: int | None) -> Tensor:
     """The full grid of step times (output times included), as torchdiffeq's grid_constructor."""
     pieces = [t[:1]]
     for i, n in enumerate(step_counts(t, steps)):
-        pieces.append(torch.linspace(t[i].item(), t[i + 1].item(), n + 1, dtype=t.dtype,
-                                     device=t.device)[1:])
+        pieces.append(torch.linspace(t[i].item(), t[i + 1].item(), n + 1, dtype=t.dtype, device=t.device)[1:])
     return torch.cat(pieces)
 
 

@@ -35,8 +35,9 @@ class Noise(Protocol):
 def _check_increment(dW: Tensor, like: Tensor, source: str) -> Tensor:
     if not isinstance(dW, Tensor) or dW.shape != like.shape:
         got = tuple(dW.shape) if isinstance(dW, Tensor) else type(dW).__name__
-        raise ValueError(f"{source} gave an increment of shape {got}; expected the state part's shape "
-                         f"{tuple(like.shape)}")
+        raise ValueError(
+            f"{source} gave an increment of shape {got}; expected the state part's shape {tuple(like.shape)}"
+        )
     return dW
 
 
@@ -78,8 +79,12 @@ class ColouredNoise(BrownianNoise):
         seed, generator: as for `BrownianNoise`.
     """
 
-    def __init__(self, sqrt_cov: Callable[[Tensor], Tensor], seed: int | None = None,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        sqrt_cov: Callable[[Tensor], Tensor],
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
         if not callable(sqrt_cov):
             raise TypeError(f"sqrt_cov must be a callable xi -> A xi, got {type(sqrt_cov).__name__}")
         super().__init__(seed=seed, generator=generator)
@@ -113,8 +118,10 @@ class FixedIncrements:
 
     def increment(self, t: Tensor, h: float, like: Tensor) -> Tensor:
         if self.drawn >= len(self.increments):
-            raise ValueError(f"the fixed increments ran out after {self.drawn} draws; the solve "
-                             "needs one per step and noisy state part")
+            raise ValueError(
+                f"the fixed increments ran out after {self.drawn} draws; the solve "
+                "needs one per step and noisy state part"
+            )
         dW = self.increments[self.drawn]
         self.drawn += 1
         return _check_increment(dW, like, f"fixed increment number {self.drawn}")
@@ -124,8 +131,11 @@ class FixedIncrements:
         return len(self.increments) - self.drawn
 
 
-def as_noise(noise: Noise | IncrementFn | Tensor | Iterable[Tensor] | None, seed: int | None = None,
-             generator: torch.Generator | None = None) -> Noise:
+def as_noise(
+    noise: Noise | IncrementFn | Tensor | Iterable[Tensor] | None,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Noise:
     """The noise object for `sdeint`'s `noise` argument.
 
     None -> BrownianNoise(seed, generator); a noise object -> itself; a callable (t, h, like) -> dW
@@ -134,13 +144,17 @@ def as_noise(noise: Noise | IncrementFn | Tensor | Iterable[Tensor] | None, seed
     if noise is None:
         return BrownianNoise(seed=seed, generator=generator)
     if seed is not None or generator is not None:
-        raise ValueError("seed and generator are for the default Brownian noise; give them to the "
-                         f"noise object instead (got noise={type(noise).__name__})")
+        raise ValueError(
+            "seed and generator are for the default Brownian noise; give them to the "
+            f"noise object instead (got noise={type(noise).__name__})"
+        )
     if isinstance(noise, Noise):
         return noise
     if isinstance(noise, Tensor | list | tuple):
         return FixedIncrements(noise)
     if callable(noise):
         return CallableNoise(noise)
-    raise TypeError("noise must be a noise object with increment(t, h, like), a callable "
-                    f"(t, h, like) -> dW, or a tensor of fixed increments; got {type(noise).__name__}")
+    raise TypeError(
+        "noise must be a noise object with increment(t, h, like), a callable "
+        f"(t, h, like) -> dW, or a tensor of fixed increments; got {type(noise).__name__}"
+    )

@@ -24,8 +24,7 @@ from .torchdiffeq_bridge import CLASSIC_RK4, torchdiffeq_methods
 # Our names -> torchdiffeq names for the adjoint route.
 _ADJOINT_NAMES = {"euler": "euler", "rk4": CLASSIC_RK4}
 # torchdiffeq's own fixed-grid methods, which also honour `steps`.
-_TORCHDIFFEQ_FIXED = {"midpoint", "heun2", "heun3", "explicit_adams", "implicit_adams",
-                      "fixed_adams"}
+_TORCHDIFFEQ_FIXED = {"midpoint", "heun2", "heun3", "explicit_adams", "implicit_adams", "fixed_adams"}
 
 
 def _grid_within(grid: Tensor):
@@ -117,6 +116,7 @@ def odeint(
             raise TypeError("adjoint=True needs func to be an nn.Module, or pass adjoint_params=...")
         if "grid_constructor" in options:  # the backward solve walks the same grid in reverse
             adjoint_kwargs.setdefault("adjoint_options", {"grid_constructor": options["grid_constructor"]})
-        return torchdiffeq.odeint_adjoint(func, y0, t, rtol=rtol, atol=atol, method=method,
-                                          options=options, **adjoint_kwargs)
+        return torchdiffeq.odeint_adjoint(
+            func, y0, t, rtol=rtol, atol=atol, method=method, options=options, **adjoint_kwargs
+        )
     return torchdiffeq.odeint(func, y0, t, rtol=rtol, atol=atol, method=method, options=options)

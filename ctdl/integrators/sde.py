@@ -75,6 +75,8 @@ def sdeint(
     sde = SDE(drift, diffusion, draws, tuple_state)
     out = walk_grid(SDE_METHODS[method](), sde, parts, t, steps)
     if isinstance(draws, FixedIncrements) and draws.unused():
-        raise ValueError(f"{draws.unused()} of the {len(draws.increments)} fixed increments were not "
-                         f"used; the solve drew {draws.drawn} (one per step and noisy state part)")
+        raise ValueError(
+            f"{draws.unused()} of the {len(draws.increments)} fixed increments were not "
+            f"used; the solve drew {draws.drawn} (one per step and noisy state part)"
+        )
     return out if tuple_state else out[0]

@@ -53,15 +53,19 @@ class SDE:
             if p is None and none_ok:
                 continue
             if not isinstance(p, Tensor):
-                raise TypeError(f"{name}'s part {i} must be a tensor{' or None' if none_ok else ''}, "
-                                f"got {type(p).__name__}")
+                raise TypeError(
+                    f"{name}'s part {i} must be a tensor{' or None' if none_ok else ''}, "
+                    f"got {type(p).__name__}"
+                )
             try:
                 ok = torch.broadcast_shapes(p.shape, yi.shape) == yi.shape
             except RuntimeError:
                 ok = False
             if not ok:
-                raise ValueError(f"{name}'s part {i} has shape {tuple(p.shape)}; expected the state "
-                                 f"part's shape {tuple(yi.shape)} (or one that broadcasts to it)")
+                raise ValueError(
+                    f"{name}'s part {i} has shape {tuple(p.shape)}; expected the state "
+                    f"part's shape {tuple(yi.shape)} (or one that broadcasts to it)"
+                )
         return parts
 
     def f(self, t: Tensor, y: Parts) -> Parts:
@@ -74,5 +78,6 @@ class SDE:
 
     def dW(self, t: Tensor, h: float, y: Parts, g: NoiseParts) -> NoiseParts:
         """Increments over [t, t + h] for the parts with noise, None for the others."""
-        return tuple(None if gi is None else self.noise.increment(t, h, yi)
-                     for yi, gi in zip(y, g, strict=True))
+        return tuple(
+            None if gi is None else self.noise.increment(t, h, yi) for yi, gi in zip(y, g, strict=True)
+        )

@@ -91,13 +91,15 @@ class StochasticHeun(SDEStepper):
     @staticmethod
     def _check_additive(g_bar: NoiseParts, g_y: NoiseParts) -> None:
         for i, (a, b) in enumerate(zip(g_bar, g_y, strict=True)):
-            same = (a is None and b is None) or (a is not None and b is not None and a.shape == b.shape
-                                                 and torch.allclose(a, b))
+            same = (a is None and b is None) or (
+                a is not None and b is not None and a.shape == b.shape and torch.allclose(a, b)
+            )
             if not same:
                 raise ValueError(
                     f"method='heun' needs additive noise, a diffusion g(t) that does not depend on the "
                     f"state, but part {i} of g(t, y) changed with y; use method='euler_maruyama' for "
-                    "state-dependent (multiplicative) noise")
+                    "state-dependent (multiplicative) noise"
+                )
 
 
 SDE_METHODS: dict[str, type[SDEStepper]] = {

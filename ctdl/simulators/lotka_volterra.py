@@ -71,7 +71,6 @@ _BLOCK = 16  # direct-method steps between compactions of the batch (and between
 _T_NEXT = np.append(T_RECORD, T_END)  # the next time a chain must stop at, by record index
 
 
-
 class Simulation(NamedTuple):
     """What `simulate_series` returns for n simulations."""
 
@@ -167,8 +166,17 @@ def summary_statistics(series: np.ndarray) -> np.ndarray:
         return np.einsum("...k,...k->...", a, b) / (n - 1)
 
     a1, a2 = dot(z[..., :-1], z[..., 1:]), dot(z[..., :-2], z[..., 2:])
-    cols = [mean[..., 0], mean[..., 1], np.log(var[..., 0] + 1), np.log(var[..., 1] + 1),
-            a1[..., 0], a2[..., 0], a1[..., 1], a2[..., 1], dot(z[..., 0, :], z[..., 1, :])]
+    cols = [
+        mean[..., 0],
+        mean[..., 1],
+        np.log(var[..., 0] + 1),
+        np.log(var[..., 1] + 1),
+        a1[..., 0],
+        a2[..., 0],
+        a1[..., 1],
+        a2[..., 1],
+        dot(z[..., 0, :], z[..., 1, :]),
+    ]
     return np.stack(cols, axis=-1)
 
 
@@ -235,8 +243,10 @@ def _check_theta(theta: np.ndarray) -> np.ndarray:
     if theta.ndim != 2 or theta.shape[1] != 4:
         raise ValueError(f"theta must have shape (n, 4) (rates theta_1..theta_4), got {theta.shape}")
     if not np.all(np.isfinite(theta)) or np.any(theta < 0):
-        raise ValueError("theta must hold finite rates >= 0 (rates, not log rates: use np.exp(log_theta)); "
-                         f"got min {np.nanmin(theta) if theta.size else 0.0}")
+        raise ValueError(
+            "theta must hold finite rates >= 0 (rates, not log rates: use np.exp(log_theta)); "
+            f"got min {np.nanmin(theta) if theta.size else 0.0}"
+        )
     return theta
 
 
@@ -262,8 +272,17 @@ def _simulate(theta, seed, workers, progress, initial, max_events, statistics):
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     groups = [g for g in np.array_split(np.arange(n_chunks), min(workers, max(n_chunks, 1))) if g.size]
-    jobs = [(theta[g[0] * CHUNK_SIZE:min((g[-1] + 1) * CHUNK_SIZE, n)], int(seed), int(g[0]),
-             tuple(int(v) for v in initial), int(max_events), statistics) for g in groups]
+    jobs = [
+        (
+            theta[g[0] * CHUNK_SIZE : min((g[-1] + 1) * CHUNK_SIZE, n)],
+            int(seed),
+            int(g[0]),
+            tuple(int(v) for v in initial),
+            int(max_events),
+            statistics,
+        )
+        for g in groups
+    ]
     if len(jobs) <= 1:
         results = [_run_chunks(*job, report=progress) for job in jobs]
     else:
@@ -333,18 +352,34 @@ def _run_chunks(theta, seed, first_chunk, initial, max_events, statistics, repor
     out = np.full((2, n, N_RECORD + 1), -1, dtype=np.int64)  # (X or Y, chain, record); N_RECORD: scratch
     failed = np.zeros(n, dtype=bool)
     events = np.zeros(n, dtype=np.int64)
-    exits = _direct_method(theta, sizes, [np.random.default_rng(s[0]) for s in streams], initial,
-                           max_events, out, failed, events, report)
+    exits = _direct_method(
+        theta,
+        sizes,
+        [np.random.default_rng(s[0]) for s in streams],
+        initial,
+        max_events,
+        out,
+        failed,
+        events,
+        report,
+    )
     order = np.argsort(exits["idx"], kind="stable")
-    _linear_phase([np.random.default_rng(s[1]) for s in streams], theta,
-                  {k: v[order] for k, v in exits.items()}, max_events, out, failed, events)
+    _linear_phase(
+        [np.random.default_rng(s[1]) for s in streams],
+        theta,
+        {k: v[order] for k, v in exits.items()},
+        max_events,
+        out,
+        failed,
+        events,
+    )
     if report is not None and exits["idx"].size:
         report(int(exits["idx"].size))
     kind = np.int32 if n and out.max() < 2**31 else np.int64
     result = np.empty((n, 9) if statistics else (n, N_RECORD, 2), dtype=np.float64 if statistics else kind)
     for a in range(0, n, CHUNK_SIZE):  # in slices: the arrays stay in cache
-        series = _forward_fill(out[:, a:a + CHUNK_SIZE, :N_RECORD])
-        result[a:a + CHUNK_SIZE] = summary_statistics(series) if statistics else series
+        series = _forward_fill(out[:, a : a + CHUNK_SIZE, :N_RECORD])
+        result[a : a + CHUNK_SIZE] = summary_statistics(series) if statistics else series
     return result, failed, events
 
 
@@ -448,7 +483,7 @@ def _direct_method(theta, sizes, rngs, initial, max_events, out, failed, events,
             j = np.flatnonzero(~(T[nb, :m] < tnext[:m]))
             done = j[:0]
             if j.size:
-                tc = np.fmin(T[1:nb + 1, j], T_END)
+                tc = np.fmin(T[1 : nb + 1, j], T_END)
                 K = _records_before(tc, inclusive=True)
                 before = np.concatenate([nk[None, j], K[:-1]])
                 bb, cc = np.nonzero(K > before)
@@ -474,8 +509,14 @@ def _direct_method(theta, sizes, rngs, initial, max_events, out, failed, events,
             H[0, :, :m] = H[nb, :, :m]
             T[0, :m] = T[nb, :m]
     if not exits["idx"]:
-        return {"idx": np.zeros(0, np.intp), "x": np.zeros(0), "y": np.zeros(0), "t": np.zeros(0),
-                "nk": np.zeros(0, np.intp), "ev": np.zeros(0, np.int64)}
+        return {
+            "idx": np.zeros(0, np.intp),
+            "x": np.zeros(0),
+            "y": np.zeros(0),
+            "t": np.zeros(0),
+            "nk": np.zeros(0, np.intp),
+            "ev": np.zeros(0, np.int64),
+        }
     return {k: np.concatenate(v) for k, v in exits.items()}
 
 
@@ -511,9 +552,14 @@ def _chunkwise(rngs, chunk, method: str, *params: np.ndarray, edges: np.ndarray 
     the sorted `chunk` (or between the given `edges`), concatenated; without params, ``<method>(hi - lo)``."""
     if edges is None:
         edges = np.searchsorted(chunk, np.arange(len(rngs) + 1))
-    return np.concatenate([getattr(rngs[c], method)(*(p[lo:hi] for p in params)) if params
-                           else getattr(rngs[c], method)(hi - lo)
-                           for c, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True))])
+    return np.concatenate(
+        [
+            getattr(rngs[c], method)(*(p[lo:hi] for p in params))
+            if params
+            else getattr(rngs[c], method)(hi - lo)
+            for c, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True))
+        ]
+    )
 
 
 def _death_phase(rngs, chunk, i, x, s, nk, ev, rate, max_events, out, failed, events) -> None:
@@ -590,5 +636,6 @@ def _yule_phase(rngs, chunk, i, y, s, nk, ev, rate, max_events, out, failed, eve
             if k < N_RECORD:
                 rec[step[~over & last], k] = y[step[~over & last]]
             step = step[~over & ~last]
-    _write_linear(i, nk, 0, rec, np.where(alive, ev + (y - y_start), max_events + 1), max_events, out,
-                  failed, events)
+    _write_linear(
+        i, nk, 0, rec, np.where(alive, ev + (y - y_start), max_events + 1), max_events, out, failed, events
+    )
