@@ -217,9 +217,11 @@ def part_resolution(args) -> None:
         TOPIC,
         "resolution",
         {
-            "target": "FNO + trace-class prior keeps its 56 score within 1.5x of its 28 score (both the Frechet "
+            "target": "FNO + trace-class prior keeps its 56 score within 1.5x of its 28 "
+            "score (both the Frechet "
             "distance and the energy MMD); U-Net + white noise does not",
-            "setup": f"`ctdl fit` of fashion_fno.yaml and fashion_unet.yaml at 28 (overrides: {budget_text}); "
+            "setup": "`ctdl fit` of fashion_fno.yaml and fashion_unet.yaml at 28 "
+            f"(overrides: {budget_text}); "
             "the best val/loss checkpoint (EMA weights) draws "
             f"{args.samples} samples with {args.sample_steps} reverse Euler-Maruyama steps at 28 and "
             "at 56 (seed 0); 56 samples are restricted to 28 by `resample` (Fourier restriction) and "
@@ -346,9 +348,11 @@ def part_gaussian(args) -> None:
         TOPIC,
         "gaussian",
         {
-            "target": "covariance error of 10^4 samples at 32 and at 64 from a model trained at 32, against the "
+            "target": "covariance error of 10^4 samples at 32 and at 64 from a model trained "
+            "at 32, against the "
             "floor of as many exact draws",
-            "setup": f"`ctdl fit` of gaussian_fields.yaml (FNO, Bessel noise prior, 16 then 32; {run['steps']} "
+            "setup": "`ctdl fit` of gaussian_fields.yaml (FNO, Bessel noise prior, 16 then "
+            f"32; {run['steps']} "
             f"steps, {run['clock'].train_s:.0f} s of training, best val/loss {best:.5f}), best val/loss "
             "checkpoint; "
             f"{args.samples} samples with {args.sample_steps} reverse Euler-Maruyama steps at each grid "
@@ -519,7 +523,8 @@ def part_throughput(args) -> None:
         TOPIC,
         "throughput",
         {
-            "target": "training images per second; seconds for 64 samples at 56 with 200 steps; on a GPU with "
+            "target": "training images per second; seconds for 64 samples at 56 with 200 "
+            "steps; on a GPU with "
             "bf16-mixed if one is lent",
             "setup": f"`ctdl fit` of fashion_fno.yaml (14 for the first {steps // 2} steps, then 28) and "
             f"fashion_unet.yaml (28) for {steps} steps, no validation, accelerator {args.accelerator}"

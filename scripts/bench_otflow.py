@@ -352,7 +352,8 @@ def part_speed(
         "otflow",
         "speed",
         {
-            "setup": "seconds per training iteration (loss forward, backward, Adam step), float32, exact trace, "
+            "setup": "seconds per training iteration (loss forward, backward, Adam step), "
+            "float32, exact trace, "
             "classic RK4, depth 2, alpha = (1, 100, 5), Gaussian data of each shape; median over "
             "rounds; " + contenders + "bound_s: the iteration's matrix-product flops (gemm_gflop: "
             "3 x 4 x steps evaluations of the products K_0 s, K_i u, K_i J, A s and their transposes; "
@@ -904,7 +905,8 @@ def part_peer(budget: float) -> None:
         "otflow",
         "peer",
         {
-            "setup": f"8gaussians, float32, batch 1024, Adam with a cosine learning rate over each run's budget; "
+            "setup": "8gaussians, float32, batch 1024, Adam with a cosine learning rate "
+            "over each run's budget; "
             f"peer: {budget:.0f} s, lr {PEER_LR}; OT-Flow: one run of {budget / 4:.0f} s and one of "
             f"{budget:.0f} s with {OT_RACE}; test NLL on 20k held-out samples with exact traces "
             "(evaluation time not counted); nll_true is the true density's NLL on the same samples",

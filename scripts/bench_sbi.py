@@ -142,7 +142,8 @@ def part_sbibm(tasks: list[str], budgets: list[int], seed: int, max_minutes: flo
                 "sbi",
                 "sbibm",
                 {
-                    "target": "ctdl's mean C2ST at or below NPE's on at least 4 of 5 tasks at 10^4 simulations, "
+                    "target": "ctdl's mean C2ST at or below NPE's on at least 4 of 5 tasks at 10^4 "
+                    "simulations, "
                     "and below NPE's published .606 (two_moons) and .901 (slcp) at 10^4",
                     "setup": f"the same simulations (SBIBMTask, seed {seed}) for both; ctdl: `ctdl fit` on "
                     f"configs/cotflow/<task>.yaml capped at {max_minutes} min, best val/nll checkpoint; "

@@ -1,8 +1,9 @@
 """Stochastic optimal control benchmarks: the value network against the problems' references.
 
-run         `ctdl fit` then `ctdl test` (best val/loss checkpoint; --retest: test again only) on a shipped config with optional
-            overrides; one row per --label in benchmarks/soc_runs.json: test/phi0_rel_err (Phi(0, x0)
-            against the reference over the test starts), test/traj_rel_l2 (Phi along controlled paths),
+run         `ctdl fit` then `ctdl test` (best val/loss checkpoint; --retest: test again only) on a
+            shipped config with optional overrides; one row per --label in benchmarks/soc_runs.json:
+            test/phi0_rel_err (Phi(0, x0) against the reference over the test starts),
+            test/traj_rel_l2 (Phi along controlled paths),
             the realised cost J of the learned feedback against the reference E[Phi(0, X_0)],
             the training time and steps.
 quadcopter  policies trained without noise (--deterministic LABEL) and with noise (--noisy LABEL),
@@ -112,7 +113,8 @@ def part_run(label: str, config: str, overrides: list[str], retest: bool = False
             "target": "HJB-LQ: relative error of Phi(0, x) and relative L2 error along controlled paths "
             "(published NeuralSOC 0.01-0.07% at t = 0 and 0.4-0.6% along paths, quoted); obstacle: "
             "~2% mean relative error of Phi(0, x) against finite elements (quoted)",
-            "setup": "`ctdl fit` on the config (with the overrides), best val/loss checkpoint, `ctdl test` on "
+            "setup": "`ctdl fit` on the config (with the overrides), best val/loss "
+            "checkpoint, `ctdl test` on "
             "the test starts (never used for a choice); references: Cole-Hopf (hjb_lq, Monte Carlo), "
             "Riccati (lqr), finite elements (obstacle, inside its box [-3, 3]^2); cost = mean realised J "
             "of the learned feedback, one path per test start; cost_ref = mean reference Phi(0, x0) and "
@@ -272,7 +274,8 @@ def part_deep_bsde(steps: int, grid: int, paths: int, lr: float) -> None:
             f"max_steps {steps} (its wall time includes validation); Deep BSDE: {grid} steps, batch 64, "
             f"Adam lr {lr} with a cosine decay over the same wall time; both evaluated on {paths} paths "
             f"of the {grid}-step grid under their own feedback (seed 7); reference Phi(0, 0) = "
-            f"{phi_ref:.5f} (Cole-Hopf, 10^6 draws), along the first 32 paths Cole-Hopf with 10^5 draws; cost = mean "
+            f"{phi_ref:.5f} (Cole-Hopf, 10^6 draws), along the first 32 paths "
+            "Cole-Hopf with 10^5 draws; cost = mean "
             "realised J, cost_se its standard error",
             "rows": out,
         },

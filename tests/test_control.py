@@ -200,7 +200,8 @@ def test_terminal_gradient_and_trace_against_autograd(name):
 
 @pytest.mark.parametrize("name", ["hjb_lq", "obstacle"])
 def test_exact_terminal_value_and_its_derivatives(name):
-    """terminal="exact": Phi(T) = g, and Phi's gradient, time derivative and diffusion term against autograd."""
+    """terminal="exact": Phi(T) = g, and Phi's gradient, time derivative and diffusion term
+    against autograd."""
     problem = make_problem(name, **({"dim": 4} if name == "hjb_lq" else {}))
     torch.manual_seed(0)
     V = ValueFunction(problem, width=8, terminal="exact").double()
@@ -214,8 +215,9 @@ def test_exact_terminal_value_and_its_derivatives(name):
     directions = problem.sigma / math.sqrt(2.0)
     _, _, trace_N = V.potential.grad_laplacian(x, t, directions=directions)
     for i in range(3):
+        ti = t[i : i + 1]
         gx, gt = torch.autograd.functional.jacobian(lambda xx, tt: V(tt[None], xx[None])[0], (x[i], t[i]))
-        H = torch.autograd.functional.hessian(lambda xx: V(t[i : i + 1], xx[None])[0], x[i])
+        H = torch.autograd.functional.hessian(lambda xx, ti=ti: V(ti, xx[None])[0], x[i])
         torch.testing.assert_close(grad[i], gx)
         D = problem.diffusion(x)
         residual = V.hjb_terms(t[i : i + 1], x[i : i + 1])[3]

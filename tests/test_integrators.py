@@ -175,14 +175,10 @@ def test_gradcheck_through_adjoint():
     torch.manual_seed(1)
     f = Linear(3)
     y0 = torch.randn(2, 3, requires_grad=True)
-    solve = lambda y: odeint(
-        f,
-        y,
-        torch.tensor([0.0, 1.0]),
-        method="rk4",
-        steps=40,  # noqa: E731
-        adjoint=True,
-    )
+
+    def solve(y):
+        return odeint(f, y, torch.tensor([0.0, 1.0]), method="rk4", steps=40, adjoint=True)
+
     assert torch.autograd.gradcheck(solve, (y0,), atol=1e-6)
 
 

@@ -131,14 +131,17 @@ def binomial_expectation(run, steps, phi):
 def test_euler_maruyama_weak_order_one_on_geometric_brownian_motion():
     """E Y(T) = e^{mu T}, E Y(T)^2 = e^{(2 mu + sigma^2) T}; the scheme's E Y_N^p exactly."""
     steps = (16, 32, 64, 128, 256)
-    run = lambda dW: solve(
-        "euler_maruyama",
-        lambda t, y: MU * y,
-        lambda t, y: SIGMA * y,  # noqa: E731
-        torch.ones(dW.shape[1]),
-        dW.shape[0],
-        dW,
-    )[-1]
+
+    def run(dW):
+        return solve(
+            "euler_maruyama",
+            lambda t, y: MU * y,
+            lambda t, y: SIGMA * y,
+            torch.ones(dW.shape[1]),
+            dW.shape[0],
+            dW,
+        )[-1]
+
     for power, exact in ((1, math.exp(MU * T)), (2, math.exp((2 * MU + SIGMA**2) * T))):
         errors = [abs(binomial_expectation(run, n, lambda y, p=power: y**p) - exact) for n in steps]
         assert slope(steps, errors) == pytest.approx(1.0, abs=0.05), power
