@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks"
+OUT = Path(os.environ.get("CTDL_BENCH_OUT") or ROOT / "benchmarks")  # a smoke run writes elsewhere
 RUNS = ROOT / "runs"
 
 
