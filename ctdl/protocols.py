@@ -6,7 +6,7 @@ signatures) and names the missing members in its error or warning (`missing_memb
 of guessing with ``hasattr``. Tensors are batch first everywhere: a batch of n points in R^d is
 (n, d), a batch of images (n, C, H, W).
 
-Models: `DensityModel` (log_prob, sample), `Flow` (a density model with a map to its latent
+Models: `Flow` (a density with log_prob and sample and a map to its latent
 space), `TransportModel` (a classifier whose features move along ODE blocks), `PosteriorModel`
 (sample_posterior), and the `Predictor` contract of ``predict_step`` (`Predictions`). Datamodules:
 `SplitData` (train/val/test splits), `KnownDensity` (may know its true density), `PosteriorData`
@@ -36,8 +36,9 @@ STAGES = ("train", "val", "test")
 
 
 @runtime_checkable
-class DensityModel(Protocol):
-    """A model of a probability density p on R^d."""
+class Flow(Protocol):
+    """A density p on R^d given by an invertible map F from data to a standard normal latent space:
+    log p(x) = log N(F(x); 0, I) + log |det dF/dx|, samples F^{-1}(z) with z ~ N(0, I)."""
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Natural-log density log p(x) at x (n, d); returns (n,)."""
@@ -46,12 +47,6 @@ class DensityModel(Protocol):
     def sample(self, n: int, generator: Generator | None = None) -> Tensor:
         """n samples (n, d) of p; reproducible when a seeded `generator` is given."""
         ...
-
-
-@runtime_checkable
-class Flow(DensityModel, Protocol):
-    """A density model given by an invertible map F from data to a standard normal latent space:
-    log p(x) = log N(F(x); 0, I) + log |det dF/dx|, samples F^{-1}(z) with z ~ N(0, I)."""
 
     def forward(self, x: Tensor) -> Tensor:
         """The map F: data x (n, d) -> latent z (n, d)."""
