@@ -91,6 +91,7 @@ def test_short_class_names_and_print_config(cli, capsys):
     assert "class_path: ctdl.models.ODENetClassifier" in printed and "dataset: peaks" in printed
 
 
+@pytest.mark.slow
 def test_run_folder_resume_and_evaluation_of_a_saved_checkpoint(cli, tmp_path):
     fit = cli("fit", *SMALL_PEAKS, "--trainer.max_epochs", "2")
     run_dir = Path(fit.trainer.log_dir)
@@ -284,6 +285,7 @@ def test_missing_data_directory_says_how_to_get_the_files(cli, tmp_path):
     assert "download" in message
 
 
+@pytest.mark.slow
 def test_last_checkpoint_is_the_latest_state_when_the_best_is_older(cli):
     # monitoring "step" in mode min makes the first validation the best forever after
     fit = cli(
@@ -303,6 +305,7 @@ def test_last_checkpoint_is_the_latest_state_when_the_best_is_older(cli):
     assert last["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_init_from_starts_a_new_run_from_a_checkpoints_weights(cli, tmp_path):
     first = cli("fit", *SMALL_PEAKS, "--trainer.max_epochs", "1")
     last = Path(first.trainer.log_dir) / "checkpoints" / "last.ckpt"
