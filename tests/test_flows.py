@@ -102,3 +102,7 @@ def test_bad_conditions_name_the_shapes():
         plain.log_prob(torch.randn(4, 3, dtype=torch.float64))
     with pytest.raises(ValueError, match="unknown trace method 'hutch'"):
         PotentialFlow(Potential(2, 8), trace="hutch")
+    with pytest.raises(TypeError, match=r"got the number 8; options are keyword-only: pass steps=8"):
+        plain.log_prob(x, 8)  # (x, y=None, *, steps=None): a step count cannot take y's place
+    with pytest.raises(TypeError, match="positional"):
+        plain.sample(4, None, 8)
