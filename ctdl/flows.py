@@ -33,9 +33,10 @@ FlowState = tuple[Tensor, Tensor, Tensor, Tensor]
 class PotentialFlow(nn.Module):
     """x -> z along v = -grad_x Phi(x, t, y): `log_prob`, `sample`, `forward`, `inverse`, `integrate`.
 
-    Every method takes the condition y of shape (batch, q), or (q,) for one condition shared by
-    the whole batch (q = potential.cond_dim; leave y out when q = 0). `steps` is the number of
-    classic RK4 steps on [0, 1] (default `self.steps`).
+    Every method has the signature (x, y=None, *, steps=None): the condition y second, of shape
+    (batch, q) or (q,) for one condition shared by the whole batch (q = potential.cond_dim; leave
+    y out when q = 0), and keyword-only options: `steps` is the number of classic RK4 steps on
+    [0, 1] (default `self.steps`).
     """
 
     def __init__(self, potential: Potential, trace: str = "exact", steps: int = 16) -> None:
@@ -83,6 +84,11 @@ class PotentialFlow(nn.Module):
     def condition(self, y: Tensor | None, batch: int, like: Tensor) -> Tensor | None:
         """y as a (batch, q) tensor in like's dtype and device: (q,) is broadcast over the batch."""
         q = self.cond_dim
+        if isinstance(y, int | float) and not isinstance(y, bool):
+            raise TypeError(
+                f"y must be a condition tensor, got the number {y!r}; options are keyword-only: "
+                f"pass steps={y!r}"
+            )
         if q == 0:
             if y is not None:
                 raise ValueError(
@@ -122,7 +128,7 @@ class PotentialFlow(nn.Module):
 
         return v
 
-    def integrate(self, x: Tensor, steps: int | None = None, y: Tensor | None = None) -> FlowState:
+    def integrate(self, x: Tensor, y: Tensor | None = None, *, steps: int | None = None) -> FlowState:
         """(x(1), l(1), L(1), R(1)) from (x, 0, 0, 0) at t = 0."""
         self.check_input(x)
         y = self.condition(y, x.shape[0], x)
@@ -139,37 +145,39 @@ class PotentialFlow(nn.Module):
         return tuple(part[-1] for part in out)
 
     def _map(self, x: Tensor, y: Tensor | None, steps: int | None, t0: float, t1: float) -> Tensor:
+        """x(t1) from x(t0) = x along v = -grad_x Phi (the gradient only)."""
         self.check_input(x)
         y = self.condition(y, x.shape[0], x)
         t = torch.tensor([t0, t1], dtype=x.dtype, device=x.device)
         return odeint(self.velocity(y), x, t, method="rk4", steps=steps or self.steps)[-1]
 
-    def forward(self, x: Tensor, y: Tensor | None = None, steps: int | None = None) -> Tensor:
+    def forward(self, x: Tensor, y: Tensor | None = None, *, steps: int | None = None) -> Tensor:
         """The flow map F(x; y): data -> latent z = x(1)."""
         return self._map(x, y, steps, 0.0, 1.0)
 
-    def inverse(self, z: Tensor, y: Tensor | None = None, steps: int | None = None) -> Tensor:
+    def inverse(self, z: Tensor, y: Tensor | None = None, *, steps: int | None = None) -> Tensor:
         """F^{-1}(z; y): latent -> data, integrating from t = 1 back to 0."""
         return self._map(z, y, steps, 1.0, 0.0)
 
     # ----------------------------------------------------------------------- the density
     def nll_terms(
-        self, x: Tensor, y: Tensor | None = None, steps: int | None = None
+        self, x: Tensor, y: Tensor | None = None, *, steps: int | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Per-sample (C, L, R): -log p(x | y) in nats, transport cost, HJB penalty."""
-        z, l, cost_L, cost_R = self.integrate(x, steps, y)
+        z, l, cost_L, cost_R = self.integrate(x, y, steps=steps)
         C = 0.5 * z.pow(2).sum(1) + 0.5 * self.dim * math.log(2 * math.pi) - l
         return C, cost_L, cost_R
 
-    def log_prob(self, x: Tensor, y: Tensor | None = None, steps: int | None = None) -> Tensor:
+    def log_prob(self, x: Tensor, y: Tensor | None = None, *, steps: int | None = None) -> Tensor:
         """log p(x | y) in nats, shape (batch,)."""
-        return -self.nll_terms(x, y, steps)[0]
+        return -self.nll_terms(x, y, steps=steps)[0]
 
     @torch.no_grad()
     def sample(
         self,
         n: int,
         y: Tensor | None = None,
+        *,
         steps: int | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
@@ -178,4 +186,4 @@ class PotentialFlow(nn.Module):
         y: (q,) for n samples of one condition, or (n, q) for one sample per condition."""
         p = self.potential.A
         z = torch.randn(n, self.dim, generator=generator, dtype=p.dtype, device=p.device)
-        return self.inverse(z, y, steps)
+        return self.inverse(z, y, steps=steps)

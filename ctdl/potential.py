@@ -131,6 +131,28 @@ class Potential(nn.Module):
         with torch.no_grad():
             self.w.fill_(1.0), self.c.zero_(), self.c0.zero_()
 
+    @torch.no_grad()
+    def widened(self, width: int) -> Potential:
+        """The same Phi with `width` units: function-preserving widening (Net2Net, Chen et al. 2016).
+
+        The old units keep their weights; the new ones get fresh rows of K_0, b_0, K_i and b_i,
+        while their output weights w and the columns of K_i through which old units would read
+        them are zero. So Phi, its gradient and Laplacian are unchanged, and the new units still
+        learn: d Phi / d w_new = u_new(s) is not zero. Returns a new Potential (same dtype and
+        device); this one is not changed."""
+        if width < self.width:
+            raise ValueError(f"widen: width {width} is smaller than the potential's {self.width}")
+        wide = Potential(self.dim, width, self.depth, self.rank, self.cond_dim).to(self.A)
+        m = self.width
+        for name in ("A", "c", "c0"):
+            getattr(wide, name).copy_(getattr(self, name))
+        wide.K0[:m], wide.b0[:m], wide.b[:, :m] = self.K0, self.b0, self.b
+        wide.K[:, :m, :m] = self.K
+        wide.K[:, :m, m:] = 0.0
+        wide.w[:m], wide.w[m:] = self.w, 0.0
+        wide.c0.requires_grad_(self.c0.requires_grad)
+        return wide
+
     def _inputs(self, x: Tensor, t: Tensor | float, y: Tensor | None) -> Tensor:
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (batch, {self.dim}), got {tuple(x.shape)}")

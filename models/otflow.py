@@ -1,6 +1,7 @@
 """OT-Flow: density estimation with the potential flow v = -grad Phi, its transport cost and HJB
 penalty (Onken, Wu Fung, Li, Ruthotto, AAAI 2021), as a thin LightningModule over
-`ctdl.flows.PotentialFlow` (the math: the (x, l, L, R) system, log_prob, sample, inverse).
+`ctdl.flows.PotentialFlow` (the math: the (x, l, L, R) system, log_prob, sample, inverse), the
+loss `ctdl.otflow.otflow_loss` and the metrics of `ctdl.otflow.evaluate`.
 
 loss = alpha_L mean L + alpha_C mean C + alpha_R mean R, with C = -log p(x) in nats, L the
 transport cost and R the HJB penalty of each sample. Classic RK4 with fixed steps (`steps` in
@@ -14,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ctdl.flows import PotentialFlow
+from ctdl.otflow import clamp_parameters, inverse_error, otflow_loss
 from ctdl.potential import Potential, check_trace
 from ctdl.protocols import true_log_density
 
@@ -82,29 +84,33 @@ class OTFlow(L.LightningModule):
         return self.flow.potential
 
     # ----------------------------------------------------------------------------- the flow
-    # y, the condition, comes last (and only with cond_dim > 0): (batch, q), or (q,) for all
-    def forward(self, x: Tensor, steps: int | None = None, y: Tensor | None = None) -> Tensor:
+    # One signature (x, y=None, *, steps=None): the condition y second (only with cond_dim > 0:
+    # (batch, q), or (q,) for all), options keyword-only; steps=None takes eval_steps.
+    def forward(self, x: Tensor, y: Tensor | None = None, *, steps: int | None = None) -> Tensor:
         """The flow map F: data x -> latent z = x(1)."""
         return self.flow(x, y, steps=steps or self.hparams.eval_steps)
 
-    def inverse(self, z: Tensor, steps: int | None = None, y: Tensor | None = None) -> Tensor:
+    def inverse(self, z: Tensor, y: Tensor | None = None, *, steps: int | None = None) -> Tensor:
         """F^{-1}: latent z -> data, integrating dx/dt = -grad Phi backwards from t = 1 to 0."""
         return self.flow.inverse(z, y, steps=steps or self.hparams.eval_steps)
 
-    def nll_terms(self, x: Tensor, steps: int, y: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def nll_terms(
+        self, x: Tensor, y: Tensor | None = None, *, steps: int | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Per-sample (C, L, R): NLL in nats, transport cost, HJB penalty."""
-        return self.flow.nll_terms(x, y, steps=steps)
+        return self.flow.nll_terms(x, y, steps=steps or self.hparams.eval_steps)
 
-    def log_prob(self, x: Tensor, steps: int | None = None, y: Tensor | None = None) -> Tensor:
+    def log_prob(self, x: Tensor, y: Tensor | None = None, *, steps: int | None = None) -> Tensor:
         """Natural-log density of the model at x (given y), shape (batch,)."""
         return self.flow.log_prob(x, y, steps=steps or self.hparams.eval_steps)
 
     def sample(
         self,
         n: int,
+        y: Tensor | None = None,
+        *,
         steps: int | None = None,
         generator: torch.Generator | None = None,
-        y: Tensor | None = None,
     ) -> Tensor:
         """n samples, shape (n, dim): z ~ N(0, I) pushed through F^{-1} (given y)."""
         return self.flow.sample(n, y, steps=steps or self.hparams.eval_steps, generator=generator)
@@ -121,24 +127,30 @@ class OTFlow(L.LightningModule):
         return batch[0], None
 
     # ------------------------------------------------------------------------------ training
-    def loss_terms(self, x: Tensor, steps: int, y: Tensor | None = None) -> dict[str, Tensor]:
-        C, cost_L, cost_R = self.nll_terms(x, steps, y)
+    def loss_terms(
+        self, x: Tensor, y: Tensor | None = None, *, steps: int | None = None
+    ) -> dict[str, Tensor]:
+        """`ctdl.otflow.otflow_loss` with this model's weights: loss, nll, transport, hjb."""
         h = self.hparams
-        loss = h.alpha_L * cost_L.mean() + h.alpha_C * C.mean() + h.alpha_R * cost_R.mean()
-        return {"loss": loss, "nll": C.mean(), "transport": cost_L.mean(), "hjb": cost_R.mean()}
+        return otflow_loss(
+            self.flow,
+            x,
+            y,
+            steps=steps or h.eval_steps,
+            alpha_L=h.alpha_L,
+            alpha_C=h.alpha_C,
+            alpha_R=h.alpha_R,
+        )
 
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
         x, y = self.split_batch(batch)
-        terms = self.loss_terms(x, self.hparams.steps, y)
+        terms = self.loss_terms(x, y, steps=self.hparams.steps)
         self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=True, batch_size=len(x))
         return terms["loss"]
 
-    @torch.no_grad()
     def clamp_parameters(self) -> None:
         """Clamp every parameter to [-clamp, clamp] (no-op when clamp is None)."""
-        if self.hparams.clamp is not None:
-            for p in self.parameters():
-                p.clamp_(-self.hparams.clamp, self.hparams.clamp)
+        clamp_parameters(self, self.hparams.clamp)
 
     def optimizer_step(self, *args, **kwargs) -> None:
         """The optimiser's step, then the clamp: so callbacks that read the weights after the step
@@ -150,15 +162,14 @@ class OTFlow(L.LightningModule):
         x, y = self.split_batch(batch)
         h = self.hparams
         steps = (h.test_steps or h.eval_steps) if stage == "test" else h.eval_steps
-        terms = self.loss_terms(x, steps, y)
+        terms = self.loss_terms(x, y, steps=steps)
         logs = {f"{stage}/{k}": v for k, v in terms.items()}
         if stage == "val" and h.steps != steps:
             # The NLL the training discretisation reports on the same data: far below val/nll means
             # the optimiser exploits the coarse steps' error in the log-determinant.
-            logs["val/nll_train_steps"] = self.nll_terms(x, h.steps, y)[0].mean()
+            logs["val/nll_train_steps"] = self.nll_terms(x, y, steps=h.steps)[0].mean()
         if stage == "test":
-            back = self.inverse(self.forward(x, steps, y), steps, y)
-            logs["test/inv_err"] = (back - x).norm(dim=1).mean()
+            logs["test/inv_err"] = inverse_error(self.flow, x, y, steps=steps).mean()
             log_density = true_log_density(getattr(self._trainer, "datamodule", None))
             if log_density is not None and y is None:  # KL gap E[-log p_model] - E[-log p_true] >= 0
                 logs["test/nll_true"] = -log_density(x).to(x.dtype).mean()
@@ -180,11 +191,11 @@ class OTFlow(L.LightningModule):
         x, y = self.split_batch(batch)
         h = self.hparams
         steps = h.test_steps or h.eval_steps
-        out = {"log_prob": self.log_prob(x, steps=steps, y=y)}
+        out = {"log_prob": self.log_prob(x, y, steps=steps)}
         if h.get("predict_samples", False):
             seed = batch_idx * self.trainer.world_size + self.global_rank
             gen = torch.Generator(device=x.device).manual_seed(seed)
-            out["sample"] = self.sample(len(x), steps=steps, generator=gen, y=y)
+            out["sample"] = self.sample(len(x), y, steps=steps, generator=gen)
         return out
 
     def configure_optimizers(self):

@@ -25,7 +25,8 @@ def conditional_flow(seed=0) -> PotentialFlow:
 
 def test_core_imports_no_lightning():
     code = (
-        "import sys, ctdl.flows, ctdl.integrators, ctdl.potential, ctdl.control, ctdl.pde, ctdl.pde.env; "
+        "import sys, ctdl.flows, ctdl.integrators, ctdl.potential, ctdl.control, ctdl.pde, ctdl.pde.env, "
+        "ctdl.otflow, ctdl.otflow.evaluate, ctdl.otflow.baselines; "
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')); "
         "assert not bad, bad"
     )
@@ -102,3 +103,7 @@ def test_bad_conditions_name_the_shapes():
         plain.log_prob(torch.randn(4, 3, dtype=torch.float64))
     with pytest.raises(ValueError, match="unknown trace method 'hutch'"):
         PotentialFlow(Potential(2, 8), trace="hutch")
+    with pytest.raises(TypeError, match=r"got the number 8; options are keyword-only: pass steps=8"):
+        plain.log_prob(x, 8)  # (x, y=None, *, steps=None): a step count cannot take y's place
+    with pytest.raises(TypeError, match="positional"):
+        plain.sample(4, None, 8)

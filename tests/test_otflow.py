@@ -1,4 +1,5 @@
-"""OTFlow as a module: invertibility, change of variables, trace modes, training, bad input."""
+"""OTFlow as a module: invertibility, change of variables, trace modes, training, bad input; the
+plain loss, metrics and baseline of ctdl.otflow."""
 
 import math
 
@@ -6,7 +7,10 @@ import lightning as L
 import pytest
 import torch
 
+from ctdl.datamodules import Toy2DDensity
 from ctdl.models import OTFlow
+from ctdl.otflow import edge_bands, fresh_excess, fresh_points, inverse_error, kl_gap, otflow_loss
+from ctdl.otflow.baselines import FFJORDStyleCNF
 
 
 @pytest.fixture
@@ -54,14 +58,14 @@ def test_training_lowers_the_nll_towards_the_true_entropy():
     entropy = 2 * (0.5 * math.log(2 * math.pi * 0.25) + 0.5)  # E[-log p] of the true density
     opt = torch.optim.Adam(flow.parameters(), lr=0.05)
     with torch.no_grad():
-        before = flow.nll_terms(data, 8)[0].mean().item()
+        before = flow.nll_terms(data, steps=8)[0].mean().item()
     for _ in range(60):
-        loss = flow.loss_terms(data[torch.randint(0, 2048, (256,))], 4)["loss"]
+        loss = flow.loss_terms(data[torch.randint(0, 2048, (256,))], steps=4)["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
     with torch.no_grad():
-        after = flow.nll_terms(data, 8)[0].mean().item()
+        after = flow.nll_terms(data, steps=8)[0].mean().item()
     assert before > entropy + 3 and after < entropy + 0.5
 
 
@@ -90,7 +94,7 @@ def test_bf16_autocast_training_step_runs_on_both_trace_layouts():
         torch.manual_seed(0)
         flow = OTFlow(dim=dim, width=8)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = flow.loss_terms(torch.randn(16, dim), 2)["loss"]
+            loss = flow.loss_terms(torch.randn(16, dim), steps=2)["loss"]
         loss.backward()
         grads = [p.grad for p in flow.parameters() if p.grad is not None]  # Phi's constant has none
         assert torch.isfinite(loss) and len(grads) >= 7 and all(torch.isfinite(g).all() for g in grads)
@@ -129,14 +133,14 @@ def test_conditional_flow_learns_a_conjugate_gaussian_posterior():
     for _ in range(200):
         theta = torch.randn(256, 1, dtype=torch.float64, generator=gen)
         y = theta + math.sqrt(s2) * torch.randn(256, 1, dtype=torch.float64, generator=gen)
-        loss = model.loss_terms(theta, 4, y)["loss"]
+        loss = model.loss_terms(theta, y, steps=4)["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
         schedule.step()
     for y in (-1.0, 0.0, 1.5):
         condition = torch.tensor([y], dtype=torch.float64)
-        samples = model.sample(4000, 16, torch.Generator().manual_seed(1), y=condition)
+        samples = model.sample(4000, condition, steps=16, generator=torch.Generator().manual_seed(1))
         assert samples.mean().item() == pytest.approx(y / (1 + s2), abs=0.08)
         assert samples.var().item() == pytest.approx(s2 / (1 + s2), rel=0.2)
     with pytest.raises(ValueError, match=r"needs batches \(x, y\); this one has 1 tensor"):
@@ -159,3 +163,64 @@ def test_cosine_schedule_follows_the_larger_of_step_and_time_progress():
     assert capped(5000) == 1.0
     uncapped = run_progress(SimpleNamespace(estimated_stepping_batches=1000, callbacks=[]))
     assert uncapped(100) == pytest.approx(0.1)
+
+
+def test_the_module_trains_on_the_plain_loss_with_one_signature(flow):
+    x = torch.randn(32, 2, dtype=torch.float64)
+    C, cost_L, cost_R = flow.flow.nll_terms(x, steps=4)
+    expected = 1.0 * cost_L.mean() + 100.0 * C.mean() + 5.0 * cost_R.mean()  # OTFlow's default alphas
+    terms = otflow_loss(flow.flow, x, steps=4)
+    assert torch.equal(terms["loss"], expected) and torch.equal(terms["nll"], C.mean())
+    assert all(torch.equal(terms[k], v) for k, v in flow.loss_terms(x, steps=4).items())
+    with pytest.raises(TypeError, match="options are keyword-only: pass steps=4"):
+        flow.log_prob(x, 4)  # the old order (x, steps, y)
+
+
+def test_inverse_error_and_kl_gap():
+    torch.manual_seed(0)
+    flow = OTFlow(dim=2, width=8).double()
+    x = torch.randn(50, 2, dtype=torch.float64)
+    err = inverse_error(flow.flow, x, steps=16)
+    assert err.shape == (50,) and err.max() < 1e-3
+    torch.testing.assert_close(err, inverse_error(flow, x, steps=16), rtol=0, atol=0)  # module or flow
+    log_true = torch.tensor([-1.0, -2.0], dtype=torch.float64)
+    assert kl_gap(log_true - 0.3, log_true).item() == pytest.approx(0.3)
+
+
+def test_fresh_points_are_independent_of_the_splits_and_of_each_other():
+    data = Toy2DDensity("checkerboard", n_train=300, n_val=300, n_test=300, seed=0)
+    data.setup()
+    splits = [d.tensors[0] for d in (data.train_dataset, data.val_dataset, data.test_dataset)]
+    fresh = [fresh_points("checkerboard", 300, stream, seed=0) for stream in (0, 7)]
+    assert fresh[0].dtype == torch.float32 and torch.equal(fresh[1], fresh_points("checkerboard", 300, 7))
+    for i, a in enumerate(splits + fresh):
+        assert all(not torch.equal(a, b) for b in (splits + fresh)[i + 1 :])
+    with pytest.raises(ValueError, match="stream must be >= 0"):
+        fresh_points("checkerboard", 3, -1)
+
+
+def test_edge_bands_split_the_gap_of_the_checkerboard(flow):
+    fresh, excess = fresh_excess(flow.flow, "checkerboard", steps=4, n=2000)
+    assert fresh.shape == (2000, 2) and fresh.dtype == torch.float64
+    bands = edge_bands(fresh, excess)
+    assert [b["distance"] for b in bands][0] == "[0.0, 0.025)" and bands[-1]["distance"] == "[0.4, 1.0]"
+    assert sum(b["mass"] for b in bands) == pytest.approx(1.0, abs=1e-3)
+    assert sum(b["gap_contribution"] for b in bands) == pytest.approx(excess.mean().item(), abs=1e-3)
+    # the uniform checkerboard: the mass within 0.025 of an edge is 1 - (1 - 0.025)^2 = 0.049
+    assert bands[0]["mass"] == pytest.approx(0.049, abs=0.015)
+
+
+def test_the_ffjord_style_peer_is_a_density():
+    torch.manual_seed(0)
+    peer = FFJORDStyleCNF(2).double()
+    x = torch.randn(16, 2, dtype=torch.float64)
+    exact = peer.nll(x, exact=True)
+    estimates = torch.stack([peer.nll(x) for _ in range(20)])
+    assert exact.shape == (16,) and torch.isfinite(estimates).all()
+    assert (estimates.mean(0) - exact).abs().mean() < (
+        estimates - exact
+    ).abs().mean()  # the estimator averages out
+    with torch.no_grad():  # a zero field is the identity map: -log N(x; 0, I)
+        peer.field.out.weight.zero_(), peer.field.out.bias.zero_()
+    expected = 0.5 * x.pow(2).sum(1) + math.log(2 * math.pi)
+    torch.testing.assert_close(peer.nll(x, exact=True), expected)

@@ -158,3 +158,21 @@ def test_directional_trace_matches_autograd_hessian(dim, k):
         assert abs(trace[i] - expected) <= 1e-10 * abs(expected)
     with pytest.raises(ValueError, match=rf"directions must have shape \({dim}, k\), got \({dim + 1}, 2\)"):
         P.grad_laplacian(x, t, directions=torch.eye(dim + 1, 2, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("depth, cond_dim", [(2, 0), (3, 2)])
+def test_widening_keeps_phi_and_its_derivatives_and_the_new_units_learn(depth, cond_dim):
+    torch.manual_seed(0)
+    phi = Potential(3, 6, depth=depth, cond_dim=cond_dim).double()
+    wide = phi.widened(10)
+    assert wide.width == 10 and wide.K0.shape == (10, 3 + 1 + cond_dim) and wide.A.dtype == torch.float64
+    x, t = torch.randn(20, 3, dtype=torch.float64), 0.3
+    y = torch.randn(20, cond_dim, dtype=torch.float64) if cond_dim else None
+    torch.testing.assert_close(wide(x, t, y), phi(x, t, y))
+    for a, b in zip(wide.grad_laplacian(x, t, y), phi.grad_laplacian(x, t, y), strict=True):
+        torch.testing.assert_close(a, b)
+    wide(x, t, y).sum().backward()
+    assert wide.w.grad[6:].abs().min() > 0  # d Phi / d w_new = u_new(s), not zero
+    assert phi.width == 6 and phi.K0.shape[0] == 6  # the source is unchanged
+    with pytest.raises(ValueError, match="widen: width 4 is smaller than the potential's 6"):
+        phi.widened(4)
