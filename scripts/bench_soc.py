@@ -360,29 +360,38 @@ def part_fem(
     riccati, x = RiccatiSolution(problem), square_grid(1.5)
     fem_value_2d(problem, mesh=4, dt=0.5)  # compile the forms once, outside the timings
     mesh_rows = with_orders([fem_lqr_row(problem, riccati, m, mesh_dt, x) for m in meshes])
+    harness.save(  # each study is saved when done: the obstacle's Newton may fail on a coarse mesh
+        TASK,
+        "fem_mesh",
+        {
+            "setup": f"LQR (A = [[0, 1], [0, 0]], B = Q = R = I, G = diag(4, 1), sigma = 0.5 I, T = 1) on "
+            f"[-3, 3]^2, P1 on triangles, Neumann, backward Euler dt = {mesh_dt:g}, Newton (SNES, MUMPS LU); "
+            "relative error of Phi(0, x) against Riccati over a 61 x 61 grid of |x|_inf <= 1.5; order = "
+            "log2 of the error ratio of successive rows (2 expected)" + FEM_NOTE,
+            "rows": mesh_rows,
+        },
+    )
     dt_rows = with_orders([fem_lqr_row(problem, riccati, dt_mesh, dt, x) for dt in dts])
+    harness.save(
+        TASK,
+        "fem_dt",
+        {
+            "setup": f"the same LQR on the mesh {dt_mesh}, dt halved per row; order 1 expected in dt until "
+            "the mesh error (see fem_mesh) dominates" + FEM_NOTE,
+            "rows": dt_rows,
+        },
+    )
     obstacle_rows, scale = fem_obstacle_rows(obstacle_mesh, obstacle_dt)
-    mesh_setup = (
-        f"LQR (A = [[0, 1], [0, 0]], B = Q = R = I, G = diag(4, 1), sigma = 0.5 I, T = 1) on [-3, 3]^2, P1 "
-        f"on triangles, Neumann, backward Euler dt = {mesh_dt:g}, Newton (SNES, MUMPS LU); relative error "
-        "of Phi(0, x) against Riccati over a 61 x 61 grid of |x|_inf <= 1.5; order = log2 of the error "
-        "ratio of successive rows (2 expected)"
+    harness.save(
+        TASK,
+        "fem_obstacle",
+        {
+            "setup": "Obstacle (height 50, width 0.4, weight 50, sigma = [[0.2, -0.4], [-0.4, 0.2]], T = 1) "
+            "on [-3, 3]^2, P1 on triangles, Neumann; Phi(0, x) at sample points; max |Phi - Phi_ref| over "
+            f"a 61 x 61 grid of the box, max |Phi_ref| there {scale:.1f}" + FEM_NOTE,
+            "rows": obstacle_rows,
+        },
     )
-    dt_setup = (
-        f"the same LQR on the mesh {dt_mesh}, dt halved per row; order 1 expected in dt until the mesh "
-        "error (see fem_mesh) dominates"
-    )
-    obstacle_setup = (
-        "Obstacle (height 50, width 0.4, weight 50, sigma = [[0.2, -0.4], [-0.4, 0.2]], T = 1) on "
-        "[-3, 3]^2, P1 on triangles, Neumann; Phi(0, x) at sample points; max |Phi - Phi_ref| over a "
-        f"61 x 61 grid of the box, max |Phi_ref| there {scale:.1f}"
-    )
-    for part, setup, rows in (
-        ("fem_mesh", mesh_setup, mesh_rows),
-        ("fem_dt", dt_setup, dt_rows),
-        ("fem_obstacle", obstacle_setup, obstacle_rows),
-    ):
-        harness.save(TASK, part, {"setup": setup + FEM_NOTE, "rows": rows})
 
 
 # --------------------------------------------------------------------------------------- main

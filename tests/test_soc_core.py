@@ -160,6 +160,7 @@ def test_random_walk_bsde_vanishes_for_the_exact_lqr_value():
     assert abs(pmp_cost - solution.expected_cost()) < 0.15  # Monte Carlo over 200 paths
 
 
+@pytest.mark.slow
 def test_value_network_learns_the_lqr_value():
     """A short training brings Phi(0, x) to within 10% of Riccati's value on held-out starts."""
     torch.manual_seed(0)

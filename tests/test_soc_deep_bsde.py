@@ -46,6 +46,7 @@ def test_the_value_carried_along_controlled_paths_is_riccatis():
     assert abs(cost.mean() - model.y0) < 3 * cost.std() / math.sqrt(500)
 
 
+@pytest.mark.slow
 def test_it_learns_the_hjb_lq_value_from_the_origin():
     torch.manual_seed(0)
     problem = make_problem("hjb_lq", dim=10, lam=1.0)

@@ -41,7 +41,7 @@ def rollout(problem: ControlProblem, x0: Tensor, controls: Tensor) -> tuple[Tens
         running = running + h * problem.running_cost(t, x, controls[k])
         x = x + h * problem.drift(t, x, controls[k])
         states.append(x), costs.append(running)
-    times = torch.linspace(0.0, problem.horizon, N + 1, dtype=x0.dtype)
+    times = torch.linspace(0.0, problem.horizon, N + 1, dtype=x0.dtype, device=x0.device)
     paths = Paths(times, torch.stack(states), torch.stack(costs))
     return realised_cost(problem, paths), paths.states
 
