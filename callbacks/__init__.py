@@ -1,6 +1,5 @@
 """Lightning callbacks: figures, guards, evaluation hooks (imported as ctdl.callbacks)."""
 
-from .control_figure import ControlFigure
 from .density_figure import DensityFigure
 from .diffusion_figure import DiffusionSamplesFigure, sample_grid_figure
 from .ema import EMAWeights
@@ -10,6 +9,7 @@ from .pde_figure import PDEControlFigure
 from .posterior_figure import PosteriorFigure
 from .prediction_writer import PredictionWriter
 from .run_checkpoint import RunCheckpoint
+from .soc_figure import ControlFigure
 from .transport_figure import TransportFigure
 
 __all__ = [

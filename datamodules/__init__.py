@@ -1,7 +1,6 @@
 """LightningDataModules of ctdl: toy 2-D sets, image classification, density estimation, simulation
 pairs for posterior estimation, start points of control problems, instances of a PDE."""
 
-from .control_starts import ControlStarts
 from .digits_density import DigitsDensity
 from .function_data import DiffusionImages, GaussianFields
 from .images import ImageClassification
@@ -9,6 +8,7 @@ from .lotka_volterra import LotkaVolterra
 from .pde_instances import PDEInstances
 from .sbibm_tasks import SBIBMTask
 from .simulation import SimulationData
+from .soc_starts import ControlStarts
 from .tabular import TabularDensity
 from .toy2d import Toy2DClassification, make_toy2d
 from .toy_density import Toy2DDensity, make_toy_density, toy_log_density

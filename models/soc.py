@@ -1,7 +1,8 @@
 """Stochastic optimal control with a value network and Pontryagin-informed sampling (Li, Verma and
-Ruthotto, SIAM SISC 2024), as a thin LightningModule over `ctdl.control.ValueFunction`.
+Ruthotto, SIAM SISC 2024), as a thin LightningModule over `ctdl.soc.ValueFunction`; the test
+metrics are those of `ctdl.soc.evaluate`.
 
-loss = sum_k alpha_k mean(term_k) over the terms of `ctdl.control.value_function` (cost, bsde,
+loss = sum_k alpha_k mean(term_k) over the terms of `ctdl.soc.value_function` (cost, bsde,
 terminal, terminal_grad, hjb, phi0_gap) on Euler-Maruyama paths from a batch of start points.
 """
 
@@ -11,8 +12,9 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from ctdl.control import ValueFunction, controlled_paths, make_problem, reference_control, reference_value
-from ctdl.control.value_function import check_sampling
+from ctdl.soc import ValueFunction, make_problem, reference_control, reference_value
+from ctdl.soc import evaluate as E
+from ctdl.soc.value_function import check_sampling
 
 from .optim import adamw_with_schedule, check_scheduler
 
@@ -56,7 +58,7 @@ class StochasticOptimalControl(L.LightningModule):
     ) -> None:
         """
         Args:
-            problem: a name of `ctdl.control.PROBLEMS` (linked from the datamodule by `ctdl`).
+            problem: a name of `ctdl.soc.PROBLEMS` (linked from the datamodule by `ctdl`).
             problem_args: its constructor's keywords, e.g. {dim: 100, lam: 1.0} (linked too).
             dim: the value network's state dimension; must equal the problem's (linked).
             width, depth, rank: the potential's ResNet width, layers and the rank of A ("full": d + 1).
@@ -97,7 +99,7 @@ class StochasticOptimalControl(L.LightningModule):
         return self.value_function.control(t, x)
 
     def paths(self, x0: Tensor, steps: int | None = None, generator: torch.Generator | None = None):
-        """Paths under the learned feedback (`ctdl.control.Paths`), `eval_steps` by default."""
+        """Paths under the learned feedback (`ctdl.soc.Paths`), `eval_steps` by default."""
         return self.value_function.paths(x0, steps or self.hparams.eval_steps, "pmp", generator)
 
     # ------------------------------------------------------------------------------ training
@@ -133,14 +135,13 @@ class StochasticOptimalControl(L.LightningModule):
         logs.update({f"{stage}/{k}": v.mean() for k, v in terms.items() if k != "cost"})
         known = torch.isfinite(reference)
         if known.any():
-            phi0 = self(0.0, x0[known])
-            ref = reference[known].to(phi0)
-            logs[f"{stage}/phi0_rel_err"] = ((phi0 - ref).abs() / ref.abs()).mean()
+            ref = reference[known].to(x0)
+            logs[f"{stage}/phi0_rel_err"] = E.relative_error(self(0.0, x0[known]), ref).mean()
             if stage == "test":  # the optimal expected cost and the realised one over the same starts
                 logs["test/cost_ref"] = ref.mean()
                 logs["test/cost_matched"] = terms["cost"][known].mean()
         if stage == "test":
-            self._trajectory_metrics(x0, gen, logs)
+            self._trajectory_error(x0, gen, logs)
             self._reference_feedback_cost(x0, seed, terms["cost"], logs)
         self.log_dict(
             {k: v.detach() for k, v in logs.items()},
@@ -149,42 +150,32 @@ class StochasticOptimalControl(L.LightningModule):
             sync_dist=True,
         )
 
-    def _trajectory_metrics(self, x0: Tensor, gen: torch.Generator, logs: dict) -> None:
-        """test/traj_rel_l2: ||Phi - Phi_ref|| / ||Phi_ref|| over all grid points of `traj_paths`
-        controlled paths where the problem has a reference (and, for finite elements, in its box)."""
-        h = self.hparams
-        value = reference_value(self.problem, samples=h.reference_samples)
+    def _trajectory_error(self, x0: Tensor, gen: torch.Generator, logs: dict) -> None:
+        """test/traj_rel_l2 (`evaluate.trajectory_error`) along `traj_paths` controlled paths, where
+        the problem has a reference."""
+        value = reference_value(self.problem, samples=self.hparams.reference_samples)
         if value is None:
             return
         with torch.no_grad():
-            paths = self.paths(x0[: h.traj_paths], generator=gen)
-            N1, n, d = paths.states.shape
-            t_all = paths.times.repeat_interleave(n)
-            x_all = paths.states.reshape(-1, d)
-            phi = self(t_all, x_all).double().cpu()
-            ref = value(t_all.cpu(), x_all.cpu()).to(phi)
-            known = torch.isfinite(ref)  # the finite-element reference lives on its box only
-        if known.any():
-            logs["test/traj_rel_l2"] = torch.linalg.vector_norm(
-                phi[known] - ref[known]
-            ) / torch.linalg.vector_norm(ref[known])
+            paths = self.paths(x0[: self.hparams.traj_paths], generator=gen)
+            error = E.trajectory_error(value, paths, E.values_along(self, paths))
+        if error is not None:
+            logs["test/traj_rel_l2"] = error
 
     def _reference_feedback_cost(self, x0: Tensor, seed: int, cost: Tensor, logs: dict) -> None:
-        """test/cost_ref_feedback: the realised cost of the reference feedback (Riccati's control, or
-        the finite-element value's) flown from the same starts with the same noise as the learned
-        feedback (whose cost there is test/cost_same_noise), over the paths where both are finite."""
+        """test/cost_ref_feedback and test/cost_same_noise (`evaluate.reference_feedback_cost`): the
+        reference feedback (Riccati's control, or the finite-element value's) and the learned one
+        flown from the same starts with the same noise."""
         if not hasattr(self, "_ref_control"):
             self._ref_control = reference_control(self.problem)
         if self._ref_control is None:
             return
         gen = torch.Generator(device=x0.device).manual_seed(seed)  # the learned paths' noise
-        with torch.no_grad():
-            paths = controlled_paths(self.problem, self._ref_control, x0, self.hparams.eval_steps, gen)
-        ref_cost = paths.running[-1] + self.problem.terminal_cost(paths.states[-1])
-        known = torch.isfinite(ref_cost) & torch.isfinite(cost)
-        if known.any():
-            logs["test/cost_ref_feedback"] = ref_cost[known].mean()
-            logs["test/cost_same_noise"] = cost[known].mean()
+        pair = E.reference_feedback_cost(
+            self.problem, self._ref_control, x0, self.hparams.eval_steps, gen, cost
+        )
+        if pair is not None:
+            logs["test/cost_ref_feedback"], logs["test/cost_same_noise"] = pair
 
     def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
         self._eval_step(batch, batch_idx, "val")

@@ -1,140 +1,149 @@
-"""Stochastic optimal control benchmarks: the value network against the problems' references.
+"""Stochastic optimal control benchmarks: the value network against the problems' references, the
+Deep BSDE baseline and the open-loop optimum; the finite-element reference's own convergence.
 
-run         `ctdl fit` then `ctdl test` (best val/loss checkpoint; --retest: test again only) on a
-            shipped config with optional overrides; one row per --label in benchmarks/soc_runs.json:
-            test/phi0_rel_err (Phi(0, x0) against the reference over the test starts),
-            test/traj_rel_l2 (Phi along controlled paths),
-            the realised cost J of the learned feedback against the reference E[Phi(0, X_0)],
-            the training time and steps.
-quadcopter  policies trained without noise (--deterministic LABEL) and with noise (--noisy LABEL),
-            both flown with and without noise from the same starts: mean cost J and terminal miss
-            distance; and the deterministic open-loop optimum (L-BFGS) from the same starts.
+run         `ctdl fit` then `ctdl test` (best val/loss checkpoint; --retest: test the row's checkpoint
+            again, its training time kept) on a shipped config with optional overrides; one row per
+            --label in benchmarks/soc_runs.json: test/phi0_rel_err (Phi(0, x0) against the reference
+            over the test starts), test/traj_rel_l2 (Phi along controlled paths), the realised cost J
+            of the learned feedback against the reference E[Phi(0, X_0)] and against the reference
+            feedback on the same noise, the training time (train clock) and steps.
+quadcopter  policies trained without noise (--deterministic LABEL) and with noise (--noisy LABEL), rows
+            of soc_runs.json, both flown with and without noise from the same starts: mean cost J and
+            terminal miss distance; and the deterministic open-loop optimum (L-BFGS) from the same
+            starts (benchmarks/soc_quadcopter.json).
 deep_bsde   the value network (`run` with --trainer.max_steps STEPS) against the Deep BSDE method
-            (`ctdl.control.DeepBSDE`) trained for the same wall time, on HJB-LQ d = 100 from the origin;
-            both evaluated alike on the Deep BSDE grid: Phi(0, 0) and Phi along controlled paths
-            against Cole-Hopf, the realised cost J, iterations and seconds per 1,000 iterations
+            (`ctdl.soc.baselines.DeepBSDE`) trained for the same wall time, on HJB-LQ d = 100 from the
+            origin; both evaluated alike on the Deep BSDE grid: Phi(0, 0) and Phi along controlled
+            paths against Cole-Hopf, the realised cost J, iterations and seconds per 1,000 iterations
             (benchmarks/soc_deep_bsde_<STEPS>.json).
-report      benchmarks/soc.md from the JSON files.
+fem         the finite-element HJB reference (`ctdl.soc.fem_hjb`): the LQR against Riccati under mesh
+            refinement (soc_fem_mesh.json, order 2 in h expected) and time refinement (soc_fem_dt.json,
+            order 1 in dt), and the obstacle problem on the reference discretisation against a 2x
+            coarser mesh and a 2x larger dt (soc_fem_obstacle.json); one process, one thread.
+report      benchmarks/soc.md from the JSON files (every part ends with it).
 
     python scripts/bench_soc.py run --label hjb_lq --config configs/soc/hjb_lq.yaml
-    python scripts/bench_soc.py run --label hjb_lq_lam2_shift --config configs/soc/hjb_lq.yaml \
+    python scripts/bench_soc.py run --label hjb_lq_lam2_shift --config configs/soc/hjb_lq.yaml \\
         --override --data.problem_args "{dim: 100, lam: 2.0, target: 0.5, start: gaussian, start_std: 0.5}"
     python scripts/bench_soc.py quadcopter --deterministic quadcopter_det --noisy quadcopter
     python scripts/bench_soc.py deep_bsde --steps 500
+    python scripts/bench_soc.py fem --meshes 24 48 96 --dts 0.1 0.05 0.025
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
+import os
 import time
 from pathlib import Path
 
+import harness
 import torch
-from bench_common import OUT, report, save
 
-ROOT = Path(__file__).resolve().parents[1]
-RUNS = OUT / "soc_runs.json"
+TASK, TITLE = "soc", "Stochastic optimal control"
+RUNS_DIR = harness.RUNS / "bench_soc"
+TIMING = ("steps", "train_s", "fit_wall_s", "s_per_1000_steps", "checkpoint")
+METRICS = (
+    "phi0_rel_err",
+    "traj_rel_l2",
+    "cost",
+    "cost_matched",
+    "cost_ref",
+    "cost_rel_gap",
+    "cost_ref_feedback",
+    "feedback_gap",
+)
+RUNS_TARGET = (
+    "HJB-LQ: relative error of Phi(0, x) and relative L2 error along controlled paths (published "
+    "NeuralSOC 0.01-0.07% at t = 0 and 0.4-0.6% along paths, quoted); obstacle: ~2% mean relative "
+    "error of Phi(0, x) against finite elements (quoted)"
+)
+RUNS_SETUP = (
+    "`ctdl fit` on the config (with the overrides), best val/loss checkpoint, `ctdl test` on the test "
+    "starts (never used for a choice); references: Cole-Hopf (hjb_lq, Monte Carlo), Riccati (lqr), finite "
+    "elements (obstacle, inside its box [-3, 3]^2); cost = mean realised J of the learned feedback, one "
+    "path per test start; cost_ref = mean reference Phi(0, x0) and cost_matched = mean J over the starts "
+    "that have a reference; cost_rel_gap compares those two; cost_ref_feedback = mean J of the reference "
+    "feedback (Riccati; finite-element gradient) from the same starts with the same noise, feedback_gap = "
+    "the learned J against it on those paths; train_s = seconds inside training batches and fit_wall_s = "
+    "the whole fit (validation included); rows without fit_wall_s were recorded before the train clock: "
+    "their train_s and s_per_1000_steps are of the whole fit, validation included"
+)
 
 
-def _rows() -> list[dict]:
-    return json.loads(RUNS.read_text())["rows"] if RUNS.is_file() else []
-
-
-def part_run(label: str, config: str, overrides: list[str], retest: bool = False) -> None:
-    from ctdl.cli import run_cli
-
-    common = [
+# ---------------------------------------------------------------------------------------- run
+def fit_options(config: str, label: str, overrides: list[str], runs_dir: Path) -> list[str]:
+    """The `ctdl` options `harness.fit` runs a label with (a --retest passes them to `harness.test`)."""
+    return [
         "--config",
         config,
         *overrides,
         "--runs_dir",
-        str(ROOT / "runs" / "bench_soc"),
+        str(runs_dir),
         "--run_name",
         label,
         "--trainer.enable_progress_bar",
         "false",
     ]
-    previous = {r["label"]: r for r in _rows()}.get(label)
+
+
+def recorded_runs() -> dict[str, dict]:
+    """The rows of soc_runs.json by label."""
+    return {r["label"]: r for r in harness.load(TASK, "runs").get("rows", [])}
+
+
+def part_run(
+    label: str, config: str, overrides: list[str], runs_dir: Path | None = None, retest: bool = False
+) -> dict:
+    """Fit (unless retest) and test one config; upsert and return its row of soc_runs.json."""
+    from ctdl.soc.evaluate import relative_gap
+
+    runs_dir = runs_dir or RUNS_DIR
     if retest:
+        previous = recorded_runs().get(label)
         if previous is None:
-            raise SystemExit(f"no run labelled {label!r} in {RUNS} to test again")
-        seconds, steps, best = previous["train_s"], previous["steps"], previous["checkpoint"]
+            raise SystemExit(
+                f"no run labelled {label!r} in {harness.result_path(TASK, 'runs')} to test again"
+            )
+        options = fit_options(config, label, overrides, runs_dir)
+        metrics = harness.test(common=options, checkpoint=previous["checkpoint"])
+        timing = {k: previous[k] for k in TIMING if k in previous}
     else:
-        t0 = time.perf_counter()
-        fit = run_cli(["fit", *common])
-        seconds, steps = time.perf_counter() - t0, fit.trainer.global_step
-        best = fit.trainer.checkpoint_callback.best_model_path
-    test = run_cli(["test", *common, "--ckpt_path", best])
-    metrics = {
-        k.split("/", 1)[1]: round(float(v), 5)
-        for k, v in test.trainer.callback_metrics.items()
-        if k.startswith("test/")
-    }
+        run = harness.fit(config, label, overrides, runs_dir)
+        metrics, timing = harness.test(run), run.row()
+    metrics = {k: round(v, 5) for k, v in metrics.items()}
     if "cost_ref" in metrics:
-        metrics["cost_rel_gap"] = round(
-            (metrics["cost_matched"] - metrics["cost_ref"]) / abs(metrics["cost_ref"]), 5
-        )
+        metrics["cost_rel_gap"] = round(relative_gap(metrics["cost_matched"], metrics["cost_ref"]), 5)
     if "cost_ref_feedback" in metrics:
         metrics["feedback_gap"] = round(
-            (metrics["cost_same_noise"] - metrics["cost_ref_feedback"]) / abs(metrics["cost_ref_feedback"]), 5
+            relative_gap(metrics["cost_same_noise"], metrics["cost_ref_feedback"]), 5
         )
     row = {
         "label": label,
         "config": Path(config).name,
         "overrides": " ".join(overrides) or "-",
-        **{
-            k: metrics[k]
-            for k in (
-                "phi0_rel_err",
-                "traj_rel_l2",
-                "cost",
-                "cost_matched",
-                "cost_ref",
-                "cost_rel_gap",
-                "cost_ref_feedback",
-                "feedback_gap",
-            )
-            if k in metrics
-        },
-        "train_s": round(seconds, 1),
-        "steps": steps,
-        "s_per_1000_steps": round(1000 * seconds / steps, 1),
-        "checkpoint": best,
+        **{k: metrics[k] for k in METRICS if k in metrics},
+        **timing,
     }
-    rows = [r for r in _rows() if r["label"] != label] + [row]
-    for r in rows:  # rows from before the column
-        r.setdefault("s_per_1000_steps", round(1000 * r["train_s"] / r["steps"], 1))
-    save(
-        "soc",
-        "runs",
-        {
-            "target": "HJB-LQ: relative error of Phi(0, x) and relative L2 error along controlled paths "
-            "(published NeuralSOC 0.01-0.07% at t = 0 and 0.4-0.6% along paths, quoted); obstacle: "
-            "~2% mean relative error of Phi(0, x) against finite elements (quoted)",
-            "setup": "`ctdl fit` on the config (with the overrides), best val/loss "
-            "checkpoint, `ctdl test` on "
-            "the test starts (never used for a choice); references: Cole-Hopf (hjb_lq, Monte Carlo), "
-            "Riccati (lqr), finite elements (obstacle, inside its box [-3, 3]^2); cost = mean realised J "
-            "of the learned feedback, one path per test start; cost_ref = mean reference Phi(0, x0) and "
-            "cost_matched = mean J over the starts that have a reference; cost_rel_gap compares those two; "
-            "cost_ref_feedback = mean J of the reference feedback (Riccati; finite-element gradient) from "
-            "the same starts with the same noise, feedback_gap = the learned J against it on those paths; "
-            "s_per_1000_steps includes validation",
-            "rows": rows,
-        },
-    )
+    harness.upsert(TASK, "runs", [row], target=RUNS_TARGET, setup=RUNS_SETUP)
+    return row
 
 
-def part_quadcopter(deterministic: str, noisy: str, starts: int, open_loop_starts: int) -> None:
-    from ctdl.control import make_problem, open_loop_optimum
+# --------------------------------------------------------------------------------- quadcopter
+def part_quadcopter(
+    deterministic: str, noisy: str, starts: int, open_loop_starts: int, open_loop_iterations: int
+) -> None:
     from ctdl.models import StochasticOptimalControl
+    from ctdl.soc import make_problem, open_loop_optimum
+    from ctdl.soc.evaluate import position_miss, realised_cost
 
-    rows = {r["label"]: r for r in _rows()}
+    rows = recorded_runs()
     missing = [label for label in (deterministic, noisy) if label not in rows]
     if missing:
-        raise SystemExit(f"no run labelled {missing} in {RUNS}; train them first with the `run` part")
+        raise SystemExit(
+            f"no run labelled {missing} in {harness.result_path(TASK, 'runs')}; train them first with the "
+            "`run` part"
+        )
     quiet, loud = make_problem("quadcopter", sigma=0.0), make_problem("quadcopter", sigma=0.2)
     x0 = loud.sample_start(starts, torch.Generator().manual_seed(123))
     out = []
@@ -147,8 +156,7 @@ def part_quadcopter(deterministic: str, noisy: str, starts: int, open_loop_start
             model.value_function.problem = problem
             with torch.no_grad():
                 paths = model.paths(x0.float(), generator=torch.Generator().manual_seed(7))
-                cost = paths.running[-1] + problem.terminal_cost(paths.states[-1])
-                miss = torch.linalg.vector_norm(paths.states[-1, :, :3] - problem.target[:3].float(), dim=1)
+                cost, miss = realised_cost(problem, paths), position_miss(problem, paths.states[-1])
             out.append(
                 {
                     "policy": label,
@@ -161,8 +169,8 @@ def part_quadcopter(deterministic: str, noisy: str, starts: int, open_loop_start
             )
     t0 = time.perf_counter()
     steps = model.hparams.eval_steps
-    best = open_loop_optimum(quiet, x0[:open_loop_starts], steps=steps, iterations=1000)
-    miss = torch.linalg.vector_norm(best.states[-1, :, :3] - quiet.target[:3], dim=1)
+    best = open_loop_optimum(quiet, x0[:open_loop_starts], steps=steps, iterations=open_loop_iterations)
+    miss = position_miss(quiet, best.states[-1])
     out.append(
         {
             "policy": f"open-loop L-BFGS optimum ({open_loop_starts} of the starts)",
@@ -174,152 +182,272 @@ def part_quadcopter(deterministic: str, noisy: str, starts: int, open_loop_start
             "seconds": round(time.perf_counter() - t0, 1),
         }
     )
-    save(
-        "soc",
+    harness.save(
+        TASK,
         "quadcopter",
         {
             "target": "the policy trained with noise has the lower cost under noise; the deterministic cost "
             "of the feedback against the open-loop optimum",
             "setup": f"{starts} starts from the quadcopter's start law (seed 123), Euler-Maruyama with the "
-            f"model's eval_steps ({steps}); open-loop optimum by L-BFGS over the control sequence on "
-            f"the same Euler grid, first {open_loop_starts} starts (its mean cost compares with the "
-            "policies' over all starts only up to sampling)",
+            f"model's eval_steps ({steps}); open-loop optimum by L-BFGS ({open_loop_iterations} iterations "
+            f"at most) over the control sequence on the same Euler grid, first {open_loop_starts} starts "
+            "(its mean cost compares with the policies' over all starts only up to sampling)",
             "rows": out,
         },
     )
 
 
-def _trajectory_error(times: torch.Tensor, states: torch.Tensor, values: torch.Tensor, problem) -> float:
-    """||Phi - Phi_ref|| / ||Phi_ref|| over all grid points of the paths, Cole-Hopf reference."""
-    from ctdl.control import hjb_lq_value
-
-    N1, n, d = states.shape
-    ref, _ = hjb_lq_value(
-        times.repeat_interleave(n),
-        states.reshape(-1, d),
-        lam=problem.lam,
-        target=problem.target,
-        sigma=problem.noise,
-        samples=100_000,
-    )
-    return float(torch.linalg.vector_norm(values.reshape(-1).double() - ref) / torch.linalg.vector_norm(ref))
+# ---------------------------------------------------------------------------------- deep_bsde
+PHI0_SAMPLES, TRAJ_SAMPLES, TRAJ_PATHS = 1_000_000, 100_000, 32
 
 
-def part_deep_bsde(steps: int, grid: int, paths: int, lr: float) -> None:
+def part_deep_bsde(
+    steps: int, grid: int, paths: int, lr: float, batch: int, config: str, overrides: list[str], runs_dir
+) -> None:
     """The value network after `steps` iterations against the Deep BSDE method in the same wall time."""
-    from ctdl.control import DeepBSDE, hjb_lq_value, make_problem
     from ctdl.models import StochasticOptimalControl
+    from ctdl.soc import evaluate as E
+    from ctdl.soc import reference_value
+    from ctdl.soc.baselines import DeepBSDE, train_deep_bsde
 
-    label = f"hjb_lq_pmp_{steps}"
-    part_run(label, str(ROOT / "configs/soc/hjb_lq.yaml"), ["--trainer.max_steps", str(steps)])
-    row = {r["label"]: r for r in _rows()}[label]
-    budget = row["train_s"]
-    problem = make_problem("hjb_lq", dim=100, lam=1.0, start="origin")
+    row = part_run(f"hjb_lq_pmp_{steps}", config, ["--trainer.max_steps", str(steps), *overrides], runs_dir)
+    budget = row["fit_wall_s"]  # the value network's whole fit, validation included
+    model = StochasticOptimalControl.load_from_checkpoint(row["checkpoint"], map_location="cpu").eval()
+    problem = model.problem
     x0 = problem.sample_start(paths)
-    phi_ref = float(hjb_lq_value(0.0, x0[:1], samples=1_000_000)[0])
+    phi_ref = float(reference_value(problem, samples=PHI0_SAMPLES)(0.0, x0[:1])[0])
+    along = reference_value(problem, samples=TRAJ_SAMPLES)
 
     torch.manual_seed(0)
     baseline = DeepBSDE(problem, steps=grid)
-    optimizer = torch.optim.Adam(baseline.parameters(), lr=lr)
-    t0, iterations = time.perf_counter(), 0
-    while (elapsed := time.perf_counter() - t0) < budget:
-        for group in optimizer.param_groups:  # cosine decay over the wall-time budget
-            group["lr"] = 0.5 * lr * (1 + math.cos(math.pi * elapsed / budget))
-        loss = baseline.loss(64)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        iterations += 1
-    seconds = time.perf_counter() - t0
+    training = train_deep_bsde(baseline, seconds=budget, lr=lr, batch=batch)
     baseline.eval()
-    gen = torch.Generator().manual_seed(7)
-    bsde_paths, bsde_values = baseline.controlled_paths(paths, generator=gen)
-
-    model = StochasticOptimalControl.load_from_checkpoint(row["checkpoint"], map_location="cpu").eval()
+    bsde_paths, bsde_values = baseline.controlled_paths(paths, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():
         net_paths = model.paths(x0.float(), steps=grid, generator=torch.Generator().manual_seed(7))
-        net_values = model(net_paths.times.repeat_interleave(paths), net_paths.states.reshape(-1, 100)).view(
-            grid + 1, paths
-        )
+        net_values = E.values_along(model, net_paths)
         net_phi0 = float(model(0.0, x0[:1].float()))
 
     out = []
     for name, phi0, p, values, secs, its in (
-        ("value network (PMP sampling)", net_phi0, net_paths, net_values, row["train_s"], row["steps"]),
-        ("Deep BSDE", baseline.y0.item(), bsde_paths, bsde_values, seconds, iterations),
+        ("value network (PMP sampling)", net_phi0, net_paths, net_values, budget, row["steps"]),
+        ("Deep BSDE", baseline.y0.item(), bsde_paths, bsde_values, training.seconds, training.iterations),
     ):
-        cost = p.running[-1].double() + problem.terminal_cost(p.states[-1].double())
+        cost, cost_se = E.mean_and_se(E.realised_cost(problem, p.double()))
         out.append(
             {
                 "method": name,
                 "phi0": round(phi0, 5),
-                "phi0_rel_err": round(abs(phi0 - phi_ref) / phi_ref, 6),
+                "phi0_rel_err": round(abs(E.relative_gap(phi0, phi_ref)), 6),
                 "traj_rel_l2": round(
-                    _trajectory_error(p.times, p.states[:, :32], values[:, :32], problem), 5
+                    float(E.trajectory_error(along, p.first(TRAJ_PATHS), values[:, :TRAJ_PATHS])), 5
                 ),
-                "cost": round(float(cost.mean()), 4),
-                "cost_se": round(float(cost.std() / paths**0.5), 4),
+                "cost": round(cost, 4),
+                "cost_se": round(cost_se, 4),
                 "iterations": its,
                 "train_s": round(secs, 1),
                 "s_per_1000_it": round(1000 * secs / its, 1),
             }
         )
-    save(
-        "soc",
+    harness.save(
+        TASK,
         f"deep_bsde_{steps}",
         {
             "target": "the value network against a Deep BSDE baseline at equal wall time on HJB-LQ "
             "(published Deep BSDE: 0.17% at t = 0, quoted)",
-            "setup": f"HJB-LQ d = 100, lambda = 1, x0 = 0; value network: configs/soc/hjb_lq.yaml with "
-            f"max_steps {steps} (its wall time includes validation); Deep BSDE: {grid} steps, batch 64, "
-            f"Adam lr {lr} with a cosine decay over the same wall time; both evaluated on {paths} paths "
-            f"of the {grid}-step grid under their own feedback (seed 7); reference Phi(0, 0) = "
-            f"{phi_ref:.5f} (Cole-Hopf, 10^6 draws), along the first 32 paths "
-            "Cole-Hopf with 10^5 draws; cost = mean "
-            "realised J, cost_se its standard error",
+            "setup": f"HJB-LQ d = {problem.dim}, lambda = {problem.lam:g}, x0 = 0; value network: "
+            f"{Path(config).name} with max_steps {steps} (its wall time includes validation); Deep BSDE: "
+            f"{grid} steps, batch {batch}, Adam lr {lr} with a cosine decay over the same wall time; both "
+            f"evaluated on {paths} paths of the {grid}-step grid under their own feedback (seed 7); "
+            f"reference Phi(0, 0) = {phi_ref:.5f} (Cole-Hopf, 10^6 draws), along the first {TRAJ_PATHS} "
+            "paths Cole-Hopf with 10^5 draws; cost = mean realised J, cost_se its standard error",
             "rows": out,
         },
     )
 
 
+# ---------------------------------------------------------------------------------------- fem
+FEM_SAMPLE_POINTS = ((-1.5, -1.5), (0.0, 0.0), (-1.5, 1.5), (0.75, 0.75), (1.5, 1.5))
+FEM_NOTE = (
+    "; one process, one torch and BLAS thread; solve_s = wall seconds of the time stepping (form "
+    "compilation excluded), which vary with the machine's load"
+)
+
+
+def square_grid(half: float, n: int = 61) -> torch.Tensor:
+    """n x n points of [-half, half]^2, float64."""
+    g = torch.linspace(-half, half, n, dtype=torch.float64)
+    return torch.cartesian_prod(g, g)
+
+
+def fem_lqr_row(problem, riccati, mesh: int, dt: float, x: torch.Tensor) -> dict:
+    """One finite-element LQR solve against Riccati: max and mean relative error of Phi(0, x)."""
+    from ctdl.soc.evaluate import relative_error
+    from ctdl.soc.fem_hjb import fem_value_2d
+
+    start = time.perf_counter()
+    value = fem_value_2d(problem, mesh=mesh, dt=dt)
+    total = time.perf_counter() - start
+    err = relative_error(value(0.0, x), riccati.value(0.0, x))
+    return {
+        "mesh": mesh,
+        "h": round(6.0 / mesh, 5),
+        "dt": dt,
+        "steps": value.steps,
+        "max_rel_err": err.max().item(),
+        "mean_rel_err": err.mean().item(),
+        "newton_its": value.newton_iterations,
+        "solve_s": round(value.solve_seconds, 2),
+        "total_s": round(total, 2),
+    }
+
+
+def with_orders(rows: list[dict]) -> list[dict]:
+    """The observed order log2(e_previous / e) of the max and mean errors (each row halves h or dt)."""
+    for prev, row in zip(rows, rows[1:], strict=False):
+        for key in ("max", "mean"):
+            row[f"order_{key}"] = round(math.log2(prev[f"{key}_rel_err"] / row[f"{key}_rel_err"]), 2)
+    return rows
+
+
+def fem_obstacle_rows(mesh: int, dt: float) -> tuple[list[dict], float]:
+    """The obstacle on (mesh, dt) against mesh / 2 and 2 dt: Phi(0, x) at sample points, the largest
+    difference over a 61 x 61 grid of the box; and max |Phi| there."""
+    from ctdl.soc.fem_hjb import fem_value_2d
+    from ctdl.soc.problems import Obstacle
+
+    obstacle = Obstacle()
+    fem_value_2d(obstacle, mesh=4, dt=0.5)  # compile the forms once, outside the timings
+    fine = fem_value_2d(obstacle, mesh=mesh, dt=dt)
+    coarse_mesh = fem_value_2d(obstacle, mesh=mesh // 2, dt=dt)
+    coarse_dt = fem_value_2d(obstacle, mesh=mesh, dt=2 * dt)
+    pts = torch.tensor(FEM_SAMPLE_POINTS, dtype=torch.float64)
+    box = square_grid(3.0)
+    phi_fine = fine(0.0, box)
+    scale = phi_fine.abs().max().item()
+    rows = []
+    for label, v in (("reference", fine), ("mesh / 2", coarse_mesh), ("2 dt", coarse_dt)):
+        row = {
+            "run": label,
+            "mesh": v.mesh,
+            "dt": v.dt,
+            "newton_its": v.newton_iterations,
+            "max_newton_its": v.max_newton_iterations,
+            "solve_s": round(v.solve_seconds, 1),
+        }
+        values = v(0.0, pts)
+        row.update(
+            {f"Phi0{p}": round(float(val), 4) for p, val in zip(FEM_SAMPLE_POINTS, values, strict=True)}
+        )
+        if v is not fine:
+            diff = (v(0.0, box) - phi_fine).abs()
+            row["max_abs_diff"] = diff.max().item()
+            row["max_diff_over_max_Phi"] = diff.max().item() / scale
+        rows.append(row)
+    return rows, scale
+
+
+def part_fem(
+    meshes: list[int], mesh_dt: float, dts: list[float], dt_mesh: int, obstacle_mesh: int, obstacle_dt: float
+) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # before DOLFINx loads PETSc and its BLAS
+    torch.set_num_threads(1)
+    from ctdl.soc.fem_hjb import fem_value_2d
+    from ctdl.soc.problems import LQR
+    from ctdl.soc.references import RiccatiSolution
+
+    problem = LQR()
+    riccati, x = RiccatiSolution(problem), square_grid(1.5)
+    fem_value_2d(problem, mesh=4, dt=0.5)  # compile the forms once, outside the timings
+    mesh_rows = with_orders([fem_lqr_row(problem, riccati, m, mesh_dt, x) for m in meshes])
+    harness.save(  # each study is saved when done: the obstacle's Newton may fail on a coarse mesh
+        TASK,
+        "fem_mesh",
+        {
+            "setup": f"LQR (A = [[0, 1], [0, 0]], B = Q = R = I, G = diag(4, 1), sigma = 0.5 I, T = 1) on "
+            f"[-3, 3]^2, P1 on triangles, Neumann, backward Euler dt = {mesh_dt:g}, Newton (SNES, MUMPS LU); "
+            "relative error of Phi(0, x) against Riccati over a 61 x 61 grid of |x|_inf <= 1.5; order = "
+            "log2 of the error ratio of successive rows (2 expected)" + FEM_NOTE,
+            "rows": mesh_rows,
+        },
+    )
+    dt_rows = with_orders([fem_lqr_row(problem, riccati, dt_mesh, dt, x) for dt in dts])
+    harness.save(
+        TASK,
+        "fem_dt",
+        {
+            "setup": f"the same LQR on the mesh {dt_mesh}, dt halved per row; order 1 expected in dt until "
+            "the mesh error (see fem_mesh) dominates" + FEM_NOTE,
+            "rows": dt_rows,
+        },
+    )
+    obstacle_rows, scale = fem_obstacle_rows(obstacle_mesh, obstacle_dt)
+    harness.save(
+        TASK,
+        "fem_obstacle",
+        {
+            "setup": "Obstacle (height 50, width 0.4, weight 50, sigma = [[0.2, -0.4], [-0.4, 0.2]], T = 1) "
+            "on [-3, 3]^2, P1 on triangles, Neumann; Phi(0, x) at sample points; max |Phi - Phi_ref| over "
+            f"a 61 x 61 grid of the box, max |Phi_ref| there {scale:.1f}" + FEM_NOTE,
+            "rows": obstacle_rows,
+        },
+    )
+
+
+# --------------------------------------------------------------------------------------- main
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser, parts = harness.parser(
+        __doc__,
+        {
+            "run": "fit and test one shipped config (a row of soc_runs.json)",
+            "quadcopter": "the quadcopter policies with and without noise, and the open-loop optimum",
+            "deep_bsde": "the value network against the Deep BSDE method at equal wall time",
+            "fem": "convergence and cost of the finite-element HJB reference",
+            "report": "benchmarks/soc.md from the JSON files",
+        },
     )
-    parser.add_argument("part", choices=["run", "quadcopter", "deep_bsde", "report"])
-    parser.add_argument("--label", help="run: the row's name (and run folder)")
-    parser.add_argument("--config", help="run: a configs/soc/*.yaml")
-    parser.add_argument(
-        "--retest",
-        action="store_true",
-        help="run: only `ctdl test` the row's recorded checkpoint again (its training time kept)",
-    )
-    parser.add_argument(
-        "--override",
-        nargs=argparse.REMAINDER,
-        default=[],
-        help="run: further `ctdl fit` options, e.g. --data.problem_args '{...}' (last)",
-    )
-    parser.add_argument(
-        "--deterministic", default="quadcopter_det", help="quadcopter: label of the sigma = 0 run"
-    )
-    parser.add_argument("--noisy", default="quadcopter", help="quadcopter: label of the sigma = 0.2 run")
-    parser.add_argument("--starts", type=int, default=256)
-    parser.add_argument("--open-loop-starts", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=500, help="deep_bsde: the value network's iterations")
-    parser.add_argument("--grid", type=int, default=20, help="deep_bsde: the Deep BSDE time steps")
-    parser.add_argument("--paths", type=int, default=256, help="deep_bsde: evaluation paths")
-    parser.add_argument("--lr", type=float, default=0.01, help="deep_bsde: the Deep BSDE learning rate")
+    p = parts["run"]
+    p.add_argument("--retest", action="store_true", help="only `ctdl test` the row's checkpoint again")
+    harness.add_run_options(p)
+
+    p = parts["quadcopter"]
+    p.add_argument("--deterministic", default="quadcopter_det", help="label of the sigma = 0 run")
+    p.add_argument("--noisy", default="quadcopter", help="label of the sigma = 0.2 run")
+    p.add_argument("--starts", type=int, default=256)
+    p.add_argument("--open-loop-starts", type=int, default=16)
+    p.add_argument("--open-loop-iterations", type=int, default=1000, help="the most L-BFGS iterations")
+
+    p = parts["deep_bsde"]
+    p.add_argument("--steps", type=int, default=500, help="the value network's iterations")
+    p.add_argument("--grid", type=int, default=20, help="the Deep BSDE time steps")
+    p.add_argument("--paths", type=int, default=256, help="evaluation paths")
+    p.add_argument("--lr", type=float, default=0.01, help="the Deep BSDE learning rate")
+    p.add_argument("--batch", type=int, default=64, help="the Deep BSDE batch")
+    p.add_argument("--config", default="configs/soc/hjb_lq.yaml", help="the value network's config")
+    harness.add_run_options(p, label=False)
+
+    p = parts["fem"]
+    p.add_argument("--meshes", type=int, nargs="+", default=[24, 48, 96], help="meshes of the mesh study")
+    p.add_argument("--mesh-dt", type=float, default=5e-4, help="dt of the mesh study")
+    p.add_argument("--dts", type=float, nargs="+", default=[0.1, 0.05, 0.025], help="dts of the dt study")
+    p.add_argument("--dt-mesh", type=int, default=96, help="mesh of the dt study")
+    p.add_argument("--obstacle-mesh", type=int, default=149)
+    p.add_argument("--obstacle-dt", type=float, default=1e-3)
+
     args = parser.parse_args()
     if args.part == "run":
-        if not args.label or not args.config:
-            parser.error("run needs --label and --config")
-        part_run(args.label, args.config, args.override, args.retest)
+        part_run(args.label, args.config, args.override, args.runs_dir, args.retest)
     elif args.part == "quadcopter":
-        part_quadcopter(args.deterministic, args.noisy, args.starts, args.open_loop_starts)
+        part_quadcopter(
+            args.deterministic, args.noisy, args.starts, args.open_loop_starts, args.open_loop_iterations
+        )
     elif args.part == "deep_bsde":
-        part_deep_bsde(args.steps, args.grid, args.paths, args.lr)
-    report("soc", "Stochastic optimal control")
+        part_deep_bsde(
+            args.steps, args.grid, args.paths, args.lr, args.batch, args.config, args.override, args.runs_dir
+        )
+    elif args.part == "fem":
+        part_fem(args.meshes, args.mesh_dt, args.dts, args.dt_mesh, args.obstacle_mesh, args.obstacle_dt)
+    harness.report(TASK, TITLE)
 
 
 if __name__ == "__main__":

@@ -13,20 +13,24 @@ u_k = u*(t_k, x, P_k(x)); along the paths it controls, -H + P' f = -L, so the va
 
 which is how the value along controlled paths is compared with a reference. The gradient is known
 only on the grid of training (N steps), and only near the paths of the uncontrolled dynamics from
-x0; the value network of `ctdl.control.ValueFunction` has neither limit.
+x0; the value network of `ctdl.soc.ValueFunction` has neither limit.
 
 Each network is the published shape (batch normalisation, two hidden layers of width d + 10, ReLU).
+`train_deep_bsde` fits it by Adam with a cosine decay of the learning rate over an iteration count
+or a wall-time budget (the budget a comparison with another method at equal time gives).
 """
 
 from __future__ import annotations
 
 import math
+import time
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from .problems import ControlProblem
-from .value_function import Paths
+from ..paths import Paths
+from ..problems import ControlProblem
 
 
 def gradient_network(dim: int, width: int) -> nn.Sequential:
@@ -121,3 +125,40 @@ class DeepBSDE(nn.Module):
             states.append(x), values.append(y), running.append(c)
         times = torch.linspace(0.0, problem.horizon, self.steps + 1, dtype=x.dtype)
         return Paths(times, torch.stack(states), torch.stack(running)), torch.stack(values)
+
+
+class Training(NamedTuple):
+    """What `train_deep_bsde` did: Adam iterations and wall seconds."""
+
+    iterations: int
+    seconds: float
+
+
+def train_deep_bsde(
+    model: DeepBSDE,
+    *,
+    iterations: int | None = None,
+    seconds: float | None = None,
+    lr: float = 0.01,
+    batch: int = 64,
+    generator: torch.Generator | None = None,
+) -> Training:
+    """Minimise `model.loss(batch)` by Adam for `iterations` steps or for `seconds` of wall time
+    (exactly one of the two), the learning rate decayed along the budget's progress p in [0, 1):
+    lr_p = lr (1 + cos(pi p)) / 2, p = k / iterations or elapsed / seconds before step k."""
+    if (iterations is None) == (seconds is None):
+        raise ValueError("give the Deep BSDE training either iterations or seconds (a wall-time budget)")
+    if (iterations is not None and iterations < 1) or (seconds is not None and not seconds > 0):
+        raise ValueError(f"the budget must be positive, got iterations={iterations}, seconds={seconds}")
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    start, k = time.perf_counter(), 0
+    while (progress := k / iterations if seconds is None else (time.perf_counter() - start) / seconds) < 1:
+        for group in optimizer.param_groups:
+            group["lr"] = 0.5 * lr * (1 + math.cos(math.pi * progress))
+        loss = model.loss(batch, generator)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        k += 1
+    return Training(k, time.perf_counter() - start)

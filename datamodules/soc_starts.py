@@ -8,15 +8,15 @@ import torch
 from torch import Tensor
 from torch.utils.data import TensorDataset
 
-from ctdl.control import make_problem, reference_value
+from ctdl.soc import make_problem, reference_value
 
 from .base import Splits, TensorDataModule
 
 
 class ControlStarts(TensorDataModule):
-    """Draws of X_0 from a control problem's start law (`ctdl.control.PROBLEMS`): `num_train` for
+    """Draws of X_0 from a control problem's start law (`ctdl.soc.PROBLEMS`): `num_train` for
     training, batches (x0,); `num_val` and `num_test` for evaluation, batches (x0, Phi_ref(0, x0))
-    with the problem's reference value (`ctdl.control.reference_value`; NaN where there is none,
+    with the problem's reference value (`ctdl.soc.reference_value`; NaN where there is none,
     as for the quadcopter). States the facts `dim`, `problem` and `problem_args`, which the `ctdl`
     command links into the model, so a config names the problem once, here."""
 

@@ -17,6 +17,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from .evaluate import realised_cost
+from .paths import Paths
 from .problems import ControlProblem
 
 
@@ -30,16 +32,18 @@ class OpenLoopSolution(NamedTuple):
 
 
 def rollout(problem: ControlProblem, x0: Tensor, controls: Tensor) -> tuple[Tensor, Tensor]:
-    """(cost (n,), states (N + 1, n, d)) of the forward Euler path from x0 under `controls` (N, n, m)."""
+    """(cost J_N (n,), states (N + 1, n, d)) of the forward Euler path from x0 under `controls` (N, n, m)."""
     N = controls.shape[0]
     h = problem.horizon / N
-    x, running, states = x0, x0.new_zeros(len(x0)), [x0]
+    x, running, states, costs = x0, x0.new_zeros(len(x0)), [x0], [x0.new_zeros(len(x0))]
     for k in range(N):
         t = k * h
         running = running + h * problem.running_cost(t, x, controls[k])
         x = x + h * problem.drift(t, x, controls[k])
-        states.append(x)
-    return running + problem.terminal_cost(x), torch.stack(states)
+        states.append(x), costs.append(running)
+    times = torch.linspace(0.0, problem.horizon, N + 1, dtype=x0.dtype, device=x0.device)
+    paths = Paths(times, torch.stack(states), torch.stack(costs))
+    return realised_cost(problem, paths), paths.states
 
 
 def open_loop_optimum(

@@ -13,8 +13,9 @@ import lightning as L
 import torch
 from matplotlib.figure import Figure
 
-from ctdl.control import Obstacle, Problem2D, Quadcopter, reference_value
 from ctdl.protocols import ControlPolicy
+from ctdl.soc import Obstacle, Problem2D, Quadcopter, reference_value
+from ctdl.soc.evaluate import realised_cost
 
 from .figure import FigureCallback
 
@@ -93,7 +94,7 @@ class ControlFigure(FigureCallback):
             ax.set_title("flight paths")
         else:
             right = fig.add_subplot(1, 2, 2)
-            cost = (paths.running[-1] + problem.terminal_cost(paths.states[-1])).cpu().double()
+            cost = realised_cost(problem, paths).cpu().double()
             right.hist(cost.numpy(), bins=20, color="#ff7f0e", alpha=0.7, label="realised J")
             right.axvline(
                 float(cost.mean()), color="#ff7f0e", lw=2, label=f"mean J = {float(cost.mean()):.3f}"

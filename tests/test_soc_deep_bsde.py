@@ -5,7 +5,9 @@ import math
 import pytest
 import torch
 
-from ctdl.control import LQR, DeepBSDE, RiccatiSolution, hjb_lq_value, make_problem
+from ctdl.soc import LQR, RiccatiSolution, hjb_lq_value, make_problem
+from ctdl.soc.baselines import DeepBSDE, train_deep_bsde
+from ctdl.soc.evaluate import realised_cost
 
 
 def _with_riccati_gradient(steps: int) -> tuple[DeepBSDE, RiccatiSolution]:
@@ -40,22 +42,16 @@ def test_the_value_carried_along_controlled_paths_is_riccatis():
     ref = riccati.value(paths.times.repeat_interleave(500), paths.states.reshape(-1, 2)).view(201, 500)
     assert torch.linalg.vector_norm(values - ref) / torch.linalg.vector_norm(ref) < 0.02
     # the realised cost's mean is the optimal expected cost Phi(0, x0)
-    cost = paths.running[-1] + model.problem.terminal_cost(paths.states[-1])
+    cost = realised_cost(model.problem, paths)
     assert abs(cost.mean() - model.y0) < 3 * cost.std() / math.sqrt(500)
 
 
+@pytest.mark.slow
 def test_it_learns_the_hjb_lq_value_from_the_origin():
     torch.manual_seed(0)
     problem = make_problem("hjb_lq", dim=10, lam=1.0)
     model = DeepBSDE(problem, steps=20)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, 800)
-    for _ in range(800):
-        loss = model.loss(64)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
+    assert train_deep_bsde(model, iterations=800, lr=0.01, batch=64).iterations == 800
     exact = float(hjb_lq_value(0.0, torch.zeros(1, 10))[0])
     assert abs(model.y0.item() - exact) / exact < 0.02
 
@@ -69,3 +65,13 @@ def test_bad_input_says_what_to_change():
         DeepBSDE(make_problem("hjb_lq", dim=3), steps=0)
     with pytest.raises(ValueError, match="0..19"):
         DeepBSDE(make_problem("hjb_lq", dim=3)).gradient(20, torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="either iterations or seconds"):
+        train_deep_bsde(DeepBSDE(make_problem("hjb_lq", dim=3)), iterations=10, seconds=1.0)
+    with pytest.raises(ValueError, match="budget must be positive"):
+        train_deep_bsde(DeepBSDE(make_problem("hjb_lq", dim=3)), seconds=0.0)
+
+
+def test_a_wall_time_budget_stops_the_training():
+    torch.manual_seed(0)
+    run = train_deep_bsde(DeepBSDE(make_problem("hjb_lq", dim=3), steps=5), seconds=0.5)
+    assert run.iterations > 0 and 0.5 <= run.seconds < 5.0

@@ -1,4 +1,4 @@
-"""The finite-element HJB reference (ctdl.control.fem_hjb) against the exact Riccati value of the LQR.
+"""The finite-element HJB reference (ctdl.soc.fem_hjb) against the exact Riccati value of the LQR.
 
 Skipped only when DOLFINx (the `pde` extra) is not installed; an installed but broken DOLFINx fails.
 """
@@ -15,9 +15,9 @@ import torch
 if importlib.util.find_spec("dolfinx") is None:
     pytest.skip("needs the pde extra: pip install 'ctdl[pde]'", allow_module_level=True)
 
-from ctdl.control.fem_hjb import FEMValue, fem_value_2d  # noqa: E402
-from ctdl.control.problems import HJBLQ, LQR, Obstacle  # noqa: E402
-from ctdl.control.references import RiccatiSolution  # noqa: E402
+from ctdl.soc.fem_hjb import FEMValue, fem_value_2d  # noqa: E402
+from ctdl.soc.problems import HJBLQ, LQR, Obstacle  # noqa: E402
+from ctdl.soc.references import RiccatiSolution  # noqa: E402
 
 
 def interior(n: int = 41, half: float = 1.5) -> torch.Tensor:

@@ -32,27 +32,18 @@ and pulling the paths (or J) towards where Phi happens to fit would raise the co
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from ctdl.integrators import sdeint
-from ctdl.integrators.noise import ColouredNoise
 from ctdl.potential import Potential
 
+from .evaluate import realised_cost
+from .paths import Paths, controlled_paths
 from .problems import ControlProblem
 
 SAMPLING = ("pmp", "random_walk")
 LOSS_TERMS = ("cost", "bsde", "terminal", "terminal_grad", "hjb", "phi0_gap")
-
-
-class Paths(NamedTuple):
-    """Paths on the grid `times` (N + 1,): states (N + 1, n, d) and running costs C (N + 1, n)."""
-
-    times: Tensor
-    states: Tensor
-    running: Tensor
 
 
 def check_sampling(sampling: str) -> None:
@@ -61,28 +52,6 @@ def check_sampling(sampling: str) -> None:
 
 
 TERMINAL = ("penalty", "exact")
-
-
-def controlled_paths(
-    problem: ControlProblem, control, x0: Tensor, steps: int, generator: torch.Generator | None = None
-) -> Paths:
-    """Euler-Maruyama paths of `problem` from x0 (n, d) under the feedback control(t, x) -> (n, m)
-    (None: u = 0), `steps` steps on [0, T]. Two calls with equally seeded generators draw the same
-    noise, so two feedbacks can be compared path by path."""
-    problem.check_state(x0, "x0")
-    times = torch.linspace(0.0, problem.horizon, steps + 1, dtype=x0.dtype, device=x0.device)
-
-    def drift(t, state):
-        x, _ = state
-        u = x.new_zeros(len(x), problem.control_dim) if control is None else control(t, x).to(x)
-        return problem.drift(t, x, u), problem.running_cost(t, x, u)
-
-    noisy = None if problem.deterministic else x0.new_ones(())
-    sigma = problem.sigma.to(x0)
-    noise = ColouredNoise(lambda xi: xi @ sigma.T, generator=generator)
-    start = (x0, x0.new_zeros(len(x0)))
-    states, running = sdeint(drift, lambda t, s: (noisy, None), start, times, steps=steps, noise=noise)
-    return Paths(times, states, running)
 
 
 class ValueFunction(nn.Module):
@@ -214,7 +183,7 @@ class ValueFunction(nn.Module):
                 grad[-1] - self.problem.terminal_gradient(xT), dim=-1
             )
         if sampling == "pmp":
-            cost = paths.running[-1] + self.problem.terminal_cost(paths.states[-1])
+            cost = realised_cost(self.problem, paths)
             terms["cost"] = cost
             terms["phi0_gap"] = (phi[0] - cost.detach()).abs()
         return terms

@@ -1,4 +1,5 @@
-"""ctdl.control: problems, their Hamiltonians, the Cole-Hopf and Riccati references, the value network."""
+"""ctdl.soc: problems, their Hamiltonians, the Cole-Hopf and Riccati references, the value network,
+the metrics of ctdl.soc.evaluate."""
 
 import math
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
-from ctdl.control import (
+from ctdl.soc import (
     HJBLQ,
     LQR,
     PROBLEMS,
@@ -18,6 +19,13 @@ from ctdl.control import (
     make_problem,
     reference_control,
     reference_value,
+)
+from ctdl.soc.evaluate import (
+    realised_cost,
+    reference_feedback_cost,
+    relative_error,
+    trajectory_error,
+    values_along,
 )
 
 
@@ -152,6 +160,7 @@ def test_random_walk_bsde_vanishes_for_the_exact_lqr_value():
     assert abs(pmp_cost - solution.expected_cost()) < 0.15  # Monte Carlo over 200 paths
 
 
+@pytest.mark.slow
 def test_value_network_learns_the_lqr_value():
     """A short training brings Phi(0, x) to within 10% of Riccati's value on held-out starts."""
     torch.manual_seed(0)
@@ -174,7 +183,7 @@ def test_value_network_learns_the_lqr_value():
 
 def test_open_loop_optimum_converges_to_the_deterministic_riccati_value():
     """With sigma = 0 the open-loop optimum is the optimal cost x'P(0)x; Euler's error is O(h)."""
-    from ctdl.control import open_loop_optimum
+    from ctdl.soc import open_loop_optimum
 
     problem = make_problem("lqr", sigma=0.0)
     x0 = problem.sample_start(6, torch.Generator().manual_seed(0))
@@ -188,7 +197,7 @@ def test_open_loop_optimum_converges_to_the_deterministic_riccati_value():
 @pytest.mark.parametrize("name", sorted(PROBLEMS))
 def test_terminal_gradient_and_trace_against_autograd(name):
     """The closed forms of grad g and tr(D Hess g) against the base class's autograd versions."""
-    from ctdl.control import ControlProblem
+    from ctdl.soc import ControlProblem
 
     problem = make_problem(name, **({"dim": 7, "target": 0.3, "sigma": 0.7} if name == "hjb_lq" else {}))
     x = problem.sample_start(5, torch.Generator().manual_seed(0)) + torch.randn(
@@ -263,7 +272,7 @@ def test_value_scale_multiplies_the_network_and_its_derivatives(terminal):
 def test_obstacle_reference_is_cached_on_disk(tmp_path):
     """The finite-element reference is solved once and read back from its file with the same values."""
     pytest.importorskip("ctdl.fem").import_dolfinx()
-    from ctdl.control import references
+    from ctdl.soc import references
 
     problem = make_problem("obstacle")
     references._REFERENCES.clear()  # earlier tests in this process may hold the same solution in memory
@@ -282,8 +291,9 @@ def test_obstacle_reference_is_cached_on_disk(tmp_path):
 
 
 def _realised_cost(problem, control, x0, steps, seed):
-    paths = controlled_paths(problem, control, x0, steps, torch.Generator().manual_seed(seed))
-    return paths.running[-1] + problem.terminal_cost(paths.states[-1])
+    return realised_cost(
+        problem, controlled_paths(problem, control, x0, steps, torch.Generator().manual_seed(seed))
+    )
 
 
 def test_riccati_feedback_is_the_cheapest_on_common_noise():
@@ -315,3 +325,36 @@ def test_finite_element_feedback_beats_detuned_ones(tmp_path):
     assert fem.mean() < 0.5 * _realised_cost(problem, None, x0, 200, seed=1).mean()
     value = reference_value(problem, mesh=48, dt=0.005, cache_dir=tmp_path)(0.0, x0)
     assert abs(fem.mean() - value.mean()) < 0.05 * value.mean()
+
+
+def test_evaluation_metrics_against_the_exact_lqr_value():
+    """The exact value has no error along paths, the reference feedback against itself costs the
+    same, and points where the reference is NaN (outside a finite-element box) are left out."""
+    problem = LQR()
+    riccati = RiccatiSolution(problem)
+    x0 = problem.sample_start(64, torch.Generator().manual_seed(0))
+    paths = controlled_paths(problem, riccati.control, x0, 20, torch.Generator().manual_seed(1))
+    exact = values_along(riccati.value, paths)
+    assert exact.shape == (21, 64)
+    assert trajectory_error(riccati.value, paths, exact) < 1e-12
+    assert abs(trajectory_error(riccati.value, paths, 1.01 * exact) - 0.01) < 1e-9
+
+    def nan_right(t, x):
+        out = riccati.value(t, x)
+        return out.masked_fill(x[:, 0] > 1.0, math.nan)
+
+    assert abs(trajectory_error(nan_right, paths, 1.01 * exact) - 0.01) < 1e-9
+    assert trajectory_error(lambda t, x: torch.full((len(x),), math.nan), paths, exact) is None
+    cost = realised_cost(problem, paths)
+    ref, same = reference_feedback_cost(
+        problem, riccati.control, x0, 20, torch.Generator().manual_seed(1), cost
+    )
+    torch.testing.assert_close(ref, same)
+    cost[0] = math.nan  # a path that left the reference's domain drops out of both means
+    ref, same = reference_feedback_cost(
+        problem, riccati.control, x0, 20, torch.Generator().manual_seed(1), cost
+    )
+    torch.testing.assert_close(same, cost[1:].mean())
+    torch.testing.assert_close(
+        relative_error(torch.tensor([1.1, 0.9]), torch.tensor([1.0, 1.0])), torch.tensor([0.1, 0.1])
+    )

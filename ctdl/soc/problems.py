@@ -9,7 +9,7 @@ over feedback controls u. The value Phi(t, x) (the optimal J from X_t = x) solve
 
 and the optimal feedback is u*(t, x, grad_x Phi(t, x)) (Pontryagin's principle; Li, Verma and
 Ruthotto, SIAM SISC 2024). Each problem states u*(t, x, p) in closed form. The 2-D problems
-also state H and g in UFL, for the finite-element reference (`ctdl.control.fem_hjb`).
+also state H and g in UFL, for the finite-element reference (`ctdl.soc.fem_hjb`).
 
 Problems: `hjb_lq` (Han, Jentzen and E 2018, any dimension, lambda, noise and target),
 `obstacle` (2-D, a Gaussian obstacle), `lqr` (2-D linear-quadratic, Riccati is exact) and
@@ -153,7 +153,7 @@ class HJBLQ(ControlProblem):
 
     so u* = -sqrt(lam) p, H = -lam |p|^2 and d_t Phi + sigma^2/2 Lap Phi - lam |grad Phi|^2 = 0
     (lam = 1, sigma = sqrt(2) is the published problem). Start at the origin or N(0, start_std^2 I).
-    Exact value by the Cole-Hopf transform: `ctdl.control.references.hjb_lq_value`."""
+    Exact value by the Cole-Hopf transform: `ctdl.soc.references.hjb_lq_value`."""
 
     name = "hjb_lq"
 

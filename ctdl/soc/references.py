@@ -16,7 +16,7 @@ Phi(t, x) = x' P(t) x + r(t) with
 
 and u* = -R^{-1} B' P x; solved by classic RK4 backwards on a fine grid, linear in between.
 
-Finite elements (the obstacle problem): `ctdl.control.fem_hjb.fem_value_2d`.
+Finite elements (the obstacle problem): `ctdl.soc.fem_hjb.fem_value_2d`.
 `reference_value(problem)` picks the reference of a problem (None for the quadcopter).
 """
 
