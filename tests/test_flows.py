@@ -25,7 +25,8 @@ def conditional_flow(seed=0) -> PotentialFlow:
 
 def test_core_imports_no_lightning():
     code = (
-        "import sys, ctdl.flows, ctdl.integrators, ctdl.potential, ctdl.control, ctdl.pde, ctdl.pde.env; "
+        "import sys, ctdl.flows, ctdl.integrators, ctdl.potential, ctdl.control, ctdl.pde_control, "
+        "ctdl.pde_control.env; "
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')); "
         "assert not bad, bad"
     )
