@@ -5,7 +5,7 @@ from .diffusion_figure import DiffusionSamplesFigure, sample_grid_figure
 from .ema import EMAWeights
 from .figure import FigureCallback
 from .finite_loss import FiniteLossGuard, NonFiniteLossError
-from .pde_figure import PDEControlFigure
+from .pde_control_figure import PDEControlFigure
 from .posterior_figure import PosteriorFigure
 from .prediction_writer import PredictionWriter
 from .run_checkpoint import RunCheckpoint

@@ -1,4 +1,4 @@
-"""Import DOLFINx (FEniCSx) without any environment variable, and a Poisson self-check.
+"""Import DOLFINx (FEniCSx) without any environment variable.
 
 The PyPI wheel ``dolfinx-solver-real`` links its compiled modules (``dolfinx.cpp``,
 ``petsc4py.PETSc``) against ``libmpi.so.12``, which the ``mpich`` wheel installs into
@@ -14,7 +14,8 @@ looks for MPI symbols in the global namespace, uses the same copy, so the proces
 exactly one MPI runtime. It then imports ``dolfinx_solver`` (the wheel's guard, which
 imports ``mpi4py.MPI`` ahead of the bindings and refuses a foreign PETSc) and DOLFINx.
 
-This module imports no Lightning; the PDE task (section 6 of the reference) uses it.
+This module imports no Lightning; the PDE control task (`ctdl.pde_control.problem`) and the
+finite-element HJB reference of the control task use it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["find_libmpi", "import_dolfinx", "solve_poisson"]
+__all__ = ["find_libmpi", "import_dolfinx"]
 
 INSTALL_HINT = (
     "DOLFINx (FEniCSx) is not installed. Install the PDE extra with "
@@ -140,69 +141,3 @@ def import_dolfinx() -> ModuleType:
             "or run scripts/setup.sh."
         ) from err
     return dolfinx
-
-
-def solve_poisson(n: int) -> float:
-    """Solve a manufactured Poisson problem with P1 elements; return the max nodal error.
-
-    Problem on the unit square Omega = (0, 1)^2, triangulated as an n x n grid of squares
-    each cut into two triangles:
-
-        -Laplace u = f  in Omega,      u = u_e  on the boundary,
-        u_e(x, y) = 1 + x^2 + 2 y^2,   f = -Laplace u_e = -6.
-
-    Weak form: find u in V_h (continuous piecewise-linear Lagrange, u = u_e at boundary
-    nodes) with  integral grad u . grad v dx = integral f v dx  for all v in V_h vanishing
-    on the boundary. On this mesh the P1 stiffness matrix is the 5-point difference
-    stencil and the load is f h^2, and that stencil is exact for quadratics, so the
-    nodal values equal u_e up to round-off (Langtangen & Logg, "Solving PDEs in Python:
-    The FEniCS Tutorial I", 2016, section 2.3). The return value is
-    max_i |u_h(x_i) - u_e(x_i)| over the mesh vertices; a value far above 1e-10 means the
-    FEM stack (DOLFINx, PETSc, MPI) is broken.
-
-    Args:
-        n: cells per side, n >= 1.
-
-    Returns:
-        The maximum nodal error as a Python float.
-    """
-    if int(n) != n or n < 1:
-        raise ValueError(f"solve_poisson: n must be a positive integer, got {n!r}")
-    n = int(n)
-    dolfinx = import_dolfinx()
-    import numpy as np
-    import ufl
-    from dolfinx.fem.petsc import LinearProblem
-    from mpi4py import MPI
-
-    comm = MPI.COMM_SELF  # a serial self-check, also inside a multi-process run
-    msh = dolfinx.mesh.create_unit_square(comm, n, n, dolfinx.mesh.CellType.triangle)
-    V = dolfinx.fem.functionspace(msh, ("Lagrange", 1))
-
-    def u_exact(x: np.ndarray) -> np.ndarray:
-        return 1.0 + x[0] ** 2 + 2.0 * x[1] ** 2
-
-    u_bc = dolfinx.fem.Function(V)
-    u_bc.interpolate(u_exact)
-    tdim = msh.topology.dim
-    msh.topology.create_connectivity(tdim - 1, tdim)
-    boundary_facets = dolfinx.mesh.exterior_facet_indices(msh.topology)
-    boundary_dofs = dolfinx.fem.locate_dofs_topological(V, tdim - 1, boundary_facets)
-    bc = dolfinx.fem.dirichletbc(u_bc, boundary_dofs)
-
-    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-    f = dolfinx.fem.Constant(msh, dolfinx.default_scalar_type(-6.0))
-    a = ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx
-    L = f * v * ufl.dx
-    problem = LinearProblem(
-        a,
-        L,
-        bcs=[bc],
-        petsc_options_prefix="ctdl_poisson_",
-        petsc_options={"ksp_type": "preonly", "pc_type": "lu", "ksp_error_if_not_converged": True},
-    )
-    uh = problem.solve()
-
-    u_ref = dolfinx.fem.Function(V)
-    u_ref.interpolate(u_exact)
-    return float(np.max(np.abs(uh.x.array - u_ref.x.array)))

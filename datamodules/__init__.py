@@ -5,7 +5,7 @@ from .digits_density import DigitsDensity
 from .function_data import DiffusionImages, GaussianFields
 from .images import ImageClassification
 from .lotka_volterra import LotkaVolterra
-from .pde_instances import PDEInstances
+from .pde_control_instances import PDEInstances
 from .sbibm_tasks import SBIBMTask
 from .simulation import SimulationData
 from .soc_starts import ControlStarts

@@ -1,22 +1,21 @@
-"""Amortized feedback control of the source-mitigation PDE (`ctdl.pde.AdvectionDiffusion`): one policy
-for every (velocity, source) instance, trained through the differentiable finite-element rollout.
+"""Amortized feedback control of the source-mitigation PDE (`ctdl.pde_control.AdvectionDiffusion`):
+one policy for every (velocity, source) instance, trained through the differentiable finite-element
+rollout; the evaluation is `ctdl.pde_control.evaluate`.
 
-policy = "value": Phi(t, u; v, f) (`ctdl.pde.QuadraticValue`) with the Hamiltonian's feedback
+policy = "value": Phi(t, u; v, f) (`ctdl.pde_control.QuadraticValue`) with the Hamiltonian's feedback
     a* = clip((B_k u)' S^{-T} grad Phi / alpha, 0, a_max); loss = alpha_cost J + alpha_hjb hjb.
-policy = "direct": a = a_max sigmoid(CNN(u, v, f, t)) (`ctdl.pde.DirectPolicy`); loss = J.
+policy = "direct": a = a_max sigmoid(CNN(u, v, f, t)) (`ctdl.pde_control.DirectPolicy`); loss = J.
 """
 
 from __future__ import annotations
-
-import time
 
 import lightning as L
 import torch
 from torch import Tensor
 
-from ctdl.pde import AdvectionDiffusion, rollout
-from ctdl.pde.networks import DirectPolicy, QuadraticValue, check_grid
-from ctdl.pde.objective import loss_terms, policy_rollout
+from ctdl.pde_control import AdvectionDiffusion, evaluate
+from ctdl.pde_control.networks import DirectPolicy, QuadraticValue, check_grid
+from ctdl.pde_control.objective import loss_terms, policy_rollout
 
 from .optim import adamw_with_schedule, check_scheduler
 
@@ -47,7 +46,8 @@ class SourceMitigation(L.LightningModule):
         """
         Args:
             policy: "value" (value function and Hamiltonian feedback) or "direct" (a CNN policy).
-            pde_args: keywords of `ctdl.pde.AdvectionDiffusion` (linked from the datamodule by `ctdl`).
+            pde_args: keywords of `ctdl.pde_control.AdvectionDiffusion` (linked from the datamodule by
+                `ctdl`).
             grid: the networks' input images are grid x grid; must be the problem's cells + 1 (default).
             width: channels of the first convolution.
             output_scale: factor on the value network's outputs.
@@ -77,14 +77,6 @@ class SourceMitigation(L.LightningModule):
             path, _ = policy_rollout(self.problem, self.policy, self.problem.instances(params))
         return path.controls.transpose(0, 1)
 
-    def costs(self, params: Tensor) -> tuple[Tensor, Tensor]:
-        """J under the learned feedback and without control, (B,) each."""
-        inst = self.problem.instances(params)
-        with torch.no_grad():
-            path, _ = policy_rollout(self.problem, self.policy, inst)
-            zero = torch.zeros(self.problem.steps, len(inst), self.problem.num_actuators, dtype=torch.float64)
-            return path.cost, rollout(self.problem, inst, zero).cost
-
     # ------------------------------------------------------------------------------ training
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         self._solves_before = self.problem.solves
@@ -109,31 +101,19 @@ class SourceMitigation(L.LightningModule):
 
     def _eval_step(self, batch: tuple[Tensor, ...], stage: str) -> None:
         params = batch[0]
-        cost, free = self.costs(params)
+        cost, free = evaluate.costs(self.problem, self.policy, params)
         logs = {f"{stage}/cost": cost.mean(), f"{stage}/cost_ratio": (cost / free).mean()}
         if stage == "test":
             logs["test/cost_uncontrolled"] = free.mean()
-            logs["test/decision_ms"] = torch.tensor(self.decision_ms(params[:1]))
+            logs["test/decision_ms"] = torch.tensor(
+                evaluate.decision_ms(self.problem, self.policy, params[:1])
+            )
         self.log_dict(
             {k: v.float() for k, v in logs.items()},
             prog_bar=stage == "val",
             batch_size=len(params),
             sync_dist=True,
         )
-
-    def decision_ms(self, params: Tensor, repeats: int = 5) -> float:
-        """Milliseconds for one feedback decision (network, gradient and law) for one instance at t = T/2."""
-        inst = self.problem.instances(params)
-        u = torch.rand(1, self.problem.size, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-        t = 0.5 * self.problem.horizon
-        with torch.no_grad():
-            start = time.perf_counter()
-            for _ in range(repeats):
-                if isinstance(self.policy, QuadraticValue):
-                    self.policy.control(inst, self.policy.coefficients(inst, torch.tensor([t])).at(0), u)
-                else:
-                    self.policy.control(inst, u, t)
-        return 1000 * (time.perf_counter() - start) / repeats
 
     def validation_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -145,7 +125,7 @@ class SourceMitigation(L.LightningModule):
         """`ctdl predict`: the rates (batch, N, K) of the learned feedback and the cost J (batch,) for each
         instance of the batch (the datamodule's test instances)."""
         params = batch[0]
-        return {"rates": self.control(params), "cost": self.costs(params)[0]}
+        return {"rates": self.control(params), "cost": evaluate.costs(self.problem, self.policy, params)[0]}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["train_pde_solves"] = self.train_solves

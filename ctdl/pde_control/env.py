@@ -2,7 +2,7 @@
 source-mitigation task.
 
 Episode: one (v, f) instance (drawn at reset, or from a given pool), u_0 = 0, `steps` IMEX Euler
-steps. Observation: the (5, g, g) float32 images [u, v_x, v_y, f, t] of `ctdl.pde.networks.observe`
+steps. Observation: the (5, g, g) float32 images [u, v_x, v_y, f, t] of `ctdl.pde_control.networks.observe`
 (what the project's CNN policies see). Action: the rates a in [0, a_max]^K (clipped). Reward of step
 n: -dt (u_{n+1}' M u_{n+1} + alpha/2 |a_n|^2), and at the last step also -gamma u_N' M u_N, so the
 episode's return is -J. `solves` counts the linear (PDE) solves, one per step.

@@ -135,7 +135,7 @@ class QuadraticValue(nn.Module):
         p = gamma + (T - t) sum_j T_j p~_j,   q = (T - t) sum_j T_j q~_j,   c = (T - t) sum_j T_j c~_j,
 
     so Phi(T, u) = gamma ||u||^2 = g(u) exactly (no terminal penalty is needed). The feedback is the
-    Hamiltonian's minimiser (`ctdl.pde.feedback_law`) at g = grad_u Phi.
+    Hamiltonian's minimiser (`ctdl.pde_control.feedback_law`) at g = grad_u Phi.
     """
 
     def __init__(

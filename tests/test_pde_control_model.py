@@ -33,6 +33,7 @@ def config(name: str) -> list[str]:
     return ["--config", str(ROOT / "configs" / "pde_control" / f"{name}.yaml")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["value", "direct"])
 def test_every_config_runs_fast_dev_run(cli, name):
     run = cli(
@@ -53,6 +54,7 @@ def test_every_config_runs_fast_dev_run(cli, name):
     assert next(Path.cwd().rglob("pde_control_final.png")).stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_fit_resume_test_and_predict(cli):
     fit = cli("fit", *config("value"), *SMALL, "--trainer.max_steps", "3")
     solves = fit.model.train_solves

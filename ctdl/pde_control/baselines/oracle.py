@@ -16,8 +16,8 @@ import torch
 from scipy.optimize import minimize
 from torch import Tensor
 
-from .problem import AdvectionDiffusion
-from .rollout import rollout
+from ..problem import AdvectionDiffusion
+from ..rollout import rollout
 
 __all__ = ["OpenLoopOptimum", "cost_and_gradient", "open_loop_optimum"]
 

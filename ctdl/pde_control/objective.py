@@ -19,9 +19,11 @@ from .networks import DirectPolicy, QuadraticValue
 from .problem import AdvectionDiffusion, Instances
 from .rollout import Rollout, rollout, stage_cost
 
-__all__ = ["policy_rollout", "loss_terms"]
+__all__ = ["PDEPolicy", "policy_rollout", "loss_terms"]
 
 PDEPolicy = QuadraticValue | DirectPolicy
+"""A value policy, or a direct one: anything with `control(inst, u, t) -> a (B, K)` (as DirectPolicy or
+the PPO baseline's `ctdl.pde_control.baselines.ppo.PPOPolicy`)."""
 
 
 def policy_rollout(problem: AdvectionDiffusion, policy: PDEPolicy, inst: Instances) -> tuple[Rollout, object]:

@@ -7,7 +7,7 @@ import lightning as L
 import torch
 from matplotlib.figure import Figure
 
-from ctdl.pde import rollout
+from ctdl.pde_control import rollout
 from ctdl.protocols import PDEController
 
 from .figure import FigureCallback

@@ -1,11 +1,12 @@
-"""Random (velocity, source) instances of the source-mitigation PDE (`ctdl.pde.AdvectionDiffusion`)."""
+"""Random (velocity, source) instances of the source-mitigation PDE
+(`ctdl.pde_control.AdvectionDiffusion`)."""
 
 from __future__ import annotations
 
 import torch
 from torch.utils.data import TensorDataset
 
-from ctdl.pde import AdvectionDiffusion
+from ctdl.pde_control import AdvectionDiffusion
 
 from .base import Splits, TensorDataModule
 
@@ -27,7 +28,8 @@ class PDEInstances(TensorDataModule):
     ) -> None:
         """
         Args:
-            pde_args: keywords of `ctdl.pde.AdvectionDiffusion` (cells, steps, kappa, actuators, a_max, ...).
+            pde_args: keywords of `ctdl.pde_control.AdvectionDiffusion` (cells, steps, kappa, actuators,
+                a_max, ...).
             num_train, num_val, num_test: instances of the three splits.
             batch_size, seed, num_workers: as for every ctdl datamodule.
         """
