@@ -1,10 +1,18 @@
 """Multilevel (function-space) score-based diffusion: the VP SDE with trace-class noise,
 Fourier-multiplier priors with one resolution convention, and score networks (FNO, U-Net).
 
+priors.py (the noise C and `resample` between grids), sde.py (the VP SDE, its samplers and
+probability flow), spectral.py and unet.py (the score networks), networks.py (the networks by name
+and the grids each runs on), losses.py (denoising score matching), sampling.py (sampler by name, in
+chunks), metrics.py (classifier Frechet distance, Gaussian-field KL and W2) and evaluate.py
+(`sample_quality`: those metrics of a model's samples against the data, with their floors).
+
 Hagemann, Mildenberger, Ruthotto, Steidl, Yang, "Multilevel diffusion: infinite dimensional
 score-based diffusion models for image generation", arXiv 2303.04772.
 """
 
+from .evaluate import sample_quality
+from .losses import dsm_loss, preconditioned_score
 from .metrics import (
     ClassifierFrechet,
     FeatureCNN,
@@ -12,6 +20,7 @@ from .metrics import (
     field_covariance_distances,
     train_feature_classifier,
 )
+from .networks import NETWORKS, build_score_network, check_network, check_network_grid
 from .priors import (
     PRIORS,
     BesselPrior,
@@ -25,6 +34,7 @@ from .priors import (
     resample,
     wavenumbers,
 )
+from .sampling import SAMPLERS, check_sampler, chunk_sizes, sample
 from .sde import (
     DIVERGENCES,
     VPSDE,
@@ -61,6 +71,17 @@ __all__ = [
     "TimeEmbedding",
     "check_grid",
     "UNetScore",
+    "NETWORKS",
+    "build_score_network",
+    "check_network",
+    "check_network_grid",
+    "dsm_loss",
+    "preconditioned_score",
+    "SAMPLERS",
+    "check_sampler",
+    "chunk_sizes",
+    "sample",
+    "sample_quality",
     "FeatureCNN",
     "train_feature_classifier",
     "ClassifierFrechet",
