@@ -7,8 +7,8 @@ predicts the noise C^(1/2) xi of x_t = alpha(t) x0 + sqrt(v(t)) C^(1/2) xi, and 
 -eps_theta / sqrt(v) is the preconditioned score the samplers take (`ctdl.diffusion.sampling`);
 sample quality is `ctdl.diffusion.evaluate.sample_quality`.
 
-Multilevel training: with `resolutions` [r_1, ..., r_m] (coarse to fine) and `schedule_steps`
-[s_1, ..., s_{m-1}] (increasing global steps), a training batch is resampled by
+Multilevel training (`ctdl.diffusion.schedule`): with `resolutions` [r_1, ..., r_m] (coarse to fine)
+and `schedule_steps` [s_1, ..., s_{m-1}] (increasing global steps), a training batch is resampled by
 `ctdl.diffusion.resample` (Fourier restriction / trigonometric interpolation) to r_1 before step
 s_1, to r_2 before s_2, ..., and to r_m after: the same (resolution-free) weights are warm-started on
 the coarse grids. Validation is always at the data's own resolution.
@@ -26,13 +26,16 @@ from ctdl.diffusion import (
     VPSDE,
     FourierPrior,
     build_score_network,
+    check_even_grids,
     check_network,
     check_network_grid,
     check_sampler,
+    check_schedule,
     dsm_loss,
     make_prior,
     preconditioned_score,
     resample,
+    resolution_at,
     sample_quality,
 )
 from ctdl.diffusion import sample as sample_fields
@@ -125,27 +128,11 @@ class MultilevelDiffusion(L.LightningModule):
             )
         args["channels"] = self.channels
         self.net = build_score_network(network, **args)
-        self.resolutions = [int(r) for r in resolutions] if resolutions else []
-        self.schedule_steps = [int(s) for s in schedule_steps] if schedule_steps else []
-        if self.resolutions and len(self.schedule_steps) != len(self.resolutions) - 1:
-            raise ValueError(
-                f"schedule_steps needs len(resolutions) - 1 = {len(self.resolutions) - 1} "
-                f"steps (when to move to the next resolution), got {self.schedule_steps}"
-            )
-        if not self.resolutions and self.schedule_steps:
-            raise ValueError(f"schedule_steps {self.schedule_steps} given without resolutions")
-        steps = self.schedule_steps
-        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)) or any(s < 0 for s in steps):
-            raise ValueError(f"schedule_steps must be increasing non-negative steps, got {steps}")
-        grids = list(self.resolutions) + ([int(input_shape[-1])] if input_shape is not None else [])
-        for n in grids:
+        self.resolutions, self.schedule_steps = check_schedule(resolutions, schedule_steps)
+        data_grid = int(input_shape[-1]) if input_shape is not None else None
+        for n in self.resolutions + ([data_grid] if data_grid is not None else []):
             self.check_resolution(n)
-        if self.resolutions and any(n % 2 for n in grids):
-            data_grid = grids[-1] if input_shape is not None else None
-            raise ValueError(
-                f"multilevel training resamples in Fourier space and needs even grids; got "
-                f"resolutions {self.resolutions} and data grid {data_grid}"
-            )
+        check_even_grids(self.resolutions, data_grid)
 
     # ------------------------------------------------------------------------ the networks
     def check_resolution(self, n: int) -> None:
@@ -178,10 +165,7 @@ class MultilevelDiffusion(L.LightningModule):
     # ------------------------------------------------------------------------------ training
     def resolution_at(self, step: int) -> int | None:
         """The multilevel training grid at a global step (None: the data's own grid)."""
-        if not self.resolutions:
-            return None
-        level = sum(step >= s for s in self.schedule_steps)
-        return self.resolutions[level]
+        return resolution_at(self.resolutions, self.schedule_steps, step)
 
     def dsm_loss(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """`ctdl.diffusion.dsm_loss`: mean over batch and grid of (eps_theta(x_t, t) - C^(1/2) xi)^2,

@@ -73,9 +73,14 @@ def budget(max_steps: int | None, max_minutes: float | None, val_every: int | No
     return out
 
 
-def fit(config: str, label: str, overrides: list[str], args) -> harness.Run:
+def fit(config: str, label: str, overrides: list[str], args, callbacks: list = ()) -> harness.Run:
     """`harness.fit` of a shipped config in --runs-dir with the budget overrides, then --override."""
-    return harness.fit(config, label, [*overrides, *args.override], runs_dir=args.runs_dir)
+    return harness.fit(
+        config, label, [*overrides, *args.override], runs_dir=args.runs_dir, callbacks=callbacks
+    )
+
+
+VALIDATION_KEYS = ("step", "train_s", "wall_s", "val_loss")
 
 
 def validations(run: harness.Run) -> list[dict]:
@@ -87,10 +92,7 @@ def validations(run: harness.Run) -> list[dict]:
     ]
 
 
-VALIDATION_KEYS = ("step", "train_s", "wall_s", "val_loss")
-
-
-def trained(run: dict):
+def trained(run: harness.Run):
     """The run's best checkpoint as an eval-mode model on the CPU (EMA weights, as validated)."""
     from ctdl.models import MultilevelDiffusion
 
@@ -260,7 +262,7 @@ def part_multilevel(args) -> None:
 
 def part_gaussian(args) -> None:
     overrides = budget(args.max_steps, args.max_minutes, args.val_every)
-    run = fit(FIELDS, "gaussian_fields", overrides, args.runs_dir)
+    run = fit(FIELDS, "gaussian_fields", overrides, args)
     model, data = trained(run), run.cli.datamodule
     rows = []
     for grid in (32, 64):
@@ -425,12 +427,12 @@ def part_throughput(args) -> None:
         ]
         if gpu:
             overrides += ["--trainer.precision", "bf16-mixed"]
-        run = fit(config, f"throughput_{label}", overrides, args)
+        clock = harness.train_clock()  # its (step after the batch, seconds) of every training batch
+        run = fit(config, f"throughput_{label}", overrides, args, callbacks=[clock])
         model, size = run.cli.model, run.cli.datamodule.batch_size
-        # the clock's (step after the batch, seconds) -> (training grid, batch size, seconds)
-        batches = [
+        batches = [  # (training grid, batch size, seconds)
             (model.resolution_at(step - 1) or model.hparams.input_shape[-1], size, seconds)
-            for step, seconds in run.batches
+            for step, seconds in clock.batches
         ]
         for grid in sorted({g for g, _, _ in batches}):
             times = [

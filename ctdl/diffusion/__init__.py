@@ -1,11 +1,13 @@
 """Multilevel (function-space) score-based diffusion: the VP SDE with trace-class noise,
 Fourier-multiplier priors with one resolution convention, and score networks (FNO, U-Net).
 
-priors.py (the noise C and `resample` between grids), sde.py (the VP SDE, its samplers and
-probability flow), spectral.py and unet.py (the score networks), networks.py (the networks by name
-and the grids each runs on), losses.py (denoising score matching), sampling.py (sampler by name, in
-chunks), metrics.py (classifier Frechet distance, Gaussian-field KL and W2) and evaluate.py
-(`sample_quality`: those metrics of a model's samples against the data, with their floors).
+- priors.py: the noise C and `resample` between grids;
+- sde.py: the VP SDE, its reverse-time samplers and probability flow;
+- spectral.py, unet.py: the score networks; networks.py: the networks by name and their grids;
+- losses.py: denoising score matching; sampling.py: the sampler by name, in chunks;
+- schedule.py: the multilevel training grids;
+- metrics.py: classifier Frechet distance, Gaussian-field KL and W2; evaluate.py: `sample_quality`,
+  those metrics of a model's samples against the data, with their floors.
 
 Hagemann, Mildenberger, Ruthotto, Steidl, Yang, "Multilevel diffusion: infinite dimensional
 score-based diffusion models for image generation", arXiv 2303.04772.
@@ -35,6 +37,7 @@ from .priors import (
     wavenumbers,
 )
 from .sampling import SAMPLERS, check_sampler, chunk_sizes, sample
+from .schedule import check_even_grids, check_schedule, resolution_at
 from .sde import (
     DIVERGENCES,
     VPSDE,
@@ -82,6 +85,9 @@ __all__ = [
     "chunk_sizes",
     "sample",
     "sample_quality",
+    "check_schedule",
+    "check_even_grids",
+    "resolution_at",
     "FeatureCNN",
     "train_feature_classifier",
     "ClassifierFrechet",
