@@ -307,6 +307,7 @@ def test_probability_flow_invertible():
     assert (back - x0).abs().max() < 1e-4
 
 
+@pytest.mark.slow
 def test_log_likelihood_exact_and_hutchinson():
     """On 4x4 (D = 16) the probability-flow log-likelihood with the exact divergence equals
     log N(x; 0, alpha(eps)^2 Sigma + v(eps) C) to 0.02 nats (RK4, 100 steps; the rest is the
