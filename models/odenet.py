@@ -1,25 +1,18 @@
-"""Supervised learning with ODE-Nets: a continuous ResNet classifier (Haber & Ruthotto 2017,
-Chen et al. 2018).
+"""Supervised learning with ODE-Nets (Haber & Ruthotto 2017, Chen et al. 2018) as a thin
+LightningModule over the plain `ctdl.odenet.ODENet` (lift, continuous blocks, head):
 
-    u(0) = K_in y,   du/dt = f(t, u; theta(t)) on [0, T]   (one ODE block per stage),
-    p(y) = softmax(W pool(u(T)) + mu),
-    loss = cross-entropy + alpha/2 ||theta||^2 + beta * sum_k ||theta_{k+1} - theta_k||^2 / dt.
-
-Stages after the first open with a linear map (a stride-2 convolution for images), as the
-down-sampling layers between ResNet stages. Vector inputs use dense dynamics, image inputs
-(C, H, W) convolutional ones.
+    loss = cross-entropy + alpha/2 ||theta||^2 + beta * sum_k ||theta_{k+1} - theta_k||^2 / dt
+    (`ctdl.odenet.classification_loss`).
 """
 
 from __future__ import annotations
 
 import lightning as L
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
-from ctdl.blocks import ODEBlock
-from ctdl.dynamics import build_dynamics
-from ctdl.integrators import known_methods
+from ctdl.odenet import ODENet, accuracy, classification_loss, regularizer
 
 from .optim import adamw_with_schedule, check_scheduler
 
@@ -75,84 +68,53 @@ class ODENetClassifier(L.LightningModule):
         """
         super().__init__()
         self.save_hyperparameters()
-        if method not in known_methods():
-            raise ValueError(f"unknown ODE method {method!r}; known methods: {', '.join(known_methods())}")
         check_scheduler(scheduler)
-        self.input_shape = tuple(input_shape)
-        if len(self.input_shape) not in (1, 3):
-            raise ValueError(f"input_shape must be [d] or [C, H, W], got {list(input_shape)}")
-        self.is_image = len(self.input_shape) == 3
-        self.T = T
-        widths = [width] if isinstance(width, int) else list(width)
-
-        layer_kwargs = dict(pieces=pieces, T=T, act=act, interpolation=interpolation)
-        if dynamics == "antisymmetric":
-            layer_kwargs["gamma"] = gamma
-        if self.is_image:
-            layer_kwargs["kernel_size"] = kernel_size
-        openings, blocks = [], []
-        in_width = self.input_shape[0]
-        for i, w in enumerate(widths):
-            if self.is_image:
-                stride = stem_stride if i == 0 else 2
-                openings.append(nn.Conv2d(in_width, w, 3, stride=stride, padding=1))
-            else:
-                openings.append(nn.Linear(in_width, w))
-            f = build_dynamics(dynamics, w, conv=self.is_image, **layer_kwargs)
-            blocks.append(ODEBlock(f, T=T, steps=steps, method=method, adjoint=adjoint))
-            in_width = w
-        self.openings, self.blocks = nn.ModuleList(openings), nn.ModuleList(blocks)
-        self.pool = nn.AdaptiveAvgPool2d(pool) if self.is_image else nn.Identity()
-        self.classifier = nn.Linear(widths[-1] * (pool * pool if self.is_image else 1), num_classes)
+        self.net = ODENet(
+            input_shape=input_shape,
+            num_classes=num_classes,
+            width=width,
+            dynamics=dynamics,
+            method=method,
+            steps=steps,
+            T=T,
+            pieces=pieces,
+            interpolation=interpolation,
+            act=act,
+            gamma=gamma,
+            kernel_size=kernel_size,
+            stem_stride=stem_stride,
+            pool=pool,
+            adjoint=adjoint,
+        )
+        self.input_shape, self.is_image, self.T = self.net.input_shape, self.net.is_image, T
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        # checkpoints written before the network became its own module keep it at the top level
+        self._register_load_state_dict_pre_hook(_rename_legacy_keys)
 
     # ----------------------------------------------------------------------------- model
-    def check_input(self, x: Tensor) -> None:
-        """Raise a clear error when a batch does not have the shape the model was built for."""
-        if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(
-                f"the data has samples of shape {list(x.shape[1:])} but the model was built for "
-                f"input_shape={list(self.input_shape)}; set model.input_shape to the data's shape "
-                f"(the datamodule's input_shape) in the config"
-            )
-
     def features(self, x: Tensor, n_times: int | None = None) -> list[Tensor]:
         """Features through time, one (n_times, batch, ...) tensor per stage (for figures)."""
-        self.check_input(x)
-        trajectories, u = [], x
-        for opening, block in zip(self.openings, self.blocks, strict=True):
-            traj = block.trajectory(opening(u), n_times or 2)
-            trajectories.append(traj)
-            u = traj[-1]
-        return trajectories
+        return self.net.features(x, n_times)
 
     def forward(self, x: Tensor) -> Tensor:
         """Class logits, shape (batch, num_classes)."""
-        self.check_input(x)
-        u = x
-        for opening, block in zip(self.openings, self.blocks, strict=True):
-            u = block(opening(u))
-        return self.head(u)
+        return self.net(x)
 
     def head(self, u: Tensor) -> Tensor:
         """Class logits (batch, num_classes) from the last stage's final features u(T)."""
-        return self.classifier(self.pool(u).flatten(1))
+        return self.net.head(u)
 
     def regularizer(self) -> Tensor:
         """alpha/2 ||theta||^2 + smoothness * sum of the blocks' smoothness in time."""
-        reg = 0.5 * self.hparams.alpha * sum(p.pow(2).sum() for p in self.parameters())
-        if self.hparams.smoothness > 0:
-            reg = reg + self.hparams.smoothness * sum(b.smoothness() for b in self.blocks)
-        return reg
+        return regularizer(self.net, self.hparams.alpha, self.hparams.smoothness)
 
     # -------------------------------------------------------------------------- training
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
         logits = self(x)
-        ce = F.cross_entropy(logits, y)
-        loss = ce + self.regularizer()
-        acc = (logits.argmax(-1) == y).float().mean()
+        loss, ce = classification_loss(self.net, logits, y, self.hparams.alpha, self.hparams.smoothness)
+        acc = accuracy(logits, y)
         self.log_dict(
             {"train/loss": loss, "train/ce": ce, "train/acc": acc},
             prog_bar=True,
@@ -188,3 +150,12 @@ class ODENetClassifier(L.LightningModule):
 
     def configure_optimizers(self):
         return adamw_with_schedule(self)
+
+
+LEGACY_PREFIXES = ("openings.", "blocks.", "classifier.")
+
+
+def _rename_legacy_keys(state_dict: dict, prefix: str, *args) -> None:
+    """Load-state-dict pre-hook: "<prefix>openings.*", "blocks.*", "classifier.*" -> "<prefix>net.*"."""
+    for key in [k for k in state_dict if k.startswith(tuple(prefix + p for p in LEGACY_PREFIXES))]:
+        state_dict[prefix + "net." + key[len(prefix) :]] = state_dict.pop(key)

@@ -28,67 +28,32 @@ report      benchmarks/diffusion.md from the JSON files (every part also rewrite
     python scripts/bench_diffusion.py multilevel --max-steps 4000 --val-every 250
     python scripts/bench_diffusion.py gaussian --samples 1000
     python scripts/bench_diffusion.py grid --max-minutes 7 --samples 128      # after resolution
+    python scripts/bench_diffusion.py grid --reuse                            # the figure from those models
     python scripts/bench_diffusion.py throughput
     python scripts/bench_diffusion.py report
 
-Runs go to runs/bench_diffusion/<label>/ (config, checkpoints, metrics.csv, figures); --out puts the
-JSON and the report elsewhere (e.g. a smoke test with --max-steps 3 --samples 64).
+Runs go to runs/bench_diffusion/<label>/ (config, checkpoints, metrics.csv, figures; --runs-dir puts them
+elsewhere); `ctdl fit` options for every model of a part come last after --override. CTDL_BENCH_OUT puts
+the JSON, the report and the grid figure elsewhere (a smoke test: --max-steps 10 --samples 20).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import time
 from pathlib import Path
 
-import bench_common
+import harness
 import torch
-from lightning.pytorch.callbacks import Callback
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = harness.ROOT
 CONFIGS = ROOT / "configs" / "diffusion"
 FNO, UNET, FIELDS = (
     str(CONFIGS / f"{name}.yaml") for name in ("fashion_fno", "fashion_unet", "gaussian_fields")
 )
-TOPIC, TITLE = "diffusion", "Multilevel score-based diffusion"
-DEFAULT_OUT = bench_common.OUT
-
-
-class Clock(Callback):
-    """Training seconds (the time inside training batches: forward, backward, optimiser and EMA, not
-    validation or figures), each batch's seconds with its training grid, and at every validation the
-    step, the training and wall seconds so far and val/loss."""
-
-    def __init__(self) -> None:
-        self.train_s, self.batches, self.validations = 0.0, [], []
-        self._batch = self._start = 0.0
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        self._start = time.perf_counter()
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self._batch = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        seconds = time.perf_counter() - self._batch
-        self.train_s += seconds
-        grid = pl_module.resolution_at(trainer.global_step - 1) or batch[0].shape[-1]
-        self.batches.append((grid, len(batch[0]), seconds))
-
-    def on_validation_end(self, trainer, pl_module) -> None:
-        if trainer.sanity_checking or "val/loss" not in trainer.callback_metrics:
-            return
-        self.validations.append(
-            {
-                "step": trainer.global_step,
-                "train_s": round(self.train_s, 2),
-                "wall_s": round(time.perf_counter() - self._start, 2),
-                "val_loss": round(float(trainer.callback_metrics["val/loss"]), 5),
-            }
-        )
+TASK, TITLE = "diffusion", "Multilevel score-based diffusion"
 
 
 def budget(max_steps: int | None, max_minutes: float | None, val_every: int | None) -> list[str]:
@@ -108,61 +73,42 @@ def budget(max_steps: int | None, max_minutes: float | None, val_every: int | No
     return out
 
 
-def fit(config: str, label: str, overrides: list[str], runs_dir: Path) -> dict:
-    """`ctdl fit` on a shipped config with overrides (the CLI builds model, data and trainer; a `Clock`
-    rides along); returns the CLI, the clock, the wall seconds and the best (else last) checkpoint."""
-    from ctdl.cli import run_cli
-
-    cli = run_cli(
-        [
-            "--config",
-            config,
-            *overrides,
-            "--runs_dir",
-            str(runs_dir),
-            "--run_name",
-            label,
-            "--trainer.enable_progress_bar",
-            "false",
-        ],
-        run=False,
+def fit(config: str, label: str, overrides: list[str], args, callbacks: list = ()) -> harness.Run:
+    """`harness.fit` of a shipped config in --runs-dir with the budget overrides, then --override."""
+    return harness.fit(
+        config, label, [*overrides, *args.override], runs_dir=args.runs_dir, callbacks=callbacks
     )
-    clock = Clock()
-    cli.trainer.callbacks.append(clock)
-    t0 = time.perf_counter()
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    wall = time.perf_counter() - t0
-    ckpt = cli.trainer.checkpoint_callback
-    best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
-    if best is None and ckpt is not None and ckpt.dirpath and Path(ckpt.dirpath, "last.ckpt").is_file():
-        best = str(Path(ckpt.dirpath, "last.ckpt"))
-    return {
-        "cli": cli,
-        "clock": clock,
-        "wall_s": wall,
-        "checkpoint": best,
-        "run_dir": str(cli.trainer.log_dir),
-        "steps": cli.trainer.global_step,
-    }
 
 
-def trained(run: dict):
+VALIDATION_KEYS = ("step", "train_s", "wall_s", "val_loss")
+
+
+def validations(run: harness.Run) -> list[dict]:
+    """The run's validations (step, train_s, wall_s, val_loss) that logged val/loss."""
+    return [
+        {k: v for k, v in {**v, "val_loss": round(v["val_loss"], 5)}.items() if k in VALIDATION_KEYS}
+        for v in run.validations
+        if "val_loss" in v
+    ]
+
+
+def trained(run: harness.Run):
     """The run's best checkpoint as an eval-mode model on the CPU (EMA weights, as validated)."""
     from ctdl.models import MultilevelDiffusion
 
-    if run["checkpoint"] is None:
-        raise SystemExit(f"the run in {run['run_dir']} wrote no checkpoint")
-    return MultilevelDiffusion.load_from_checkpoint(run["checkpoint"], map_location="cpu").eval()
+    if run.checkpoint is None:
+        raise SystemExit(f"the run in {run.run_dir} wrote no checkpoint")
+    return MultilevelDiffusion.load_from_checkpoint(run.checkpoint, map_location="cpu").eval()
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 4) if a is not None and b else None
 
 
-def scored(run: dict, label: str, network: str, prior: str, args) -> dict:
+def scored(run: harness.Run, label: str, network: str, prior: str, args) -> dict:
     """A trained run's row: `sample_quality` of --samples samples at 28 and at 56 (restricted to 28)
     from its best val/loss checkpoint, the 56/28 ratios, the training time and the val/loss curve."""
-    model, data = trained(run), run["cli"].datamodule
+    model, data = trained(run), run.cli.datamodule
     t0 = time.perf_counter()
     q = model.sample_quality(
         data,
@@ -173,15 +119,15 @@ def scored(run: dict, label: str, network: str, prior: str, args) -> dict:
         batch_size=args.sample_batch,
     )
     sample_s = time.perf_counter() - t0
-    vals = run["clock"].validations
+    vals = validations(run)
     best = min((v["val_loss"] for v in vals), default=None)
     return {
         "model": label,
         "network": network,
         "prior": prior,
-        "steps": run["steps"],
-        "train_s": round(run["clock"].train_s, 1),
-        "fit_wall_s": round(run["wall_s"], 1),
+        "steps": run.steps,
+        "train_s": round(run.train_s, 1),
+        "fit_wall_s": round(run.wall_s, 1),
         "best_val_loss": best,
         "fid_28": round(q["fid_classifier"], 3),
         "fid_56": round(q["fid_classifier_56"], 3),
@@ -196,8 +142,8 @@ def scored(run: dict, label: str, network: str, prior: str, args) -> dict:
         ),
         "still_improving": bool(len(vals) >= 2 and vals[-1]["val_loss"] <= best),
         "sample_s": round(sample_s, 1),
-        "run_dir": run["run_dir"],
-        "checkpoint": run["checkpoint"],
+        "run_dir": run.run_dir,
+        "checkpoint": run.checkpoint,
         "curve": vals,
     }
 
@@ -209,12 +155,12 @@ def part_resolution(args) -> None:
         ("fno_bessel", FNO, "FNO", "bessel (trace class)"),
         ("unet_white", UNET, "U-Net", "white"),
     ):
-        run = fit(config, f"resolution_{label}", overrides, args.runs_dir)
+        run = fit(config, f"resolution_{label}", overrides, args)
         rows.append(scored(run, label, network, prior, args))
     curve = [{"model": row["model"], **v} for row in rows for v in row.pop("curve")]
-    budget_text = " ".join(overrides) or "none: the configs' max_steps"
-    bench_common.save(
-        TOPIC,
+    budget_text = " ".join(overrides + args.override) or "none: the configs' max_steps"
+    harness.save(
+        TASK,
         "resolution",
         {
             "target": "FNO + trace-class prior keeps its 56 score within 1.5x of its 28 "
@@ -250,8 +196,8 @@ def part_multilevel(args) -> None:
         ("multilevel", ["--model.resolutions", "[14, 28]", "--model.schedule_steps", f"[{switch}]"]),
         ("fine_only", ["--model.resolutions", "null", "--model.schedule_steps", "null"]),
     ):
-        runs[label] = fit(FNO, f"multilevel_{label}", common + extra, args.runs_dir)
-    vals = {label: run["clock"].validations for label, run in runs.items()}
+        runs[label] = fit(FNO, f"multilevel_{label}", common + extra, args)
+    vals = {label: validations(run) for label, run in runs.items()}
     if not all(vals.values()):
         raise SystemExit("a run finished without a validation; give more steps or a smaller --val-every")
     bests = {label: min(v["val_loss"] for v in vs) for label, vs in vals.items()}
@@ -265,16 +211,16 @@ def part_multilevel(args) -> None:
             {
                 "run": label,
                 "resolutions": grids,
-                "steps": run["steps"],
-                "train_s": round(run["clock"].train_s, 1),
-                "fit_wall_s": round(run["wall_s"], 1),
+                "steps": run.steps,
+                "train_s": round(run.train_s, 1),
+                "fit_wall_s": round(run.wall_s, 1),
                 "best_val_loss": bests[label],
                 "final_val_loss": vals[label][-1]["val_loss"],
                 "threshold": threshold,
                 "reached_at_step": hit["step"] if hit else None,
                 "train_s_to_threshold": hit["train_s"] if hit else None,
                 "wall_s_to_threshold": hit["wall_s"] if hit else None,
-                "run_dir": run["run_dir"],
+                "run_dir": run.run_dir,
             }
         )
     ml, fine = reached["multilevel"], reached["fine_only"]
@@ -286,18 +232,19 @@ def part_multilevel(args) -> None:
             "target_met": bool(ml and fine and ml["train_s"] <= 0.6 * fine["train_s"]),
         }
     ]
+    options = " ".join(common + args.override)
     how = (
         "fixed by --threshold"
         if args.threshold is not None
         else "the worse of the two runs' best val/loss, so that both runs reach it"
     )
-    bench_common.save(
-        TOPIC,
+    harness.save(
+        TASK,
         "multilevel",
         {
             "target": "multilevel (coarse then fine) reaches the fine-only run's 28-grid validation loss in "
             "<= 0.6 of the time: ratio <= 0.6",
-            "setup": f"one process, fashion_fno.yaml twice with seed 0 and {' '.join(common)}: multilevel "
+            "setup": f"one process, fashion_fno.yaml twice with seed 0 and {options}: multilevel "
             f"trains at 14 until step {switch}, then at 28 (--model.schedule_steps [{switch}]); "
             "fine-only trains at 28 throughout (--model.resolutions null); both validate at 28 (DSM "
             "loss, 20 batches, EMA weights, noise seeded per batch). "
@@ -315,8 +262,8 @@ def part_multilevel(args) -> None:
 
 def part_gaussian(args) -> None:
     overrides = budget(args.max_steps, args.max_minutes, args.val_every)
-    run = fit(FIELDS, "gaussian_fields", overrides, args.runs_dir)
-    model, data = trained(run), run["cli"].datamodule
+    run = fit(FIELDS, "gaussian_fields", overrides, args)
+    model, data = trained(run), run.cli.datamodule
     rows = []
     for grid in (32, 64):
         t0 = time.perf_counter()
@@ -342,18 +289,18 @@ def part_gaussian(args) -> None:
                 "sample_s": round(time.perf_counter() - t0, 1),
             }
         )
-    vals = run["clock"].validations
+    vals = validations(run)
     best = min((v["val_loss"] for v in vals), default=float("nan"))
-    bench_common.save(
-        TOPIC,
+    harness.save(
+        TASK,
         "gaussian",
         {
             "target": "covariance error of 10^4 samples at 32 and at 64 from a model trained "
             "at 32, against the "
             "floor of as many exact draws",
             "setup": "`ctdl fit` of gaussian_fields.yaml (FNO, Bessel noise prior, 16 then "
-            f"32; {run['steps']} "
-            f"steps, {run['clock'].train_s:.0f} s of training, best val/loss {best:.5f}), best val/loss "
+            f"32; {run.steps} "
+            f"steps, {run.train_s:.0f} s of training, best val/loss {best:.5f}), best val/loss "
             "checkpoint; "
             f"{args.samples} samples with {args.sample_steps} reverse Euler-Maruyama steps at each grid "
             "(seed 0); cov_kl = KL(N(m, S) || N(0, Sigma_h)) in nats over the r^2 grid values, cov_w2 = "
@@ -369,7 +316,7 @@ def part_gaussian(args) -> None:
 WHITE_28 = '{"scale": 0.0012755102040816326}'  # 1 / 28^2: grid white noise N(0, I) at 28
 BESSEL = '{"scale": 40.0, "s": 40.0, "p": 1.5}'  # fashion_fno.yaml's trace-class prior
 COLUMNS = {"white": "white noise", "bessel": "Bessel prior (trace class)"}
-GRID_FIGURE = ROOT / "docs" / "figures" / "diffusion_grid.png"  # next to the JSON when --out is given
+GRID_FIGURE = ROOT / "docs" / "figures" / "diffusion_grid.png"  # next to the JSON under CTDL_BENCH_OUT
 
 
 def resolution_checkpoint(row: dict) -> str:
@@ -410,11 +357,11 @@ def part_grid(args) -> None:
             ).eval()
             continue
         prior_override = ["--model.prior", prior, "--model.prior_args", prior_args]
-        run = fit(config, f"grid_{label}", overrides + prior_override, args.runs_dir)
+        run = fit(config, f"grid_{label}", overrides + prior_override, args)
         row = scored(run, label, network, prior, args)
         rows.append(row)
         models[network][COLUMNS[prior]] = trained(run)
-    path = bench_common.OUT / f"{TOPIC}_resolution.json"  # read after training: the parts may overlap
+    path = harness.result_path(TASK, "resolution")  # read after training: the parts may overlap
     if not path.is_file():
         raise SystemExit(f"{path} is missing: the grid reuses the resolution part's two models, run it first")
     diagonal = {row["model"]: row for row in json.loads(path.read_text())["rows"]}
@@ -423,7 +370,8 @@ def part_grid(args) -> None:
             resolution_checkpoint(diagonal[label]), map_location="cpu"
         ).eval()
     curve = [{"model": row["model"], **v} for row in rows for v in row.pop("curve")]
-    figure = GRID_FIGURE if args.out == DEFAULT_OUT else args.out / GRID_FIGURE.name
+    default_out = harness.OUT.resolve() == (ROOT / "benchmarks").resolve()
+    figure = GRID_FIGURE if default_out else harness.OUT / GRID_FIGURE.name
     t0 = time.perf_counter()
     sample_grid_figure(
         models,
@@ -436,9 +384,9 @@ def part_grid(args) -> None:
         title=f"Fashion-MNIST trained at 28: samples at 28 (upper) and 56 (lower), {args.sample_steps} steps",
     )
     figure_s = time.perf_counter() - t0
-    budget_text = " ".join(overrides) or "none: the configs' max_steps"
-    bench_common.save(
-        TOPIC,
+    budget_text = " ".join(overrides + args.override) or "none: the configs' max_steps"
+    harness.save(
+        TASK,
         "grid",
         {
             "target": "the paper's figure (rows U-Net and FNO, columns white and trace-class noise, samples "
@@ -479,8 +427,13 @@ def part_throughput(args) -> None:
         ]
         if gpu:
             overrides += ["--trainer.precision", "bf16-mixed"]
-        run = fit(config, f"throughput_{label}", overrides, args.runs_dir)
-        batches = run["clock"].batches
+        clock = harness.train_clock()  # its (step after the batch, seconds) of every training batch
+        run = fit(config, f"throughput_{label}", overrides, args, callbacks=[clock])
+        model, size = run.cli.model, run.cli.datamodule.batch_size
+        batches = [  # (training grid, batch size, seconds)
+            (model.resolution_at(step - 1) or model.hparams.input_shape[-1], size, seconds)
+            for step, seconds in clock.batches
+        ]
         for grid in sorted({g for g, _, _ in batches}):
             times = [
                 (b, s)
@@ -500,7 +453,7 @@ def part_throughput(args) -> None:
                     "images_per_s": round(times[0][0] / median, 1),
                 }
             )
-        model = run["cli"].model.eval()
+        model = model.eval()
         device = next(model.parameters()).device
         gen = torch.Generator(device=device).manual_seed(0)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=gpu):
@@ -518,9 +471,9 @@ def part_throughput(args) -> None:
                 "seconds": round(time.perf_counter() - t0, 2),
             }
         )
-    env = bench_common.environment()
-    bench_common.save(
-        TOPIC,
+    env = harness.environment()
+    harness.save(
+        TASK,
         "throughput",
         {
             "target": "training images per second; seconds for 64 samples at 56 with 200 "
@@ -543,74 +496,70 @@ def part_throughput(args) -> None:
     )
 
 
+PARTS = {
+    "resolution": "FNO + Bessel and U-Net + white at 28, scored at 28 and at 56",
+    "multilevel": "coarse-to-fine against fine-only: seconds to the same val/loss",
+    "gaussian": "covariance KL and W2 of samples at 32 and 64 against the exact Gaussian field",
+    "grid": "the paper's figure: U-Net and FNO against white and trace-class noise",
+    "throughput": "training images per second and seconds for 64 samples at 56",
+    "report": "benchmarks/diffusion.md from the JSON files",
+}
+
+
+def add_training_options(p, max_steps: str, samples: int | None, sample_steps: int | None) -> None:
+    """The budget and sampling options of a part that trains."""
+    p.add_argument("--max-steps", type=int, help=f"training steps per model (default: {max_steps})")
+    p.add_argument("--max-minutes", type=float, help="a wall-clock cap per model (Lightning max_time)")
+    p.add_argument("--val-every", type=int, help="validate every this many steps (default: the config's)")
+    if samples is not None:
+        p.add_argument("--samples", type=int, default=samples, help=f"samples per grid (default {samples})")
+    if sample_steps is not None:
+        p.add_argument(
+            "--sample-steps",
+            type=int,
+            default=sample_steps,
+            help=f"reverse-time Euler-Maruyama steps (default {sample_steps})",
+        )
+    if samples is not None:
+        p.add_argument("--sample-batch", type=int, default=500, help="samples drawn at a time")
+    p.add_argument("--threads", type=int, help="torch.set_num_threads (default: the environment's)")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "part", choices=["resolution", "multilevel", "gaussian", "grid", "throughput", "report"]
-    )
-    parser.add_argument(
-        "--max-steps",
-        type=int,
-        help="training steps per model (default: the config's; multilevel 4000, throughput 40)",
-    )
-    parser.add_argument("--max-minutes", type=float, help="a wall-clock cap per model (Lightning max_time)")
-    parser.add_argument(
-        "--val-every", type=int, help="validate every this many steps (default: the config's; multilevel 250)"
-    )
-    parser.add_argument("--samples", type=int, help="samples per grid (resolution 500, gaussian 10000)")
-    parser.add_argument(
-        "--sample-steps",
-        type=int,
-        help="reverse-time Euler-Maruyama steps (resolution and gaussian 100, throughput 200)",
-    )
-    parser.add_argument("--sample-batch", type=int, default=500, help="samples drawn at a time")
-    parser.add_argument(
+    parser, parts = harness.parser(__doc__, PARTS)
+    add_training_options(parts["resolution"], "the configs'", samples=500, sample_steps=100)
+    add_training_options(parts["multilevel"], "4000", samples=None, sample_steps=None)
+    parts["multilevel"].add_argument(
         "--switch-step",
         type=int,
-        help="multilevel: the step that moves from 14 to 28 "
-        "(default 1500, the config's, or 3/8 of --max-steps when that is smaller)",
+        help="the step that moves from 14 to 28 (default 1500, the config's, or 3/8 of --max-steps when "
+        "that is smaller)",
     )
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        help="multilevel: a fixed val/loss to reach (default: the worse of the two runs' best)",
+    parts["multilevel"].add_argument(
+        "--threshold", type=float, help="a fixed val/loss to reach (default: the worse of the two runs' best)"
     )
-    parser.add_argument(
+    add_training_options(parts["gaussian"], "the config's", samples=10_000, sample_steps=100)
+    add_training_options(parts["grid"], "the configs'", samples=500, sample_steps=100)
+    parts["grid"].add_argument(
         "--reuse",
         action="store_true",
-        help="grid: take the off-diagonal models of an "
-        "earlier grid run from --runs-dir instead of training them (figure only, no scores)",
+        help="take the off-diagonal models of an earlier grid run from --runs-dir instead of training "
+        "them (figure only, no scores)",
     )
-    parser.add_argument("--accelerator", default="cpu", help="throughput: cpu or gpu (gpu adds bf16-mixed)")
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: the environment's)")
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="folder of the JSON, report and grid figure"
-    )
-    parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "bench_diffusion")
+    add_training_options(parts["throughput"], "40", samples=None, sample_steps=200)
+    parts["throughput"].add_argument("--accelerator", default="cpu", help="cpu or gpu (gpu adds bf16-mixed)")
+    for name, p in parts.items():
+        if name != "report":
+            harness.add_run_options(p, label=False)  # --runs-dir and --override, last
     args = parser.parse_args()
-    if args.threads:
+    if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
-    args.out = args.out.resolve()
-    bench_common.OUT = args.out
-    args.runs_dir = args.runs_dir.resolve()
+    if args.part != "report":
+        args.runs_dir = (args.runs_dir or ROOT / "runs" / "bench_diffusion").resolve()
     os.chdir(ROOT)  # the classifier cache (data/cache) and data paths are relative to the repository
-    if args.samples is None:
-        args.samples = 10_000 if args.part == "gaussian" else 500
-    if args.sample_steps is None:
-        args.sample_steps = 200 if args.part == "throughput" else 100
-    if args.part == "resolution":
-        part_resolution(args)
-    elif args.part == "multilevel":
-        part_multilevel(args)
-    elif args.part == "gaussian":
-        part_gaussian(args)
-    elif args.part == "grid":
-        part_grid(args)
-    elif args.part == "throughput":
-        part_throughput(args)
-    bench_common.report(TOPIC, TITLE)
+    if args.part != "report":
+        globals()[f"part_{args.part}"](args)
+    harness.report(TASK, TITLE)
 
 
 if __name__ == "__main__":

@@ -367,7 +367,7 @@ class PoisonWeightsAt(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.global_step == self.step:
             with torch.no_grad():
-                pl_module.classifier.weight[0, 0] = float("nan")
+                pl_module.net.classifier.weight[0, 0] = float("nan")
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):

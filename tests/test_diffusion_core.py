@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ctdl.diffusion import (
+    NETWORKS,
     PRIORS,
     VPSDE,
     BesselPrior,
@@ -17,11 +18,17 @@ from ctdl.diffusion import (
     UNetScore,
     WhitePrior,
     apply_multiplier,
+    build_score_network,
+    check_network_grid,
+    chunk_sizes,
+    dsm_loss,
     exact_gaussian_score,
     log_likelihood,
     make_prior,
+    preconditioned_score,
     probability_flow,
     resample,
+    sample,
     sample_euler_maruyama,
     sample_predictor_corrector,
 )
@@ -300,6 +307,7 @@ def test_probability_flow_invertible():
     assert (back - x0).abs().max() < 1e-4
 
 
+@pytest.mark.slow
 def test_log_likelihood_exact_and_hutchinson():
     """On 4x4 (D = 16) the probability-flow log-likelihood with the exact divergence equals
     log N(x; 0, alpha(eps)^2 Sigma + v(eps) C) to 0.02 nats (RK4, 100 steps; the rest is the
@@ -367,3 +375,59 @@ def test_predictor_corrector_refuses_too_few_steps():
     # data ~ N(0, C) with the noise's own C: X_t ~ N(0, C) at every t, so C grad log p_t(x) = -x
     out = sample_predictor_corrector(lambda x, t: -x, prior, (2, 1, 8, 8), steps=25, preconditioned=True)
     assert torch.isfinite(out).all()
+
+
+# ------------------------------------------------------- sampling by name, the networks' grids, the loss
+def test_sample_by_name_in_chunks_is_the_samplers_in_turn():
+    """`ctdl.diffusion.sample` draws chunks of at most batch_size one after the other from the same
+    generator: the same numbers as calling the sampler once per chunk."""
+    sde = VPSDE()
+    exact = exact_gaussian_score(DATA, NOISE, sde)
+    score = lambda x, t: NOISE.cov(exact(x, t))  # noqa: E731 (the preconditioned score C s)
+    kwargs = dict(steps=25, eps=1e-3, dtype=torch.float64)  # the corrector needs steps > 20
+    for name, sampler in (("em", sample_euler_maruyama), ("pc", sample_predictor_corrector)):
+        chunked = sample(
+            score,
+            NOISE,
+            sde,
+            (5, 1, 8, 8),
+            sampler=name,
+            batch_size=2,
+            generator=torch.Generator().manual_seed(1),
+            **kwargs,
+        )
+        g = torch.Generator().manual_seed(1)
+        turns = [
+            sampler(score, NOISE, (m, 1, 8, 8), sde, preconditioned=True, generator=g, **kwargs)
+            for m in (2, 2, 1)
+        ]
+        assert torch.equal(chunked, torch.cat(turns))
+    assert chunk_sizes(5, None) == [5] and chunk_sizes(5, 5) == [5] and chunk_sizes(7, 3) == [3, 3, 1]
+    with pytest.raises(ValueError, match="batch_size must be a positive number of samples or None, got 0"):
+        chunk_sizes(3, 0)
+    with pytest.raises(ValueError, match="unknown sampler 'ddim'; known samplers: em, pc"):
+        sample(score, NOISE, sde, (1, 1, 8, 8), steps=2, eps=1e-3, sampler="ddim")
+
+
+def test_networks_by_name_and_their_grids():
+    fno = build_score_network("fno", width=4, modes=4, layers=1, time_dim=8)
+    unet = build_score_network("unet", base=4, levels=2, time_dim=8)
+    assert isinstance(fno, FNOScore) and isinstance(unet, UNetScore) and set(NETWORKS) == {"fno", "unet"}
+    check_network_grid("fno", fno, 8)
+    check_network_grid("unet", unet, 12)
+    with pytest.raises(ValueError, match=r"MultilevelDiffusion\(network='fno', modes=4\): the grid 6x6"):
+        check_network_grid("fno", fno, 6)
+    with pytest.raises(ValueError, match="the grid 14x14 is not divisible by 2\\^levels = 4"):
+        check_network_grid("unet", unet, 14)
+    with pytest.raises(ValueError, match="unknown score network 'vit'; known networks: fno, unet"):
+        build_score_network("vit")
+
+
+def test_dsm_loss_is_seeded_and_the_preconditioned_score_rescales_the_noise():
+    sde, net = VPSDE(), build_score_network("fno", width=4, modes=2, layers=1, time_dim=8)
+    x0 = NOISE.sample(6, 8, generator=torch.Generator().manual_seed(0))
+    losses = [dsm_loss(net, sde, NOISE, x0, 1e-3, generator=torch.Generator().manual_seed(3)) for _ in "ab"]
+    assert losses[0].item() == losses[1].item() > 0
+    t = torch.full((6,), 0.5)
+    v = sde.variance(t).reshape(-1, 1, 1, 1)
+    assert torch.allclose(preconditioned_score(net, sde, x0, 0.5), -net(x0, t) / v.sqrt())

@@ -86,6 +86,7 @@ def exact_model(data: GaussianFields, factor: float = 1.0) -> MultilevelDiffusio
     return model
 
 
+@pytest.mark.slow
 def test_dsm_loss_of_the_exact_score_is_its_closed_form_minimum():
     data = GaussianFields(resolution=16)
     gen = torch.Generator().manual_seed(0)
@@ -112,6 +113,7 @@ def test_dsm_loss_of_the_exact_score_is_its_closed_form_minimum():
     assert excess.mean() > 10 * excess.std() / len(losses) ** 0.5  # a wrong score is above the minimum
 
 
+@pytest.mark.slow
 def test_sampling_with_the_exact_score_reproduces_the_data_covariance():
     data = GaussianFields(resolution=16)
     model = exact_model(data)
@@ -146,6 +148,7 @@ def score_error(model: MultilevelDiffusion, data: GaussianFields, grid: int) -> 
     return (num / den) ** 0.5
 
 
+@pytest.mark.slow
 def test_short_training_learns_the_exact_score_at_the_training_grid_and_twice_it():
     torch.manual_seed(0)
     data = GaussianFields(resolution=16, num_train=2048, num_val=128, num_test=16, batch_size=64, seed=0)
