@@ -1,4 +1,4 @@
-"""Checks of the optional extras: DOLFINx (`ctdl[pde]`) and sbibm (`ctdl[sbi]`).
+"""Checks of the optional extras: DOLFINx (`ctdl[pde]`); sbibm's (`ctdl[sbi]`) are in test_sbi_evaluate.py.
 
 Each test is skipped when its extra is not installed, so the core suite passes without them.
 """
@@ -15,7 +15,6 @@ import textwrap
 import pytest
 
 HAS_DOLFINX = importlib.util.find_spec("dolfinx") is not None
-HAS_SBIBM = importlib.util.find_spec("sbibm") is not None
 
 
 # --------------------------------------------------------------------------- DOLFINx
@@ -72,28 +71,3 @@ def test_solve_poisson_rejects_bad_n():
 
     with pytest.raises(ValueError, match="positive integer"):
         fem.solve_poisson(0)
-
-
-# --------------------------------------------------------------------------- sbibm
-
-
-@pytest.mark.skipif(not HAS_SBIBM, reason="needs the sbi extra: pip install 'ctdl[sbi]'")
-def test_sbibm_two_moons_reference_posterior_and_c2st():
-    """C2ST is ~0.5 between two halves of the reference posterior and ~1 against the prior."""
-    import sbibm
-    import torch
-    from sbibm.metrics import c2st
-
-    torch.manual_seed(0)
-    task = sbibm.get_task("two_moons")
-    ref = task.get_reference_posterior_samples(num_observation=1)
-    assert ref.shape == (10_000, 2)
-    ref = ref[torch.randperm(ref.shape[0])]
-
-    n = 1000
-    same = float(c2st(ref[:n], ref[n : 2 * n], seed=1, n_folds=2))
-    prior_samples = task.get_prior()(num_samples=n)
-    assert prior_samples.shape == (n, 2)
-    different = float(c2st(ref[:n], prior_samples, seed=1, n_folds=2))
-    assert same < 0.6, same
-    assert different > 0.9, different

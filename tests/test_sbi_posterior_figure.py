@@ -16,7 +16,7 @@ from ctdl.datamodules import SBIBMTask
 from ctdl.datamodules.lotka_volterra import LotkaVolterra
 from ctdl.models import ConditionalOTFlow
 from ctdl.protocols import PredictiveSimulator
-from ctdl.simulators.lotka_volterra import THETA_STAR
+from ctdl.sbi.lotka_volterra import THETA_STAR
 
 from .conftest import check_png, figure_trainer, tensorboard_image_tags
 
