@@ -118,6 +118,7 @@ def test_observation_files(tmp_path):
         data.load_observations()
 
 
+@pytest.mark.slow
 def test_fit_test_and_predict_through_the_cli(cli, tmp_path):
     """A short fit; test computes C2ST against sbibm's reference; predict writes raw samples."""
     config = [
@@ -168,6 +169,7 @@ LV_SMALL = [
 ]
 
 
+@pytest.mark.slow
 def test_lotka_volterra_resumes_with_its_standardisation(cli, tmp_path):
     cache = ["--data.cache_dir", str(tmp_path / "cache")]
     fit = cli("fit", *LV_SMALL, *cache, "--trainer.max_steps", "4")
@@ -179,6 +181,7 @@ def test_lotka_volterra_resumes_with_its_standardisation(cli, tmp_path):
     assert list((tmp_path / "cache").glob("lotka_volterra_*.npz"))  # simulated once, then read
 
 
+@pytest.mark.slow
 def test_lotka_volterra_on_two_cpu_processes(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK")}
     cmd = [

@@ -42,6 +42,7 @@ def _names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.glob("*.png"))
 
 
+@pytest.mark.slow
 def test_two_moons_against_the_reference_posterior(tmp_path, capsys):
     data = SBIBMTask("two_moons", num_simulations=200, n_test=20, batch_size=64)
     model = _tiny_model(2, 2)
