@@ -68,7 +68,7 @@ class PosteriorFigure(FigureCallback):
     """Draw a posterior model's samples for chosen observations against reference samples, and
     their posterior predictive series where the data can simulate them.
 
-    Works with a model that is a `ctdl.protocols.PosteriorModel` (`sample_posterior(y, n,
+    Works with a model that is a `ctdl.protocols.PosteriorModel` (`sample_posterior(n, y, *,
     generator)` -> raw theta (n, dim); as `ConditionalOTFlow`) and a datamodule that is
     `ObservedData` (`observation(i)`, raw); for anything else it warns once and draws nothing. The
     reference samples of observation i are the file `reference` gives for it (raw theta (m, dim),
@@ -254,7 +254,7 @@ class PosteriorFigure(FigureCallback):
         its device, from a generator seeded with `seed` and i."""
         y = torch.as_tensor(y).to(device=pl_module.device, dtype=pl_module.dtype)
         gen = torch.Generator(device=pl_module.device).manual_seed(self._seed(i))
-        samples = pl_module.sample_posterior(y, self.n_samples, generator=gen)
+        samples = pl_module.sample_posterior(self.n_samples, y, generator=gen)
         return samples.detach().reshape(self.n_samples, -1)
 
     def _truth(self, data: object, i: int) -> np.ndarray | None:

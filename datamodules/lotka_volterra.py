@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from tqdm.auto import tqdm
 
-from ctdl.simulators.lotka_volterra import (
+from ctdl.sbi.lotka_volterra import (
     MAX_EVENTS,
     SIMULATOR_VERSION,
     THETA_STAR,
@@ -26,7 +26,7 @@ from .simulation import SimulationData
 
 class LotkaVolterra(SimulationData):
     """Pairs (theta, y): theta from the prior log theta ~ U[-5, 2]^4, y the 9 summary statistics of
-    one exact simulation of the stochastic Lotka-Volterra process (`ctdl.simulators.lotka_volterra`).
+    one exact simulation of the stochastic Lotka-Volterra process (`ctdl.sbi.lotka_volterra`).
 
     Batches are (theta_z, y_z): log theta and y z-scored with the training split's means and
     standard deviations (`theta_mean`, `theta_std`, `y_mean`, `y_std`, float64 tensors, so that a
@@ -103,7 +103,7 @@ class LotkaVolterra(SimulationData):
         """The recorded (X, Y) series (n, 150, 2) of one simulation at each row of theta (n, 4) rates,
         NaN rows for failed ones (`ctdl.protocols.PredictiveSimulator`, posterior predictive checks)."""
         from ctdl.protocols import SimulatedSeries
-        from ctdl.simulators import lotka_volterra as simulator
+        from ctdl.sbi import lotka_volterra as simulator
 
         sim = simulator.simulate_series(
             torch.as_tensor(theta).double().cpu().numpy(), seed, workers=self.workers

@@ -57,16 +57,27 @@ class SimulationData(TensorDataModule):
         return None
 
     # ------------------------------------------------------------------------------ splits
+    def split_seeds(self) -> tuple[int, int, int]:
+        """The seeds SeedSequence(seed) gives the budget's simulations, the test split's
+        simulations and the training/validation permutation, in that order."""
+        budget, test, split = np.random.SeedSequence(self.seed).generate_state(3)
+        return int(budget), int(test), int(split)
+
+    def simulate_budget(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The `num_simulations` pairs (theta, y), raw, that the training and validation splits are
+        cut from: what a baseline trained on the same simulations gets."""
+        return self.simulate(self.num_simulations, self.split_seeds()[0])
+
     def make_splits(self) -> Splits:
-        train_seed, test_seed, split_seed = np.random.SeedSequence(self.seed).generate_state(3)
-        theta, y = self.simulate(self.num_simulations, int(train_seed))
+        _, test_seed, split_seed = self.split_seeds()
+        theta, y = self.simulate_budget()
         order = torch.from_numpy(np.random.default_rng(split_seed).permutation(self.num_simulations))
         n_val = max(1, round(self.val_fraction * self.num_simulations))
         val_idx, train_idx = order[:n_val], order[n_val:]
         u = self.param_transform(theta)
         self.theta_mean, self.theta_std = _mean_std(u[train_idx])
         self.y_mean, self.y_std = _mean_std(y[train_idx])
-        test_theta, test_y = self.simulate(self.n_test, int(test_seed))
+        test_theta, test_y = self.simulate(self.n_test, test_seed)
 
         def pairs(u: torch.Tensor, y: torch.Tensor) -> TensorDataset:
             u = (u - self.theta_mean) / self.theta_std

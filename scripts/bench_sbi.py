@@ -1,33 +1,54 @@
-"""Simulation-based inference benchmarks: ctdl's conditional OT-Flow against sbi's NPE and SMC-ABC.
+"""Simulation-based inference benchmarks: ctdl's conditional OT-Flow against sbi's NPE and SMC-ABC,
+and the Lotka-Volterra simulator's speed. Parts (subcommands):
 
 sbibm    for each task and simulation budget: the same simulations (SBIBMTask, one seed) train
-         ctdl (`ctdl fit` on configs/cotflow/<task>.yaml, a wall-clock cap per run) and sbi's
-         NPE (SNPE with a neural spline flow, the sbi version sbibm installs); both are scored by
-         C2ST against sbibm's reference posteriors of observations 1-10 (10,000 samples each).
-         Writes benchmarks/sbi_sbibm.json; rows of other tasks and budgets are kept.
-lv       Lotka-Volterra at y*: a trained ctdl checkpoint (--checkpoint) against SMC-ABC samples
-         (--abc, from scripts/run_smc_abc.py): posterior means and standard deviations of log theta
-         side by side, C2ST between the two sample sets, simulations and wall time of each; the
-         time of 10,000 posterior samples (median of 3, with 1 and 2 threads), and of one more
-         observation after training (ctdl) against SMC-ABC's time for one observation.
-         Writes benchmarks/sbi_lv.json.
+         ctdl (`ctdl fit` on configs/sbi/<task>.yaml, a wall-clock cap per run) and sbi's NPE
+         (`ctdl.sbi.baselines.npe`: SNPE with a neural spline flow, the sbi version sbibm
+         installs); both are scored by C2ST (`ctdl.sbi.evaluate.reference_c2st`) against sbibm's
+         reference posteriors of observations 1-10 (10,000 samples each). Writes
+         benchmarks/sbi_sbibm.json; rows of other tasks and budgets are kept.
+lv       Lotka-Volterra at y*: a trained ctdl checkpoint (--checkpoint) against SMC-ABC's
+         population (--abc, from the abc part): posterior means and standard deviations of log
+         theta side by side, C2ST between the two sample sets, simulations and wall time of each;
+         the time of 10,000 posterior samples (median of 3, with 1 and 2 threads), and of one more
+         observation after training (ctdl) against SMC-ABC's time for one observation. Writes
+         benchmarks/sbi_lv.json.
+abc      SMC-ABC (`ctdl.sbi.baselines.smc_abc`) on the stochastic Lotka-Volterra model at y*: the
+         reference posterior and its cost in simulations, with the settings of Wang et al. (2023)
+         by default (2,000 particles, eps_0 = 10, eps_{k+1} = 0.85 eps_k, Euclidean distance on
+         statistics z-scored with a prior set's mean and std, Gaussian perturbation in log theta
+         with twice the weighted covariance, resampling at ESS < 0.5 N). It stops at --eps-final,
+         --max-simulations or --max-rounds, whichever comes first. Every simulation is counted:
+         the prior set, failed simulations (rejected) and a batch's surplus; proposals outside the
+         prior are dropped without simulating and counted apart. Writes the final population to
+         --out (log theta, (N, 4)) with <out stem>_theta.npy and <out stem>_weights.npy next to
+         it, and the record to benchmarks/sbi_abc.json (a round the budget cut short is dropped:
+         its simulations stay in `simulations`, `simulations_to_final_population` leaves them out).
+sim      the vectorised exact simulator (`simulate_statistics`, all worker processes) against the
+         plain-Python one-chain Gillespie loop (`simulate_reference`) on prior draws; the loop runs
+         on a random subset of the same draws, half before and half after the vectorised run (a
+         change in the machine's load hits both). Writes benchmarks/sbi_sim.json.
 report   benchmarks/sbi.md from the JSON files.
 
     python scripts/bench_sbi.py sbibm --tasks two_moons slcp --budgets 1000 10000 --max-minutes 10
+    python scripts/bench_sbi.py abc --max-simulations 5000000
     python scripts/bench_sbi.py lv --checkpoint runs/.../best.ckpt --abc data/abc/lotka_volterra_abc.npy
+    python scripts/bench_sbi.py sim --n 50000 --n-reference 400
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
-from bench_common import OUT, report, save
+from harness import ROOT, RUNS, add_run_options, fit, load, parser, report, save, table, test
 
-ROOT = Path(__file__).resolve().parents[1]
+TASK = "sbi"
+TASKS = ["two_moons", "slcp", "gaussian_linear", "gaussian_mixture", "bernoulli_glm"]
+ABC_OUT = ROOT / "data/abc/lotka_volterra_abc.npy"
 PUBLISHED_NPE = {  # C2ST of NPE at 10^3 / 10^4 / 10^5 simulations (Lueckmann et al. 2021), quoted
     "two_moons": (0.725, 0.606, 0.542),
     "slcp": (0.975, 0.901, 0.831),
@@ -38,86 +59,69 @@ PUBLISHED_NPE = {  # C2ST of NPE at 10^3 / 10^4 / 10^5 simulations (Lueckmann et
 }
 
 
-def ctdl_run(task: str, budget: int, seed: int, max_minutes: float, runs_dir: Path) -> dict:
-    """`ctdl fit` then `ctdl test` on the shipped config; C2ST per observation and the fit time."""
-    from ctdl.cli import run_cli
+def upsert_by(part: str, rows: list[dict], keys: tuple[str, ...], **meta) -> None:
+    """harness.upsert with a key of several columns: the stored rows with the same values of `keys`
+    are replaced, the others kept in order, the new ones appended."""
+    old = load(TASK, part)
+    new = {tuple(r[k] for k in keys) for r in rows}
+    merged = [r for r in old.get("rows", []) if tuple(r.get(k) for k in keys) not in new] + rows
+    kept = {k: v for k, v in old.items() if k not in ("part", "env", "rows", *meta)}
+    save(TASK, part, {**kept, **meta, "rows": merged})
 
-    config = str(ROOT / "configs" / "cotflow" / f"{task}.yaml")
-    common = [
-        "--config",
-        config,
+
+# ------------------------------------------------------------------------------------- sbibm
+def ctdl_run(task, budget, seed, max_minutes, runs_dir, observations, samples, overrides) -> dict:
+    """`ctdl fit` then `ctdl test` on the shipped config; C2ST per observation and the fit time."""
+    options = [
         "--data.num_simulations",
         str(budget),
         "--data.seed",
         str(seed),
-        "--runs_dir",
-        str(runs_dir),
-        "--run_name",
-        f"{task}_{budget}",
-        "--trainer.enable_progress_bar",
-        "false",
+        "--trainer.max_time",
+        f"00:00:{int(max_minutes):02d}:00",
     ]
-    t0 = time.perf_counter()
-    fit = run_cli(["fit", *common, "--trainer.max_time", f"00:00:{int(max_minutes):02d}:00"])
-    seconds = time.perf_counter() - t0
-    best = fit.trainer.checkpoint_callback.best_model_path
-    test = run_cli(["test", *common, "--ckpt_path", best])
-    metrics = test.trainer.callback_metrics
-    per_obs = [float(metrics[f"test/c2st_obs{i}"]) for i in range(1, 11)]
+    if observations:
+        options += ["--model.c2st_observations", str(observations)]
+    if samples:
+        options += ["--model.posterior_samples", str(samples)]
+    config = ROOT / "configs" / TASK / f"{task}.yaml"
+    run = fit(config, f"{task}_{budget}", [*options, *overrides], runs_dir)
+    metrics = test(run)
+    per_obs = [metrics[f"c2st_obs{i}"] for i in observations or range(1, 11)]
     return {
         "c2st": sum(per_obs) / len(per_obs),
-        "c2st_per_obs": per_obs,
-        "train_s": round(seconds, 1),
-        "steps": fit.trainer.global_step,
-        "checkpoint": best,
+        "per_obs": per_obs,
+        "train_s": run.wall_s,
+        "steps": run.steps,
     }
 
 
-def npe_run(task: str, budget: int, seed: int, max_minutes: float) -> dict:
-    """sbi's NPE (neural spline flow, sbi's defaults) on the same simulations; C2ST per observation."""
-    from sbi.inference import SNPE
-
+def npe_run(task, budget, seed, observations, samples) -> dict:
+    """sbi's NPE on the simulations ctdl trains and validates on; C2ST per observation."""
     from ctdl.datamodules import SBIBMTask
-    from ctdl.metrics import c2st
+    from ctdl.sbi.baselines import train_npe
+    from ctdl.sbi.evaluate import reference_c2st
 
     data = SBIBMTask(task, num_simulations=budget, seed=seed)
-    train_seed = _train_seed(seed)
-    theta, y = data.simulate(budget, train_seed)  # exactly the pairs ctdl trains and validates on
-    torch.manual_seed(seed)
-    inference = SNPE(prior=data.task.get_prior_dist(), density_estimator="nsf")
-    t0 = time.perf_counter()
-    estimator = inference.append_simulations(theta.float(), y.float()).train(
-        max_num_epochs=10**6, show_train_summary=False
-    )
-    seconds = time.perf_counter() - t0
-    posterior = inference.build_posterior(estimator)
-    per_obs = []
-    for i in range(1, 11):
-        reference = data.reference_posterior(i).float()
-        samples = posterior.sample((len(reference),), x=data.observation(i).float(), show_progress_bars=False)
-        per_obs.append(c2st(samples, reference, seed=i))
+    theta, y = data.simulate_budget()
+    npe = train_npe(theta, y, data.task.get_prior_dist(), seed=seed)
+    scores = reference_c2st(npe, data, observations, samples, seeded=False)  # sbi's own stream, in order
+    per_obs = list(scores.values())
     return {
         "c2st": sum(per_obs) / len(per_obs),
-        "c2st_per_obs": per_obs,
-        "train_s": round(seconds, 1),
-        "epochs": inference.summary["epochs_trained"][-1],
+        "per_obs": per_obs,
+        "train_s": npe.train_s,
+        "epochs": npe.epochs,
     }
 
 
-def _train_seed(seed: int) -> int:
-    """The seed SimulationData.make_splits simulates the budget with."""
-    import numpy as np
-
-    return int(np.random.SeedSequence(seed).generate_state(3)[0])
-
-
-def part_sbibm(tasks: list[str], budgets: list[int], seed: int, max_minutes: float) -> None:
-    path = OUT / "sbi_sbibm.json"
-    runs_dir = ROOT / "runs" / "bench_sbi"
-    for task in tasks:
-        for budget in budgets:
-            ours = ctdl_run(task, budget, seed, max_minutes, runs_dir)
-            theirs = npe_run(task, budget, seed, max_minutes)
+def part_sbibm(args) -> None:
+    runs_dir = args.runs_dir or RUNS / "bench_sbi"
+    for task in args.tasks:
+        for budget in args.budgets:
+            run = (task, budget, args.seed)
+            ours = ctdl_run(*run, args.max_minutes, runs_dir, args.observations, args.samples, args.override)
+            theirs = npe_run(*run, args.observations, args.samples)
             published = PUBLISHED_NPE.get(task)
             index = {1000: 0, 10_000: 1, 100_000: 2}.get(budget)
             row = {
@@ -125,85 +129,74 @@ def part_sbibm(tasks: list[str], budgets: list[int], seed: int, max_minutes: flo
                 "simulations": budget,
                 "ctdl_c2st": round(ours["c2st"], 4),
                 "npe_c2st": round(theirs["c2st"], 4),
-                "npe_c2st_published": (
-                    f"{published[index]} (quoted)" if published and index is not None else "-"
-                ),
-                "ctdl_train_s": ours["train_s"],
-                "npe_train_s": theirs["train_s"],
+                "npe_c2st_published": f"{published[index]} (quoted)"
+                if published and index is not None
+                else "-",
+                "ctdl_train_s": round(ours["train_s"], 1),
+                "npe_train_s": round(theirs["train_s"], 1),
                 "ctdl_steps": ours["steps"],
                 "npe_epochs": theirs["epochs"],
-                "ctdl_per_obs": [round(v, 4) for v in ours["c2st_per_obs"]],
-                "npe_per_obs": [round(v, 4) for v in theirs["c2st_per_obs"]],
+                "ctdl_per_obs": [round(v, 4) for v in ours["per_obs"]],
+                "npe_per_obs": [round(v, 4) for v in theirs["per_obs"]],
             }
-            # read just before writing: another process may have added rows of other tasks meanwhile
-            rows = json.loads(path.read_text())["rows"] if path.is_file() else []
-            rows = [r for r in rows if (r["task"], r["simulations"]) != (task, budget)] + [row]
-            save(
-                "sbi",
+            upsert_by(
                 "sbibm",
-                {
-                    "target": "ctdl's mean C2ST at or below NPE's on at least 4 of 5 tasks at 10^4 "
-                    "simulations, "
-                    "and below NPE's published .606 (two_moons) and .901 (slcp) at 10^4",
-                    "setup": f"the same simulations (SBIBMTask, seed {seed}) for both; ctdl: `ctdl fit` on "
-                    f"configs/cotflow/<task>.yaml capped at {max_minutes} min, best val/nll checkpoint; "
-                    "NPE: sbi's SNPE (nsf, defaults, early stopping on its own 10% split); C2ST "
-                    "(sbibm.metrics.c2st) on 10,000 samples against each reference posterior, mean of "
-                    "observations 1-10; one thread per process",
-                    "rows": rows,
-                },
+                [row],
+                ("task", "simulations"),
+                target="ctdl's mean C2ST at or below NPE's on at least 4 of 5 tasks at 10^4 simulations, "
+                "and below NPE's published .606 (two_moons) and .901 (slcp) at 10^4",
+                setup=f"the same simulations (SBIBMTask, seed {args.seed}) for both; ctdl: `ctdl fit` on "
+                f"configs/sbi/<task>.yaml capped at {args.max_minutes} min, best val/nll checkpoint; "
+                "NPE: sbi's SNPE (nsf, defaults, early stopping on its own 10% split); C2ST "
+                "(sbibm.metrics.c2st) on 10,000 samples against each reference posterior, mean of "
+                "observations 1-10; one thread per process",
             )
 
 
-def part_lv(checkpoint: str, abc: str) -> None:
-    import numpy as np
-
-    from ctdl.metrics import c2st
+# ---------------------------------------------------------------------------------------- lv
+def part_lv(args) -> None:
     from ctdl.models import ConditionalOTFlow
-    from ctdl.simulators.lotka_volterra import Y_STAR
+    from ctdl.sbi.baselines import resample_population
+    from ctdl.sbi.evaluate import c2st, compare_moments, sampling_seconds
+    from ctdl.sbi.lotka_volterra import Y_STAR
 
-    model = ConditionalOTFlow.load_from_checkpoint(checkpoint, map_location="cpu").eval()
+    checkpoint, abc = args.checkpoint, Path(args.abc)
+    posterior = ConditionalOTFlow.load_from_checkpoint(checkpoint, map_location="cpu").eval().posterior
     y = torch.from_numpy(Y_STAR.copy())
-    model.sample_posterior(y, 100)  # warm-up
+    posterior.sample(100, y)  # warm-up
     sample_s = {}
     for threads in (1, 2):  # this machine's two cores: one thread, and both
         torch.set_num_threads(threads)
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            ours = model.sample_posterior(y, 10_000, generator=torch.Generator().manual_seed(0)).double()
-            times.append(time.perf_counter() - t0)
-        sample_s[threads] = sorted(times)[1]
+        sample_s[threads], ours = sampling_seconds(posterior, y, 10_000)
     torch.set_num_threads(1)
-    abc_record = json.loads((OUT / "lotka_volterra_abc.json").read_text())
-    abc = Path(abc)
+    abc_record = load(TASK, "abc")
+    if not abc_record:
+        raise SystemExit("lv compares with SMC-ABC: run `scripts/bench_sbi.py abc` first")
     population = np.load(abc)
     if population.ndim != 2 or population.shape[1] != 4:
         raise ValueError(
             f"--abc: expected SMC-ABC's final population of log theta (n, 4), got {population.shape}"
         )
     weights = np.load(abc.with_name(abc.stem + "_weights.npy"))
-    pick = np.random.default_rng(0).choice(len(population), size=len(population), p=weights / weights.sum())
-    log_ours, log_theirs = ours.log(), torch.from_numpy(population[pick]).double()
+    log_ours = ours.double().log()
+    log_theirs = torch.from_numpy(resample_population(population, weights, seed=0)).double()
     rows = [
         {
             "parameter": f"log theta_{k + 1}",
-            "ctdl_mean": round(log_ours[:, k].mean().item(), 4),
-            "abc_mean": round(log_theirs[:, k].mean().item(), 4),
-            "ctdl_std": round(log_ours[:, k].std().item(), 4),
-            "abc_std": round(log_theirs[:, k].std().item(), 4),
-            "within_one_abc_std": bool(
-                (log_ours[:, k].mean() - log_theirs[:, k].mean()).abs() <= log_theirs[:, k].std()
-            ),
+            "ctdl_mean": round(m["mean"], 4),
+            "abc_mean": round(m["reference_mean"], 4),
+            "ctdl_std": round(m["std"], 4),
+            "abc_std": round(m["reference_std"], 4),
+            "within_one_abc_std": m["within_one_reference_std"],
         }
-        for k in range(4)
+        for k, m in enumerate(compare_moments(log_ours, log_theirs))
     ]
     hparams = torch.load(checkpoint, map_location="cpu", weights_only=True)["datamodule_hyper_parameters"]
     simulations = hparams["num_simulations"]
     abc_simulations = abc_record["simulations_to_final_population"]  # a budget's unfinished round left out
     score = c2st(log_ours[: len(log_theirs)].float(), log_theirs.float(), seed=0)
     save(
-        "sbi",
+        TASK,
         "lv",
         {
             "target": "ctdl uses at least 50x fewer simulations for means within one ABC standard deviation; "
@@ -226,30 +219,287 @@ def part_lv(checkpoint: str, abc: str) -> None:
     )
 
 
+# --------------------------------------------------------------------------------------- abc
+def abc_tables(result: dict) -> dict:
+    """The summary row and the per-parameter rows of an SMC-ABC record (for the report)."""
+    record = result["record"]
+    summary = {
+        "simulations": result["simulations"],
+        "simulations_to_final_population": result["simulations_to_final_population"],
+        "rounds": record["rounds"],
+        "final_eps": round(result["final_eps"], 4),
+        "stop_reason": result["stop_reason"],
+        "wall_time_s": result["wall_time_s"],
+        "simulations_per_s": result["simulations_per_s"],
+    }
+    rows = [
+        {
+            "parameter": f"log theta_{k + 1}",
+            "abc_mean": round(result["posterior_mean_log_theta"][k], 4),
+            "abc_std": round(result["posterior_std_log_theta"][k], 4),
+            "log_theta_star": round(result["log_theta_star"][k], 4),
+        }
+        for k in range(len(result["log_theta_star"]))
+    ]
+    return {"summary": [summary], "rows": rows}
+
+
+def part_abc(args) -> None:
+    from ctdl.sbi.baselines import smc_abc
+    from ctdl.sbi.lotka_volterra import (
+        MAX_EVENTS,
+        PRIOR_HIGH,
+        PRIOR_LOW,
+        SIMULATOR_VERSION,
+        STATISTICS,
+        THETA_STAR,
+        Y_STAR,
+        sample_prior,
+        simulate_statistics,
+    )
+
+    def simulator(theta: np.ndarray, seed: int) -> np.ndarray:
+        return simulate_statistics(theta, seed, workers=args.workers)
+
+    def progress(r: dict) -> None:
+        print(
+            f"round {r['round']:2d}  eps {r['eps']:.4f}  simulations {r['simulations']:>9,d}  "
+            f"total {r['total_simulations']:>10,d}  acceptance {r['acceptance_rate']:.4f}  "
+            f"ESS {r['ess']:7.1f}{' (resampled)' if r['resampled'] else ''}  failed {r['failed']:,d}  "
+            f"outside prior {r['outside_prior']:,d}  {r['seconds']:.0f} s",
+            flush=True,
+        )
+
+    load_before = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    res = smc_abc(
+        simulator,
+        sample_prior,
+        (PRIOR_LOW, PRIOR_HIGH),
+        Y_STAR,
+        particles=args.particles,
+        eps0=args.eps0,
+        decay=args.decay,
+        eps_final=args.eps_final,
+        max_simulations=args.max_simulations or None,
+        max_rounds=args.max_rounds,
+        scale_simulations=args.scale_simulations,
+        min_batch=args.min_batch,
+        max_batch=args.max_batch,
+        seed=args.seed,
+        callback=progress,
+    )
+    wall = time.perf_counter() - t0
+
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "log_theta": out,
+        "theta": out.with_name(out.stem + "_theta.npy"),
+        "weights": out.with_name(out.stem + "_weights.npy"),
+    }
+    for key, value in (("log_theta", res.samples), ("theta", res.theta), ("weights", res.weights)):
+        np.save(paths[key], value)
+
+    summary = res.summary()
+    theta_mean = res.weights @ res.theta
+    settings = {k: v for k, v in vars(args).items() if k not in ("part", "func")}
+    result = {
+        "numpy": np.__version__,
+        "setup": (
+            f"SMC-ABC at y* on the stochastic Lotka-Volterra model (simulator version "
+            f"{SIMULATOR_VERSION}, failure after {MAX_EVENTS} events); prior log theta ~ "
+            f"U[{PRIOR_LOW}, {PRIOR_HIGH}]^4; distance: Euclidean on the 9 statistics z-scored with "
+            f"the mean and std of {res.scale_simulations} prior simulations (seeded from --seed; "
+            "failed ones left out of the mean and std, counted); Gaussian perturbation in log theta "
+            "with 2x the weighted covariance; tolerances max(eps0 * decay^k, eps_final); "
+            "resampling at ESS < 0.5 N"
+        ),
+        "counting": (
+            "simulations counts every simulation run: the prior set for the z-score, failed "
+            "simulations (rejected) and those of a batch after its N-th acceptance; proposals "
+            "outside the prior box are dropped without simulating and counted apart "
+            "(record.outside_prior_per_round)"
+        ),
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in settings.items()},
+        "command": "python scripts/bench_sbi.py abc "
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in settings.items() if v is not None and k != "out"
+        ),
+        "workers": args.workers or len(os.sched_getaffinity(0)),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg()[0],
+        "simulations": res.simulations,
+        "simulations_to_final_population": res.simulations - (res.unfinished or {}).get("simulations", 0),
+        "wall_time_s": round(wall, 2),
+        "simulations_per_s": round(res.simulations / wall),
+        "stop_reason": res.stop_reason,
+        "final_eps": summary["final_eps"],
+        "statistics": list(STATISTICS),
+        "observation": Y_STAR.tolist(),
+        "log_theta_star": np.log(THETA_STAR).tolist(),
+        "posterior_mean_log_theta": res.mean().tolist(),
+        "posterior_std_log_theta": res.std().tolist(),
+        "posterior_mean_theta": theta_mean.tolist(),
+        "posterior_std_theta": np.sqrt(res.weights @ (res.theta - theta_mean) ** 2).tolist(),
+        "samples": {
+            k: str(v.resolve().relative_to(ROOT) if v.resolve().is_relative_to(ROOT) else v)
+            for k, v in paths.items()
+        },
+        "record": summary,
+    }
+    save(TASK, "abc", {**result, **abc_tables(result)})
+
+
+# --------------------------------------------------------------------------------------- sim
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished child processes."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def reference_rate(theta: np.ndarray, seed: int) -> tuple[float, float, int, int]:
+    """(seconds, CPU seconds, events, failures) of the plain-Python loop over the rows of theta."""
+    from ctdl.sbi.lotka_volterra import simulate_reference
+
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    events = failures = 0
+    for i, row in enumerate(theta):
+        sim = simulate_reference(row, seed + i)
+        events += int(sim.events[0])
+        failures += int(sim.failed[0])
+    return time.perf_counter() - t0, cpu_seconds() - c0, events, failures
+
+
+def part_sim(args) -> None:
+    from ctdl.sbi.lotka_volterra import MAX_EVENTS, sample_prior, simulate_statistics
+
+    theta = sample_prior(args.n, np.random.default_rng(args.seed))
+    subset = theta[np.random.default_rng(args.seed + 1).choice(args.n, args.n_reference, replace=False)]
+    half = args.n_reference // 2
+    load_before = os.getloadavg()[0]
+
+    ref_a = reference_rate(subset[:half], 10_000)
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    stats = simulate_statistics(theta, args.seed, workers=args.workers)
+    vec_s, vec_cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    ref_b = reference_rate(subset[half:], 20_000)
+    ref_s, ref_cpu, ref_events, ref_failed = (a + b for a, b in zip(ref_a, ref_b, strict=True))
+    cpu_ratio = (ref_cpu / args.n_reference) / (vec_cpu / args.n)
+
+    vec_rate, ref_rate = args.n / vec_s, args.n_reference / ref_s
+    workers = args.workers or len(os.sched_getaffinity(0))
+    rows = [
+        {
+            "simulator": f"vectorised, {workers} worker process(es)",
+            "simulations": args.n,
+            "seconds": round(vec_s, 2),
+            "sims_per_s": round(vec_rate),
+            "failed_frac": round(float(np.isnan(stats[:, 0]).mean()), 4),
+            "speed_up": round(vec_rate / ref_rate, 1),
+            "cpu_ms_per_sim": round(vec_cpu / args.n * 1e3, 4),
+            "cpu_speed_up": round(cpu_ratio, 1),
+        },
+        {
+            "simulator": "plain-Python one-chain loop",
+            "simulations": args.n_reference,
+            "seconds": round(ref_s, 2),
+            "sims_per_s": round(ref_rate, 1),
+            "failed_frac": round(ref_failed / args.n_reference, 4),
+            "speed_up": 1.0,
+            "cpu_ms_per_sim": round(ref_cpu / args.n_reference * 1e3, 4),
+            "cpu_speed_up": 1.0,
+            "us_per_event": round(ref_s / ref_events * 1e6, 3),
+        },
+    ]
+    result = {
+        "target": "at least 100x the simulations per second of the plain-Python one-chain Gillespie loop",
+        "setup": (
+            f"prior draws log theta ~ U[-5, 2]^4 (seed {args.seed}), T = 30, 150 records, "
+            f"failure after {MAX_EVENTS} events; the reference runs on a random subset of the "
+            "same draws, half before and half after the vectorised run"
+        ),
+        "numpy": np.__version__,
+        "workers": workers,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg()[0],
+        "speed_up": round(vec_rate / ref_rate, 1),
+        "cpu_speed_up": round(cpu_ratio, 1),
+        "note": (
+            "speed_up: simulations per second (wall clock, all workers); cpu_speed_up: CPU time per "
+            "simulation (all processes), i.e. the speed-up per core"
+        ),
+        "rows": rows,
+    }
+    save(TASK, "sim", result)
+    print()
+    print(table(rows))
+    print(
+        f"\nspeed-up {vec_rate / ref_rate:.1f}x (per core {cpu_ratio:.1f}x); numpy {np.__version__}; "
+        f"load average {load_before:.1f} before, {result['load_average_after']:.1f} after"
+    )
+
+
+# -------------------------------------------------------------------------------------- main
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    main_parser, parts = parser(
+        __doc__,
+        {
+            "sbibm": "ctdl against sbi's NPE on sbibm tasks: C2ST against the reference posteriors",
+            "lv": "ctdl against SMC-ABC on Lotka-Volterra at y*: posterior moments, C2ST, time",
+            "abc": "SMC-ABC on Lotka-Volterra at y*: the reference population and its simulations",
+            "sim": "the vectorised Lotka-Volterra simulator against the plain-Python loop",
+            "report": "benchmarks/sbi.md from the JSON files",
+        },
     )
-    parser.add_argument("part", choices=["sbibm", "lv", "report"])
-    parser.add_argument(
-        "--tasks",
-        nargs="+",
-        default=["two_moons", "slcp", "gaussian_linear", "gaussian_mixture", "bernoulli_glm"],
+    p = parts["sbibm"]
+    p.add_argument("--tasks", nargs="+", default=TASKS)
+    p.add_argument("--budgets", nargs="+", type=int, default=[1000, 10_000])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-minutes", type=float, default=10.0, help="wall-clock cap of each ctdl fit")
+    p.add_argument(
+        "--observations", nargs="+", type=int, default=None, help="C2ST observations (default 1-10)"
     )
-    parser.add_argument("--budgets", nargs="+", type=int, default=[1000, 10_000])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-minutes", type=float, default=10.0, help="wall-clock cap of each ctdl fit")
-    parser.add_argument("--checkpoint", help="lv: a ConditionalOTFlow checkpoint trained on LotkaVolterra")
-    parser.add_argument("--abc", default="data/abc/lotka_volterra_abc.npy", help="lv: SMC-ABC samples")
-    args = parser.parse_args()
+    p.add_argument("--samples", type=int, default=None, help="posterior samples per C2ST (default 10,000)")
+    add_run_options(p, label=False)
+    p = parts["lv"]
+    p.add_argument(
+        "--checkpoint", required=True, help="a ConditionalOTFlow checkpoint trained on LotkaVolterra"
+    )
+    p.add_argument("--abc", default=str(ABC_OUT), help="SMC-ABC's final population (the abc part's --out)")
+    p = parts["abc"]
+    p.add_argument("--particles", type=int, default=2000)
+    p.add_argument("--eps0", type=float, default=10.0)
+    p.add_argument("--decay", type=float, default=0.85)
+    p.add_argument("--eps-final", type=float, default=None, help="stop after the round at this tolerance")
+    p.add_argument(
+        "--max-simulations", type=int, default=5_000_000, help="simulation budget, all counted (0: none)"
+    )
+    p.add_argument(
+        "--max-rounds", type=int, default=None, help="stop after this many rounds (round 0 included)"
+    )
+    p.add_argument(
+        "--scale-simulations",
+        type=int,
+        default=10_000,
+        help="prior simulations whose statistics z-score the distance",
+    )
+    p.add_argument("--min-batch", type=int, default=4000, help="fewest candidates per simulator call")
+    p.add_argument("--max-batch", type=int, default=40_000, help="most candidates per simulator call")
+    p.add_argument("--workers", type=int, default=None, help="simulator processes (default: all cores)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=ABC_OUT, help="where the population (log theta) goes")
+    p = parts["sim"]
+    p.add_argument("--n", type=int, default=50_000, help="simulations of the vectorised simulator")
+    p.add_argument("--n-reference", type=int, default=400, help="simulations of the plain-Python loop")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--seed", type=int, default=0)
+    args = main_parser.parse_args()
     torch.set_num_threads(1)
-    if args.part == "sbibm":
-        part_sbibm(args.tasks, args.budgets, args.seed, args.max_minutes)
-    elif args.part == "lv":
-        if not args.checkpoint:
-            parser.error("lv needs --checkpoint")
-        part_lv(args.checkpoint, args.abc)
-    report("sbi", "Simulation-based inference")
+    {"sbibm": part_sbibm, "lv": part_lv, "abc": part_abc, "sim": part_sim, "report": lambda a: None}[
+        args.part
+    ](args)
+    report(TASK, "Simulation-based inference")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def test_every_config_runs_fast_dev_run(cli, config, fake_mnist_dir, tmp_path):
         extra = ["--data.data_dir", fake_mnist_dir, "--data.n_val", "100"]
     if config.parent.name == "otflow" and config.stem in TABULAR:  # small files in the MAF formats
         extra = ["--data.data_dir", write_maf_archive(tmp_path / "maf"), "--data.batch_size", "16"]
-    if config.parent.name == "cotflow":  # a small simulation budget
+    if config.parent.name == "sbi":  # a small simulation budget
         extra = ["--data.num_simulations", "400", "--data.n_test", "40"]
     if config.parent.name == "soc":  # few evaluation starts, cheap references
         extra = [

@@ -16,7 +16,7 @@ from ctdl.datamodules import SBIBMTask
 from ctdl.datamodules.lotka_volterra import LotkaVolterra
 from ctdl.models import ConditionalOTFlow
 from ctdl.protocols import PredictiveSimulator
-from ctdl.simulators.lotka_volterra import THETA_STAR
+from ctdl.sbi.lotka_volterra import THETA_STAR
 
 from .conftest import check_png, figure_trainer, tensorboard_image_tags
 
@@ -42,6 +42,7 @@ def _names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.glob("*.png"))
 
 
+@pytest.mark.slow
 def test_two_moons_against_the_reference_posterior(tmp_path, capsys):
     data = SBIBMTask("two_moons", num_simulations=200, n_test=20, batch_size=64)
     model = _tiny_model(2, 2)

@@ -1,14 +1,14 @@
-"""SMC-ABC (ctdl.abc) on a toy model with a known posterior: y = log theta + 0.3 Z in 2-D, log theta
-uniform on [-3, 3]^2. The posterior is N(y_obs, 0.3^2 I) truncated to the box (the truncation is
-more than 6 standard deviations away), and the ABC posterior at tolerance eps adds to it a uniform
-draw from the ellipse |b / s| <= eps (s the scale of the statistics): per coordinate the variance
-0.3^2 + (eps s_k)^2 / (d + 2)."""
+"""SMC-ABC (ctdl.sbi.baselines.smc_abc) on a toy model with a known posterior: y = log theta + 0.3 Z
+in 2-D, log theta uniform on [-3, 3]^2. The posterior is N(y_obs, 0.3^2 I) truncated to the box
+(the truncation is more than 6 standard deviations away), and the ABC posterior at tolerance eps
+adds to it a uniform draw from the ellipse |b / s| <= eps (s the scale of the statistics): per
+coordinate the variance 0.3^2 + (eps s_k)^2 / (d + 2)."""
 
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from ctdl.abc import ABCResult, _log_kernel_mixture, smc_abc
+from ctdl.sbi.baselines.smc_abc import ABCResult, _log_kernel_mixture, smc_abc
 
 BOX = (-3.0, 3.0)
 SIGMA = 0.3

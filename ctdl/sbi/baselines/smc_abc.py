@@ -353,6 +353,19 @@ class _Run:
         return np.concatenate(kept) if kept else np.empty((0, self.low.size)), sims, acc, props, failed
 
 
+def resample_population(samples: np.ndarray, weights: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A weighted population (N, d) resampled multinomially by its weights to N equally weighted
+    draws (the weights need not be normalised), from `seed` alone."""
+    samples, weights = np.asarray(samples), np.asarray(weights, dtype=np.float64)
+    if samples.ndim != 2 or weights.shape != samples.shape[:1]:
+        raise ValueError(
+            f"resample_population needs samples (N, d) and weights (N,), got {samples.shape} and "
+            f"{weights.shape}"
+        )
+    pick = np.random.default_rng(seed).choice(len(samples), size=len(samples), p=weights / weights.sum())
+    return samples[pick]
+
+
 def _log_kernel_mixture(
     x: np.ndarray, centres: np.ndarray, log_w: np.ndarray, chol: np.ndarray, block: int = 256
 ) -> np.ndarray:

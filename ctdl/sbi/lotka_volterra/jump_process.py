@@ -1,49 +1,30 @@
-"""The stochastic Lotka-Volterra predator-prey model: an exact, batch-vectorised simulator.
+"""The exact simulation of the stochastic Lotka-Volterra Markov jump process, batch-vectorised.
 
-X predators and Y prey form a Markov jump process started at (X, Y) = (50, 100) with four reactions
-
-    theta_1 X Y:  X -> X + 1   (a predator is born),     theta_2 X:    X -> X - 1   (a predator dies),
-    theta_3 Y:    Y -> Y + 1   (a prey is born),         theta_4 X Y:  Y -> Y - 1   (a prey is eaten).
-
-The state is recorded at t = 0, 0.2, ..., 29.8 (150 points; the state at a record time is the state
-after the last event at or before it) and the process runs to T = 30: more than 10,000 events
-before T is a failed simulation (the rule fires at event 10,001). The prior is log theta ~ U[-5, 2]^4
-and the data are 9 summary statistics of the recorded series (`summary_statistics`). This is the
-benchmark of Wang, Verma, Baptista, Marzouk and Ruthotto (2023, conditional OT-Flow for
-simulation-based inference), after Papamakarios, Sterratt and Murray (2019).
-
-Sampling is exact. While both species live, every chain follows Gillespie's (1977) direct method,
-one event per chain per step, all chains of a batch advancing together in numpy arrays: the next
-event after an Exp(a_0)-distributed wait (a_0 the total rate), reaction j with probability
-a_j / a_0. Once a species is extinct the process is linear with a known law, and the states at the
-remaining record times are drawn from it directly: with Y = 0 each predator dies after an
-independent Exp(theta_2) lifetime (X(t + h) ~ Binomial(X(t), exp(-theta_2 h))); with X = 0 the prey
-is a pure-birth (Yule) process, Y(t + h) = Y(t) + NegativeBinomial(Y(t), exp(-theta_3 h)). Both are
-monotone, so the number of events before T, and with it the failure rule, follows from the state at
-T. `simulate_reference` is the plain-Python one-chain direct method, the yardstick for the
-vectorised one (tests compare their distributions).
+While both species live, every chain follows Gillespie's (1977) direct method, one event per chain
+per step, all chains of a batch advancing together in numpy arrays: the next event after an
+Exp(a_0)-distributed wait (a_0 the total rate), reaction j with probability a_j / a_0. Once a
+species is extinct the process is linear with a known law, and the states at the remaining record
+times are drawn from it directly: with Y = 0 each predator dies after an independent Exp(theta_2)
+lifetime (X(t + h) ~ Binomial(X(t), exp(-theta_2 h))); with X = 0 the prey is a pure-birth (Yule)
+process, Y(t + h) = Y(t) + NegativeBinomial(Y(t), exp(-theta_3 h)). Both are monotone, so the
+number of events before T, and with it the failure rule, follows from the state at T.
+`simulate_reference` is the plain-Python one-chain direct method, the yardstick for the vectorised
+one (tests compare their distributions).
 
 Randomness: a batch is cut into chunks of `CHUNK_SIZE` simulations; chunk c draws every random
-number from ``SeedSequence(seed, spawn_key=(c,))``, so results depend on (theta, seed) only, not on
-how many worker processes share the chunks.
+number from ``SeedSequence(seed, spawn_key=(c,))`` (`run_chunks`), so results depend on
+(theta, seed) only, not on how many worker processes share the chunks.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import random
-import sys
-import warnings
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from multiprocessing import get_context
 from typing import NamedTuple
 
 import numpy as np
 
-SIMULATOR_VERSION = 1
-"""Changes whenever the simulator's output for a given (theta, seed) changes (caches key on it)."""
+from .statistics import summary_statistics
 
 INITIAL_STATE = (50, 100)
 """(X, Y) at t = 0: predators, prey."""
@@ -55,16 +36,6 @@ T_END = 30.0
 """The simulated horizon: events before T_END count towards MAX_EVENTS."""
 MAX_EVENTS = 10_000
 """More events than this before T_END is a failed simulation."""
-
-PRIOR_LOW, PRIOR_HIGH = -5.0, 2.0
-"""The prior: log theta_i ~ U[PRIOR_LOW, PRIOR_HIGH], independently for i = 1..4."""
-THETA_STAR = np.array([0.01, 0.5, 1.0, 0.01])
-"""The true parameter of the benchmark (rates, not log rates)."""
-Y_STAR = np.array([28.887, 9.140, 8.203, 6.873, 0.99882, 0.97904, 0.96684, 0.89591, 0.52781])
-"""The observation of the benchmark: the 9 summary statistics of one simulation at THETA_STAR."""
-STATISTICS = ("mean_x", "mean_y", "log_var_x", "log_var_y", "acf1_x", "acf2_x", "acf1_y", "acf2_y", "xcorr")
-"""Names of the 9 summary statistics, in order."""
-
 CHUNK_SIZE = 2000
 """Simulations per random stream (the unit of work of a worker process)."""
 _BLOCK = 16  # direct-method steps between compactions of the batch (and between random draws)
@@ -82,104 +53,6 @@ class Simulation(NamedTuple):
     """(n,) int64: the number of events before T_END (max_events + 1 for a failed simulation)."""
 
 
-def sample_prior(n: int, rng: np.random.Generator | int) -> np.ndarray:
-    """n draws (n, 4) of theta (rates, not log rates) from the prior log theta ~ U[-5, 2]^4."""
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    if not isinstance(rng, np.random.Generator):
-        rng = np.random.default_rng(rng)
-    return np.exp(rng.uniform(PRIOR_LOW, PRIOR_HIGH, size=(n, 4)))
-
-
-def simulate_series(
-    theta: np.ndarray,
-    seed: int,
-    *,
-    workers: int | None = None,
-    progress: Callable[[int], None] | None = None,
-    initial: tuple[int, int] = INITIAL_STATE,
-    max_events: int = MAX_EVENTS,
-) -> Simulation:
-    """Simulate the process at each row of theta (n, 4) (rates >= 0): the recorded series.
-
-    Args:
-        theta: (n, 4) rates (theta_1, ..., theta_4), not log rates; a (4,) vector is one simulation.
-        seed: the only source of randomness (non-negative int); equal seeds give equal results.
-        workers: processes to share the chunks among (default: the usable CPU cores); the
-            results do not depend on it.
-        progress: called with the number of simulations finished since its last call.
-        initial: (X, Y) at t = 0.
-        max_events: more events than this before T_END is a failed simulation.
-    """
-    theta = _check_theta(theta)
-    series, failed, events = _simulate(theta, seed, workers, progress, initial, max_events, statistics=False)
-    out = series.astype(np.float64)
-    out[failed] = np.nan
-    return Simulation(out, failed, events)
-
-
-def simulate_statistics(
-    theta: np.ndarray,
-    seed: int,
-    *,
-    workers: int | None = None,
-    progress: Callable[[int], None] | None = None,
-    initial: tuple[int, int] = INITIAL_STATE,
-    max_events: int = MAX_EVENTS,
-) -> np.ndarray:
-    """The (n, 9) summary statistics (`summary_statistics`) of one simulation at each row of theta
-    (n, 4) (rates, not log rates); NaN rows for failed simulations. Arguments as `simulate_series`
-    (the same seed gives the statistics of the same series)."""
-    theta = _check_theta(theta)
-    stats, failed, _ = _simulate(theta, seed, workers, progress, initial, max_events, statistics=True)
-    stats[failed] = np.nan
-    return stats
-
-
-def summary_statistics(series: np.ndarray) -> np.ndarray:
-    """The 9 summary statistics of recorded series (..., N, 2) of (X, Y); returns (..., 9).
-
-    With means m, variances v (ddof = 0) and standardised series x~_t = (x_t - m_x) / sqrt(v_x)
-    (y~ likewise), the statistics are (Papamakarios et al. 2019; Wang et al. 2023)
-
-        m_x, m_y, log(v_x + 1), log(v_y + 1),
-        a_x(1), a_x(2), a_y(1), a_y(2),    a(l) = sum_{t=0}^{N-1-l} x~_t x~_{t+l} / (N - 1),
-        c = sum_t x~_t y~_t / (N - 1)      (the cross-correlation at lag 0).
-
-    A constant series (v = 0) has no standardised form (0 / 0); we take x~ = 0 for it, so its
-    autocorrelations and its cross-correlation with the other species are 0: it has no fluctuation
-    that could be correlated with anything, and the statistics stay finite (NaN is kept for failed
-    simulations only). NaN in a series gives NaN statistics.
-    """
-    series = np.asarray(series, dtype=np.float64)
-    if series.ndim < 2 or series.shape[-1] != 2 or series.shape[-2] < 3:
-        raise ValueError(f"series must have shape (..., N, 2) with N >= 3, got {series.shape}")
-    n = series.shape[-2]
-    s = np.ascontiguousarray(np.moveaxis(series, -1, -2))  # (..., 2, N)
-    mean = s.mean(axis=-1)
-    c = s - mean[..., None]
-    var = np.einsum("...k,...k->...", c, c) / n
-    std = np.sqrt(var)
-    z = c * np.divide(1.0, std, out=np.zeros_like(std), where=std > 0)[..., None]
-
-    def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.einsum("...k,...k->...", a, b) / (n - 1)
-
-    a1, a2 = dot(z[..., :-1], z[..., 1:]), dot(z[..., :-2], z[..., 2:])
-    cols = [
-        mean[..., 0],
-        mean[..., 1],
-        np.log(var[..., 0] + 1),
-        np.log(var[..., 1] + 1),
-        a1[..., 0],
-        a2[..., 0],
-        a1[..., 1],
-        a2[..., 1],
-        dot(z[..., 0, :], z[..., 1, :]),
-    ]
-    return np.stack(cols, axis=-1)
-
-
 def simulate_reference(
     theta: np.ndarray,
     seed: int,
@@ -193,10 +66,10 @@ def simulate_reference(
     Exp(a_0), reaction j with probability a_j / a_0, until T_END or a_0 = 0 (then the state stays
     constant). theta is (4,) rates; returns a `Simulation` of one row.
     """
-    theta = _check_theta(theta)
+    theta = check_theta(theta)
     if theta.shape[0] != 1:
         raise ValueError(f"simulate_reference runs one chain: theta must be (4,), got {theta.shape}")
-    _check_initial(initial, max_events)
+    check_initial(initial, max_events)
     t1, t2, t3, t4 = (float(v) for v in theta[0])
     rng = random.Random(int(seed))
     x, y = initial
@@ -236,7 +109,8 @@ def simulate_reference(
 # --- checks ---------------------------------------------------------------------------------------
 
 
-def _check_theta(theta: np.ndarray) -> np.ndarray:
+def check_theta(theta: np.ndarray) -> np.ndarray:
+    """theta as (n, 4) float64 rates (a (4,) vector is one row); a ValueError that says what to pass."""
     theta = np.asarray(theta, dtype=np.float64)
     if theta.ndim == 1:
         theta = theta[None]
@@ -250,7 +124,8 @@ def _check_theta(theta: np.ndarray) -> np.ndarray:
     return theta
 
 
-def _check_initial(initial: tuple[int, int], max_events: int) -> None:
+def check_initial(initial: tuple[int, int], max_events: int) -> None:
+    """Two counts (X, Y) >= 0 and max_events >= 0, or a ValueError naming the bad one."""
     if len(initial) != 2 or any(int(v) != v or v < 0 for v in initial):
         raise ValueError(f"initial must be two counts (X, Y) >= 0, got {initial}")
     if max_events < 0:
@@ -260,37 +135,7 @@ def _check_initial(initial: tuple[int, int], max_events: int) -> None:
 # --- the batch simulator ----------------------------------------------------------------------------
 
 
-def _simulate(theta, seed, workers, progress, initial, max_events, statistics):
-    """Cut theta into chunks, share contiguous runs of chunks among worker processes, gather."""
-    if int(seed) != seed or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
-    _check_initial(initial, max_events)
-    n = theta.shape[0]
-    n_chunks = -(-n // CHUNK_SIZE)
-    if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    groups = [g for g in np.array_split(np.arange(n_chunks), min(workers, max(n_chunks, 1))) if g.size]
-    jobs = [
-        (
-            theta[g[0] * CHUNK_SIZE : min((g[-1] + 1) * CHUNK_SIZE, n)],
-            int(seed),
-            int(g[0]),
-            tuple(int(v) for v in initial),
-            int(max_events),
-            statistics,
-        )
-        for g in groups
-    ]
-    if len(jobs) <= 1:
-        results = [_run_chunks(*job, report=progress) for job in jobs]
-    else:
-        results = _run_pool(jobs, progress)
-    width = 9 if statistics else (N_RECORD, 2)
-    if not results:
-        return (np.empty((0, width) if statistics else (0, *width)), np.zeros(0, bool), np.zeros(0, np.int64))
-    return tuple(np.concatenate(parts) for parts in zip(*results, strict=True))
+# --- the batch kernel ------------------------------------------------------------------------------
 
 
 def _records_before(t: np.ndarray, inclusive: bool = False) -> np.ndarray:
@@ -303,48 +148,7 @@ def _records_before(t: np.ndarray, inclusive: bool = False) -> np.ndarray:
     return k
 
 
-_counter = None  # the finished-simulation counter shared with the worker processes
-
-
-def _init_worker(counter) -> None:
-    global _counter
-    _counter = counter
-
-
-def _report_to_counter(k: int) -> None:
-    with _counter.get_lock():
-        _counter.value += k
-
-
-def _pool_job(job):
-    return _run_chunks(*job, report=_report_to_counter if _counter is not None else None)
-
-
-def _run_pool(jobs, progress):
-    """Run the jobs in worker processes, forwarding the shared counter to `progress`.
-
-    On Linux the workers are forked: they start at once and run numpy code only, so the threads a
-    parent may hold (torch's) do not matter to them. Elsewhere they are spawned, which re-imports
-    the caller's main module in every worker.
-    """
-    ctx = get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    counter = ctx.Value("q", 0)
-    reported = 0
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*multi-threaded, use of fork", DeprecationWarning)
-        pool = ProcessPoolExecutor(len(jobs), mp_context=ctx, initializer=_init_worker, initargs=(counter,))
-        with pool:
-            futures = [pool.submit(_pool_job, job) for job in jobs]
-            pending = set(futures)
-            while pending:
-                _, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                if progress is not None and counter.value > reported:
-                    progress(counter.value - reported)
-                    reported = counter.value
-            return [f.result() for f in futures]
-
-
-def _run_chunks(theta, seed, first_chunk, initial, max_events, statistics, report=None):
+def run_chunks(theta, seed, first_chunk, initial, max_events, statistics, report=None):
     """Simulate consecutive chunks first_chunk, first_chunk + 1, ... of a batch (theta: their rows)."""
     n = theta.shape[0]
     sizes = [min(CHUNK_SIZE, n - a) for a in range(0, n, CHUNK_SIZE)]

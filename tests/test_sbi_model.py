@@ -12,7 +12,7 @@ import torch
 
 from ctdl.datamodules import SBIBMTask
 from ctdl.models import ConditionalOTFlow
-from ctdl.scaling import PosteriorScaling
+from ctdl.sbi import PosteriorScaling
 
 from .conftest import ROOT
 
@@ -44,10 +44,11 @@ def test_raw_posterior_density_integrates_to_one_with_log_parameters():
         assert mass == pytest.approx(1.0, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_posterior_samples_are_raw_and_map_beats_every_sample():
     model = perturbed_model(dim=2)
     y = torch.tensor([1.0, -1.0], dtype=torch.float64)
-    samples = model.sample_posterior(y, 500, generator=torch.Generator().manual_seed(0))
+    samples = model.sample_posterior(500, y, generator=torch.Generator().manual_seed(0))
     assert samples.shape == (500, 2) and (samples > 0).all()  # theta = exp(...)
     v = model.scaling.observation(y)
     z = torch.randn(500, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
@@ -61,9 +62,9 @@ def test_posterior_samples_are_raw_and_map_beats_every_sample():
 def test_raw_unit_inputs_are_checked():
     model = perturbed_model(dim=2, cond_dim=3)
     with pytest.raises(ValueError, match=r"an observation y has 3 entries for this model, got shape \(4,\)"):
-        model.sample_posterior(torch.zeros(4), 10)
+        model.sample_posterior(10, torch.zeros(4))
     with pytest.raises(ValueError, match="NaN or inf"):
-        model.sample_posterior(torch.tensor([0.0, math.nan, 1.0]), 10)
+        model.sample_posterior(10, torch.tensor([0.0, math.nan, 1.0]))
     with pytest.raises(ValueError, match=r"theta has 2 entries for this model, got shape \(5, 3\)"):
         model.log_prob(torch.ones(5, 3), torch.zeros(3))
     with pytest.raises(ValueError, match=r"theta_mean has shape \(3,\), the model expects \(2,\)"):
@@ -117,11 +118,12 @@ def test_observation_files(tmp_path):
         data.load_observations()
 
 
+@pytest.mark.slow
 def test_fit_test_and_predict_through_the_cli(cli, tmp_path):
     """A short fit; test computes C2ST against sbibm's reference; predict writes raw samples."""
     config = [
         "--config",
-        "configs/cotflow/two_moons.yaml",
+        "configs/sbi/two_moons.yaml",
         "--data.num_simulations",
         "300",
         "--data.n_test",
@@ -151,7 +153,7 @@ def test_fit_test_and_predict_through_the_cli(cli, tmp_path):
 
 LV_SMALL = [
     "--config",
-    str(ROOT / "configs" / "cotflow" / "lotka_volterra.yaml"),
+    str(ROOT / "configs" / "sbi" / "lotka_volterra.yaml"),
     "--data.num_simulations",
     "400",
     "--data.n_test",
@@ -167,6 +169,7 @@ LV_SMALL = [
 ]
 
 
+@pytest.mark.slow
 def test_lotka_volterra_resumes_with_its_standardisation(cli, tmp_path):
     cache = ["--data.cache_dir", str(tmp_path / "cache")]
     fit = cli("fit", *LV_SMALL, *cache, "--trainer.max_steps", "4")
@@ -178,6 +181,7 @@ def test_lotka_volterra_resumes_with_its_standardisation(cli, tmp_path):
     assert list((tmp_path / "cache").glob("lotka_volterra_*.npz"))  # simulated once, then read
 
 
+@pytest.mark.slow
 def test_lotka_volterra_on_two_cpu_processes(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK")}
     cmd = [
@@ -205,5 +209,54 @@ def test_lotka_volterra_on_two_cpu_processes(tmp_path):
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
     assert "distributed_backend=gloo" in log
-    run_dir = tmp_path / "runs" / "cotflow" / "lotka_volterra" / "version_0"
+    run_dir = tmp_path / "runs" / "sbi" / "lotka_volterra" / "version_0"
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_otflow_arguments_pass_through_and_checkpoints_without_them_load(tmp_path):
+    """OTFlow's arguments reach it through **otflow and land in the hyperparameters; a checkpoint
+    whose hyperparameters list only the arguments ConditionalOTFlow once spelled out still loads."""
+    import lightning
+
+    model = ConditionalOTFlow(dim=2, cond_dim=3, depth=3, alpha_R=1.0, rank=2)
+    h = model.hparams
+    assert (h.depth, h.alpha_R, h.rank, h.alpha_L, h.width, h.eval_steps) == (3, 1.0, 2, 1.0, 64, 32)
+    assert (h.cond_dim, h.posterior_samples, h.log_params) == (3, 10_000, False)
+    assert model.flow.cond_dim == 3 and model.flow.steps == 32
+    with pytest.raises(ValueError, match="predict_samples does not apply to ConditionalOTFlow"):
+        ConditionalOTFlow(predict_samples=True)
+    with pytest.raises(ValueError, match="cond_dim must be >= 1, got 0"):
+        ConditionalOTFlow(cond_dim=0)
+    old = {k: v for k, v in h.items() if k != "predict_samples"}
+    path = tmp_path / "old.ckpt"
+    torch.save(
+        {
+            "state_dict": model.state_dict(),
+            "hyper_parameters": old,
+            "pytorch-lightning_version": lightning.__version__,
+        },
+        path,
+    )
+    loaded = ConditionalOTFlow.load_from_checkpoint(path, map_location="cpu")
+    assert loaded.hparams.depth == 3 and not loaded.hparams.predict_samples
+    theta, y = torch.rand(4, 2) + 0.5, torch.zeros(3)
+    torch.testing.assert_close(loaded.log_prob(theta, y, steps=4), model.log_prob(theta, y, steps=4))
+
+
+def test_print_config_shows_every_argument(capsys):
+    from ctdl.cli import run_cli
+
+    with pytest.raises(SystemExit):
+        run_cli(["fit", "--model", "ConditionalOTFlow", "--print_config"])
+    out = capsys.readouterr().out
+    for name in (
+        "width: 64",
+        "eval_steps: 32",
+        "alpha_R: 5.0",
+        "depth: 2",
+        "scheduler: cosine",
+        "trace: exact",
+    ):
+        assert f"    {name}\n" in out, (name, out)
+    for name in ("log_params", "posterior_samples", "c2st_observations", "clamp", "weight_decay"):
+        assert f"    {name}:" in out, (name, out)

@@ -1,4 +1,4 @@
-"""The stochastic Lotka-Volterra simulator (ctdl.simulators.lotka_volterra) and its datamodule."""
+"""The stochastic Lotka-Volterra simulator (ctdl.sbi.lotka_volterra) and its datamodule."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy.stats import ks_2samp
 
-from ctdl.simulators import lotka_volterra as lv
-from ctdl.simulators.lotka_volterra import (
+from ctdl.sbi import lotka_volterra as lv
+from ctdl.sbi.lotka_volterra import (
     CHUNK_SIZE,
     MAX_EVENTS,
     T_RECORD,

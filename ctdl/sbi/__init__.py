@@ -1,0 +1,15 @@
+"""Simulation-based inference: amortised posterior estimation with conditional OT-Flow (Wang,
+Verma, Baptista, Marzouk, Ruthotto 2023), without Lightning.
+
+- `posterior.FlowPosterior`: pi(theta | y) in raw units from a conditional `ctdl.flows.PotentialFlow`
+  and its standardisation (`scaling.PosteriorScaling`): sample, log_prob, map_estimate.
+- `evaluate`: C2ST against reference posteriors, posterior moments against another method's
+  samples, sampling time.
+- `baselines`: SMC-ABC (`baselines.smc_abc`) and sbi's NPE (`baselines.npe`).
+- `lotka_volterra`: the stochastic Lotka-Volterra benchmark, an exact batch-vectorised simulator.
+"""
+
+from .posterior import FlowPosterior
+from .scaling import PosteriorScaling
+
+__all__ = ["FlowPosterior", "PosteriorScaling"]
