@@ -230,7 +230,7 @@ class PredictiveSimulator(Protocol):
 
 @runtime_checkable
 class ControlData(Protocol):
-    """Data for a control problem: start points of `ctdl.control.make_problem(problem, **problem_args)`."""
+    """Data for a control problem: start points of `ctdl.soc.make_problem(problem, **problem_args)`."""
 
     problem: str
     problem_args: dict
@@ -242,10 +242,10 @@ class ControlPolicy(Protocol):
     StochasticOptimalControl)."""
 
     problem: Any
-    """The `ctdl.control.ControlProblem` it solves."""
+    """The `ctdl.soc.ControlProblem` it solves."""
 
     def paths(self, x0: Tensor, steps: int | None = None, generator: Generator | None = None) -> Any:
-        """`ctdl.control.Paths` from x0 (n, dim) under the learned feedback."""
+        """`ctdl.soc.Paths` from x0 (n, dim) under the learned feedback."""
         ...
 
     def __call__(self, t: Any, x: Tensor) -> Tensor:
@@ -255,7 +255,8 @@ class ControlPolicy(Protocol):
 
 @runtime_checkable
 class PDEData(Protocol):
-    """Data for the PDE control task: (v, f) instances of `ctdl.pde.AdvectionDiffusion(**pde_args)`."""
+    """Data for the PDE control task: (v, f) instances of
+    `ctdl.pde_control.AdvectionDiffusion(**pde_args)`."""
 
     pde_args: dict
 
@@ -306,10 +307,10 @@ class GaussianFieldData(Protocol):
 
 @runtime_checkable
 class PDEController(Protocol):
-    """A feedback policy for `ctdl.pde.AdvectionDiffusion` instances (as SourceMitigation)."""
+    """A feedback policy for `ctdl.pde_control.AdvectionDiffusion` instances (as SourceMitigation)."""
 
     problem: Any
-    """The `ctdl.pde.AdvectionDiffusion` it controls."""
+    """The `ctdl.pde_control.AdvectionDiffusion` it controls."""
 
     def control(self, params: Tensor) -> Tensor:
         """The rates (B, N, K) of the feedback along each instance's controlled path; params (B, P)."""

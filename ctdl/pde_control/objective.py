@@ -6,7 +6,7 @@ For a value policy the coefficients of Phi at all N + 1 times come from one netw
     hjb = mean_b sum_n | Phi(t_n, u_n) - dt L(u_{n+1}, a_n) - Phi(t_{n+1}, u_{n+1}) |
 
 on the detached path (the penalty shapes Phi; only J backpropagates through the states, as in
-`ctdl.control.ValueFunction`). The terminal condition Phi(T) = gamma ||u||^2 holds by construction
+`ctdl.soc.ValueFunction`). The terminal condition Phi(T) = gamma ||u||^2 holds by construction
 (`QuadraticValue`), so there is no terminal penalty.
 """
 
