@@ -172,7 +172,7 @@ class ReferencePosteriors(Protocol):
 class PosteriorModel(Protocol):
     """A model of posteriors pi(theta | y) that samples them in raw units (as ConditionalOTFlow)."""
 
-    def sample_posterior(self, y: Tensor, n: int, generator: Generator | None = None) -> Tensor:
+    def sample_posterior(self, n: int, y: Tensor, *, generator: Generator | None = None) -> Tensor:
         """n samples (n, dim) of pi(theta | y) for one raw observation y (cond_dim,); reproducible
         when a seeded `generator` is given."""
         ...
