@@ -37,6 +37,7 @@ def test_log_prob_is_the_change_of_variables_of_the_flow_map(flow):
         assert log_p[k].item() == pytest.approx(expected.item(), abs=1e-3)
 
 
+@pytest.mark.slow
 def test_exact_and_autograd_traces_agree_and_hutchinson_is_unbiased(flow):
     x = torch.randn(64, 2, dtype=torch.float64)
     exact = flow.log_prob(x, steps=8)
@@ -122,6 +123,7 @@ def test_checkpoint_with_the_potential_at_the_top_level_still_loads(flow, tmp_pa
         torch.testing.assert_close(loaded.log_prob(x, steps=8), flow.log_prob(x, steps=8), rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_conditional_flow_learns_a_conjugate_gaussian_posterior():
     """theta ~ N(0, 1), y = theta + N(0, s^2): p(theta | y) = N(y / (1 + s^2), s^2 / (1 + s^2))."""
     s2 = 0.25
