@@ -1,10 +1,6 @@
-"""The `ctdl` command end to end: configs, run folders, resume, test, precision, DDP, bad input."""
+"""The `ctdl` command end to end: configs, run folders, resume, test, precision, bad input."""
 
-import csv
-import os
 import pickle
-import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,56 +12,16 @@ from torch.utils.data import DataLoader, TensorDataset
 from ctdl.callbacks import FiniteLossGuard, NonFiniteLossError
 from ctdl.models import ODENetClassifier
 
-from .conftest import ROOT
-from .maf_files import write_maf_archive
+from .helpers import ROOT, SMALL, fast_dev_run_overrides, metrics_rows
 
 CONFIGS = sorted((ROOT / "configs").glob("*/*.yaml"))
-TABULAR = {"power", "gas", "hepmass", "miniboone", "bsds300"}
 PEAKS = ROOT / "configs" / "odenet" / "peaks.yaml"
-SMALL_PEAKS = ["--config", PEAKS, "--data.n_train", "500", "--data.n_val", "200", "--data.n_test", "200"]
-
-
-def metrics_rows(run_dir: Path) -> list[dict]:
-    with open(run_dir / "metrics.csv") as file:
-        return list(csv.DictReader(file))
+SMALL_PEAKS = SMALL["odenet"]
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_every_config_runs_fast_dev_run(cli, config, fake_mnist_dir, tmp_path):
-    extra = []
-    if "mnist" in config.stem:  # the tests use small fake IDX files, not the real data set
-        extra = ["--data.data_dir", fake_mnist_dir, "--data.n_val", "100"]
-    if config.parent.name == "otflow" and config.stem in TABULAR:  # small files in the MAF formats
-        extra = ["--data.data_dir", write_maf_archive(tmp_path / "maf"), "--data.batch_size", "16"]
-    if config.parent.name == "sbi":  # a small simulation budget
-        extra = ["--data.num_simulations", "400", "--data.n_test", "40"]
-    if config.parent.name == "soc":  # few evaluation starts, cheap references
-        extra = [
-            "--data.num_val",
-            "8",
-            "--data.num_test",
-            "8",
-            "--data.reference_samples",
-            "2000",
-            "--data.fem_mesh",
-            "32",
-            "--data.fem_dt",
-            "0.02",
-        ]
-    if config.parent.name == "diffusion":  # fake IDX images or a few small fields, short sampling
-        if config.stem.startswith("fashion"):
-            extra = ["--data.data_dir", fake_mnist_dir, "--data.n_val", "100", "--data.batch_size", "16"]
-        else:
-            extra = [
-                "--data.num_train",
-                "64",
-                "--data.num_val",
-                "16",
-                "--data.num_test",
-                "16",
-                "--data.batch_size",
-                "16",
-            ]
+def test_every_config_runs_fast_dev_run(cli, config, tmp_path):
+    extra = fast_dev_run_overrides(config, tmp_path)
     run = cli("fit", "--config", config, "--trainer.fast_dev_run", "true", *extra)
     assert run.trainer.state.finished
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "figures").exists()  # all under runs/
@@ -146,39 +102,6 @@ def test_precision_on_cpu(cli, precision, dtype):
     assert next(run.model.parameters()).dtype == dtype
     assert torch.isfinite(run.trainer.callback_metrics["train/loss"])
     assert run.trainer.callback_metrics["val/acc"] > 0
-
-
-def test_ddp_on_two_cpu_processes(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK")}
-    cmd = [
-        sys.executable,
-        "-m",
-        "ctdl",
-        "fit",
-        *map(str, SMALL_PEAKS),
-        "--trainer.max_epochs",
-        "1",
-        "--trainer.strategy",
-        "ddp",
-        "--trainer.devices",
-        "2",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--runs_dir",
-        str(tmp_path / "runs"),
-    ]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-3000:]
-    assert "distributed_backend=gloo" in log and "All distributed processes registered" in log
-    run_dir = tmp_path / "runs" / "odenet" / "peaks" / "version_0"
-    rows = metrics_rows(run_dir)
-    # 500 samples, batch 128, 2 processes -> 2 optimizer steps per epoch on each process
-    assert max(int(r["step"]) for r in rows) == 1
-    assert [r["val/acc"] for r in rows if r["val/acc"]]
-    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
 
 
 # ---------------------------------------------------------------------------------- bad input
@@ -399,6 +322,7 @@ def test_the_cli_always_has_the_nan_guard_and_checkpointing(tmp_path, monkeypatc
     assert built.trainer.checkpoint_callback.monitor == "val/acc"
 
 
+@pytest.mark.slow
 def test_otflow_fit_and_test_log_the_density_metrics(cli):
     config = ROOT / "configs" / "otflow" / "8gaussians.yaml"
     small = [
@@ -434,6 +358,7 @@ def test_otflow_fit_and_test_log_the_density_metrics(cli):
     assert metrics["test/gap"].item() == pytest.approx(gap.item())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "callback", ["ctdl.callbacks.EMAWeights", "lightning.pytorch.callbacks.EMAWeightAveraging"]
 )
@@ -484,6 +409,7 @@ def test_otflow_with_weight_averaging_keeps_the_average_in_the_box_and_in_checkp
     assert all(torch.equal(average[k], v) for k, v in again.model.state_dict().items())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trace", ["autograd", "hutchinson"])
 def test_otflow_other_traces_validate_and_test_through_the_cli(cli, trace):
     config = ROOT / "configs" / "otflow" / "8gaussians.yaml"

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ctdl.callbacks import DensityFigure
 from ctdl.models import OTFlow
 
-from .conftest import check_png, figure_trainer, tensorboard_image_tags
+from .helpers import check_png, figure_trainer, tensorboard_image_tags
 
 
 class PointData(L.LightningDataModule):

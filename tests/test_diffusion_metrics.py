@@ -27,7 +27,7 @@ from ctdl.metrics import (
 )
 from ctdl.models import MultilevelDiffusion
 
-from .conftest import ROOT, check_png, figure_trainer
+from .helpers import ROOT, check_png, figure_trainer
 from .test_diffusion_model import SMALL_FIELDS, exact_model
 
 FIELD = make_prior("bessel", scale=4000.0, s=40.0, p=2.5)  # GaussianFields' default Sigma

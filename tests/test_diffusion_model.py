@@ -18,7 +18,7 @@ from ctdl.datamodules import DiffusionImages, GaussianFields
 from ctdl.diffusion import VPSDE, FourierPrior, make_prior
 from ctdl.models import MultilevelDiffusion
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 NOISE = {"scale": 40.0, "s": 40.0, "p": 1.5}  # the configs' Bessel noise prior
 FIELDS = ROOT / "configs" / "diffusion" / "gaussian_fields.yaml"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 SMALL = [
     "--data.pde_args",

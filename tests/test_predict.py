@@ -9,7 +9,7 @@ import torch
 
 from ctdl.callbacks.prediction_writer import check_predictions
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 PEAKS = [
     "--config",

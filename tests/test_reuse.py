@@ -2,7 +2,7 @@
 
 import re
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 
 def readme_example() -> str:

@@ -1,9 +1,6 @@
 """Conditional OT-Flow for posterior estimation: sbibm data, raw units, MAP, C2ST, predict."""
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +11,7 @@ from ctdl.datamodules import SBIBMTask
 from ctdl.models import ConditionalOTFlow
 from ctdl.sbi import PosteriorScaling
 
-from .conftest import ROOT
+from .helpers import ROOT, SMALL
 
 
 def perturbed_model(dim=1, cond_dim=2, log_params=True, seed=0) -> ConditionalOTFlow:
@@ -151,22 +148,7 @@ def test_fit_test_and_predict_through_the_cli(cli, tmp_path):
     assert samples.shape == (3, 200, 2) and np.isfinite(samples).all()
 
 
-LV_SMALL = [
-    "--config",
-    str(ROOT / "configs" / "sbi" / "lotka_volterra.yaml"),
-    "--data.num_simulations",
-    "400",
-    "--data.n_test",
-    "40",
-    "--data.batch_size",
-    "64",
-    "--model.width",
-    "8",
-    "--model.eval_steps",
-    "4",
-    "--trainer.val_check_interval",
-    "2",
-]
+LV_SMALL = SMALL["sbi"]
 
 
 @pytest.mark.slow
@@ -179,38 +161,6 @@ def test_lotka_volterra_resumes_with_its_standardisation(cli, tmp_path):
     assert resumed.trainer.global_step == 8 and bool(resumed.model.scaling.log_params)
     torch.testing.assert_close(resumed.model.scaling.y_mean, before["scaling.y_mean"])
     assert list((tmp_path / "cache").glob("lotka_volterra_*.npz"))  # simulated once, then read
-
-
-@pytest.mark.slow
-def test_lotka_volterra_on_two_cpu_processes(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK")}
-    cmd = [
-        sys.executable,
-        "-m",
-        "ctdl",
-        "fit",
-        *LV_SMALL,
-        "--data.cache_dir",
-        str(tmp_path / "cache"),
-        "--trainer.max_steps",
-        "4",
-        "--trainer.strategy",
-        "ddp",
-        "--trainer.devices",
-        "2",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--runs_dir",
-        str(tmp_path / "runs"),
-    ]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-3000:]
-    assert "distributed_backend=gloo" in log
-    run_dir = tmp_path / "runs" / "sbi" / "lotka_volterra" / "version_0"
-    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
 
 
 def test_otflow_arguments_pass_through_and_checkpoints_without_them_load(tmp_path):

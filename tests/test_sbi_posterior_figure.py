@@ -18,7 +18,7 @@ from ctdl.models import ConditionalOTFlow
 from ctdl.protocols import PredictiveSimulator
 from ctdl.sbi.lotka_volterra import THETA_STAR
 
-from .conftest import check_png, figure_trainer, tensorboard_image_tags
+from .helpers import check_png, figure_trainer, tensorboard_image_tags
 
 
 def _tiny_model(dim: int, cond_dim: int) -> ConditionalOTFlow:

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ctdl.callbacks import TransportFigure
 from ctdl.models import ODENetClassifier
 
-from .conftest import check_png, figure_trainer, tensorboard_image_tags
+from .helpers import check_png, figure_trainer, tensorboard_image_tags
 
 
 class TinyData(L.LightningDataModule):
