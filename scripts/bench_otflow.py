@@ -58,17 +58,6 @@ INTEGER_OPTIONS = ("width", "depth", "steps", "eval_steps", "test_steps", "seed"
 
 
 # -------------------------------------------------------------------------------- helpers
-def upsert_by(part: str, rows: list[dict], settings: list[str], **meta) -> None:
-    """harness.upsert keyed by several columns: a stored row is replaced by a new one that agrees
-    with it on every column of `settings`; the others are kept (read after training, so runs of
-    the same part in parallel processes keep each other's rows)."""
-    measured = {tuple(r.get(k) for k in settings) for r in rows}
-    old = harness.load(TASK, part)
-    kept = [r for r in old.get("rows", []) if tuple(r.get(k) for k in settings) not in measured]
-    extra = {k: v for k, v in old.items() if k not in ("part", "env", "rows", *meta)}
-    harness.save(TASK, part, {**extra, **meta, "rows": kept + rows})
-
-
 def test_steps(model: OTFlow) -> int:
     """The RK4 steps the model is tested with."""
     return model.hparams.test_steps or model.hparams.eval_steps
@@ -139,10 +128,11 @@ def train_and_measure(name: str, args, overrides: list[str] = (), label: str | N
 def part_quality(args) -> None:
     """The KL gap and the inversion error of each toy's config."""
     rows = [train_and_measure(name, args) for name in args.toys]
-    upsert_by(
+    harness.upsert(
+        TASK,
         "quality",
         rows,
-        ["data", "iterations", "train_precision"],
+        ("data", "iterations", "train_precision"),
         setup="configs/otflow/<data>.yaml (width 32; train_precision: the training precision, the "
         "config's unless --precision overrides it), best checkpoint by val/nll, evaluated in "
         f"float64 with test_steps RK4 steps; gap on {args.fresh_samples} fresh samples; inversion error "
@@ -183,10 +173,11 @@ def part_ablation(args) -> None:
     ]
     for row, value in zip(rows, values, strict=True):
         row.update({key: option_value(key, v) for key, v in {**fixed, option: value}.items()})
-    upsert_by(
+    harness.upsert(
+        TASK,
         option,
         rows,
-        [option, *fixed, "iterations", "train_precision"],
+        (option, *fixed, "iterations", "train_precision"),
         setup=f"configs/otflow/checkerboard.yaml with {cli_flag(option)} at each value (and the "
         "settings a row names), the iterations of each row (cosine lr over them); best "
         "checkpoint by val/nll measured in float64 as in the quality part",

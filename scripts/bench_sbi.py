@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from harness import ROOT, RUNS, add_run_options, fit, load, parser, report, save, table, test
+from harness import ROOT, RUNS, add_run_options, fit, load, parser, report, save, table, test, upsert
 
 TASK = "sbi"
 TASKS = ["two_moons", "slcp", "gaussian_linear", "gaussian_mixture", "bernoulli_glm"]
@@ -57,16 +57,6 @@ PUBLISHED_NPE = {  # C2ST of NPE at 10^3 / 10^4 / 10^5 simulations (Lueckmann et
     "bernoulli_glm": (0.863, 0.678, 0.559),
     "sir": (0.815, 0.680, 0.585),
 }
-
-
-def upsert_by(part: str, rows: list[dict], keys: tuple[str, ...], **meta) -> None:
-    """harness.upsert with a key of several columns: the stored rows with the same values of `keys`
-    are replaced, the others kept in order, the new ones appended."""
-    old = load(TASK, part)
-    new = {tuple(r[k] for k in keys) for r in rows}
-    merged = [r for r in old.get("rows", []) if tuple(r.get(k) for k in keys) not in new] + rows
-    kept = {k: v for k, v in old.items() if k not in ("part", "env", "rows", *meta)}
-    save(TASK, part, {**kept, **meta, "rows": merged})
 
 
 # ------------------------------------------------------------------------------------- sbibm
@@ -139,7 +129,8 @@ def part_sbibm(args) -> None:
                 "ctdl_per_obs": [round(v, 4) for v in ours["per_obs"]],
                 "npe_per_obs": [round(v, 4) for v in theirs["per_obs"]],
             }
-            upsert_by(
+            upsert(
+                TASK,
                 "sbibm",
                 [row],
                 ("task", "simulations"),

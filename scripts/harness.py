@@ -257,13 +257,21 @@ def save(task: str, part: str, result: dict) -> None:
     print(json.dumps(result, indent=2), flush=True)
 
 
-def upsert(task: str, part: str, rows: list[dict], key: str = "label", **meta) -> list[dict]:
-    """Put `rows` into benchmarks/<task>_<part>.json: a stored row with the same `key` is
-    replaced, the others kept in order, new ones appended. `meta` (target, setup, ...) replaces
-    the file's entries of the same name. Returns every row."""
+def upsert(
+    task: str, part: str, rows: list[dict], key: str | tuple[str, ...] = "label", **meta
+) -> list[dict]:
+    """Put `rows` into benchmarks/<task>_<part>.json: a stored row that agrees with a new one on
+    `key` (a column, or a tuple of columns) is replaced, the others kept in order, new ones
+    appended. The file is read now, so parallel runs of one part keep each other's rows. `meta`
+    (target, setup, ...) replaces the file's entries of the same name. Returns every row."""
+    columns = (key,) if isinstance(key, str) else tuple(key)
+
+    def of(row: dict) -> tuple:
+        return tuple(row.get(c) for c in columns)
+
     old = load(task, part)
-    new_keys = {r[key] for r in rows}
-    merged = [r for r in old.get("rows", []) if r.get(key) not in new_keys] + list(rows)
+    new_keys = {of(r) for r in rows}
+    merged = [r for r in old.get("rows", []) if of(r) not in new_keys] + list(rows)
     kept = {k: v for k, v in old.items() if k not in ("part", "env", "rows", *meta)}
     save(task, part, {**kept, **meta, "rows": merged})
     return merged
