@@ -2,10 +2,6 @@
 sampling with the exact score, a short training against the exact score at 16 and 32, and the
 `ctdl` command (resume with the resolution schedule, bf16-mixed, 2-process DDP, bad input)."""
 
-import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -18,32 +14,11 @@ from ctdl.datamodules import DiffusionImages, GaussianFields
 from ctdl.diffusion import VPSDE, FourierPrior, make_prior
 from ctdl.models import MultilevelDiffusion
 
-from .helpers import ROOT
+from .helpers import ROOT, SMALL, metrics_rows
 
 NOISE = {"scale": 40.0, "s": 40.0, "p": 1.5}  # the configs' Bessel noise prior
 FIELDS = ROOT / "configs" / "diffusion" / "gaussian_fields.yaml"
-SMALL_FIELDS = [
-    "--config",
-    FIELDS,
-    "--data.num_train",
-    "64",
-    "--data.num_val",
-    "16",
-    "--data.num_test",
-    "16",
-    "--data.batch_size",
-    "16",
-    "--data.resolution",
-    "16",
-    "--model.resolutions",
-    "[8, 16]",
-    "--model.network_args",
-    "{width: 8, modes: 4, layers: 1, time_dim: 16}",
-    "--trainer.callbacks",
-    "[]",
-    "--trainer.log_every_n_steps",
-    "1",
-]
+SMALL_FIELDS = SMALL["diffusion"]
 
 
 class ExactNoise(nn.Module):
@@ -227,12 +202,6 @@ def test_image_data_in_minus_one_one_resampled_to_another_grid(fake_mnist_dir):
     assert torch.allclose(y[:, :, ::2, ::2], x[:50], atol=1e-5)  # interpolation keeps the coarse points
 
 
-# -------------------------------------------------------------------------------------- the CLI
-def metrics_rows(run_dir: Path) -> list[dict]:
-    with open(run_dir / "metrics.csv") as file:
-        return list(csv.DictReader(file))
-
-
 def test_resume_continues_the_resolution_schedule_and_predict_samples(cli):
     fit = cli(
         "fit",
@@ -288,39 +257,6 @@ def test_bf16_mixed_on_cpu_with_the_fno(cli):
     assert next(run.model.parameters()).dtype == torch.float32
     metrics = run.trainer.callback_metrics
     assert torch.isfinite(metrics["train/loss"]) and torch.isfinite(metrics["val/loss"])
-
-
-def test_ddp_on_two_cpu_processes(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK")}
-    env["OMP_NUM_THREADS"] = "1"
-    cmd = [
-        sys.executable,
-        "-m",
-        "ctdl",
-        "fit",
-        *map(str, SMALL_FIELDS),
-        "--model.schedule_steps",
-        "[1]",
-        "--trainer.max_steps",
-        "2",
-        "--trainer.strategy",
-        "ddp",
-        "--trainer.devices",
-        "2",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--runs_dir",
-        str(tmp_path / "runs"),
-    ]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-3000:]
-    assert "distributed_backend=gloo" in log
-    run_dir = tmp_path / "runs" / "diffusion" / "gaussian_fields" / "version_0"
-    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
-    assert max(int(r["step"]) for r in metrics_rows(run_dir)) <= 2
 
 
 # ------------------------------------------------------------------------------------ bad input
