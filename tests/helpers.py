@@ -117,7 +117,25 @@ def write_fake_mnist(folder: Path) -> Path:
     return folder
 
 
-# --------------------------------------------------------------------------------- run folders
+# ------------------------------------------------------------------------------ run folders
+def mode_probe():
+    """A callback (listed after the others) that records the model's training mode at fit start,
+    at each training epoch's end and at fit end, after the other callbacks' hooks ran."""
+    import lightning as L
+
+    class ModeProbe(L.Callback):
+        def on_fit_start(self, trainer, pl_module):
+            self.training_at_fit_start = pl_module.training
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            self.training_at_epoch_end = pl_module.training
+
+        def on_fit_end(self, trainer, pl_module):
+            self.training_at_fit_end = pl_module.training
+
+    return ModeProbe()
+
+
 def metrics_rows(run_dir: Path) -> list[dict]:
     """The rows of a run's metrics.csv."""
     with open(Path(run_dir) / "metrics.csv") as file:

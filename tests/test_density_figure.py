@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ctdl.callbacks import DensityFigure
 from ctdl.models import OTFlow
 
-from .helpers import check_png, figure_trainer, tensorboard_image_tags
+from .helpers import check_png, figure_trainer, mode_probe, tensorboard_image_tags
 
 
 class PointData(L.LightningDataModule):
@@ -64,16 +64,6 @@ class NoDensity(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.01)
 
 
-class ModeProbe(L.Callback):
-    """Records the training mode after the other callbacks' hooks (it is listed after them)."""
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        self.training_at_epoch_end = pl_module.training
-
-    def on_fit_end(self, trainer, pl_module):
-        self.training_at_fit_end = pl_module.training
-
-
 def _tiny_flow(dim: int) -> OTFlow:
     torch.manual_seed(0)
     return OTFlow(dim=dim, width=8, steps=2, eval_steps=2, lr=1e-2)
@@ -85,7 +75,7 @@ def _trainer(tmp_path: Path, callbacks: list[L.Callback], precision: str = "32-t
 
 def test_2d_float64_fit_and_test(tmp_path, capsys):
     model, dm = _tiny_flow(2), PointData(dim=2)
-    figure, probe = DensityFigure(every_n_epochs=1, n_samples=300, grid_size=40, dpi=80), ModeProbe()
+    figure, probe = DensityFigure(every_n_epochs=1, n_samples=300, grid_size=40, dpi=80), mode_probe()
     trainer = _trainer(tmp_path, [figure, probe], precision="64-true")
     trainer.fit(model, datamodule=dm)
     assert model.dtype == torch.float64
@@ -113,7 +103,7 @@ def test_2d_float64_fit_and_test(tmp_path, capsys):
 
 def test_5d_corner_plot_only_at_fit_end_and_test(tmp_path):
     model, dm = _tiny_flow(5), PointData(dim=5)
-    probe = ModeProbe()
+    probe = mode_probe()
     trainer = _trainer(tmp_path, [DensityFigure(n_samples=300, coords=[0, 2, 4], dpi=80), probe])
     trainer.fit(model, datamodule=dm)
     assert probe.training_at_fit_end

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ctdl.callbacks import TransportFigure
 from ctdl.models import ODENetClassifier
 
-from .helpers import check_png, figure_trainer, tensorboard_image_tags
+from .helpers import check_png, figure_trainer, mode_probe, tensorboard_image_tags
 
 
 class TinyData(L.LightningDataModule):
@@ -45,20 +45,10 @@ class TinyData(L.LightningDataModule):
         return DataLoader(self.test_dataset, batch_size=120)
 
 
-class ModeProbe(L.Callback):
-    """Records whether the model is in training mode when on_fit_end reaches it."""
-
-    def on_fit_start(self, trainer, pl_module):
-        self.training_at_fit_start = pl_module.training
-
-    def on_fit_end(self, trainer, pl_module):
-        self.training_at_fit_end = pl_module.training
-
-
 def test_width2_fit_and_test_write_figures(tmp_path, capsys):
     torch.manual_seed(0)
     model = ODENetClassifier(input_shape=[2], num_classes=2, width=2, steps=4, lr=5e-2)
-    probe = ModeProbe()
+    probe = mode_probe()
     trainer = figure_trainer(tmp_path, [TransportFigure(n_points=200, grid_size=60, dpi=80), probe])
     dm = TinyData()
     trainer.fit(model, datamodule=dm)
