@@ -118,6 +118,32 @@ def write_fake_mnist(folder: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------ run folders
+def bare_module():
+    """A LightningModule with a linear layer on 2-D inputs and nothing a figure callback looks for
+    (no sample, log_prob, sample_posterior or features): the callbacks must warn and draw nothing."""
+    import lightning as L
+    import torch
+
+    class Bare(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch[0]).pow(2).mean()
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val/loss", self.layer(batch[0]).pow(2).mean())
+
+        def test_step(self, batch, batch_idx):
+            self.log("test/loss", self.layer(batch[0]).pow(2).mean())
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    return Bare()
+
+
 def mode_probe():
     """A callback (listed after the others) that records the model's training mode at fit start,
     at each training epoch's end and at fit end, after the other callbacks' hooks ran."""

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ctdl.callbacks import DensityFigure
 from ctdl.models import OTFlow
 
-from .helpers import check_png, figure_trainer, mode_probe, tensorboard_image_tags
+from .helpers import bare_module, check_png, figure_trainer, mode_probe, tensorboard_image_tags
 
 
 class PointData(L.LightningDataModule):
@@ -42,26 +42,6 @@ class PointData(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.test_dataset, batch_size=128)
-
-
-class NoDensity(L.LightningModule):
-    """A module with neither sample nor log_prob."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layer = torch.nn.Linear(2, 1)
-
-    def training_step(self, batch, batch_idx):
-        return self.layer(batch[0]).pow(2).mean()
-
-    def validation_step(self, batch, batch_idx):
-        self.log("val/loss", self.layer(batch[0]).pow(2).mean())
-
-    def test_step(self, batch, batch_idx):
-        self.log("test/loss", self.layer(batch[0]).pow(2).mean())
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.01)
 
 
 def _tiny_flow(dim: int) -> OTFlow:
@@ -119,7 +99,7 @@ def test_model_without_sample_warns_once_and_draws_nothing(tmp_path):
     trainer = _trainer(tmp_path, [DensityFigure(every_n_epochs=1)])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        trainer.fit(NoDensity(), datamodule=dm)
+        trainer.fit(bare_module(), datamodule=dm)
         trainer.test(trainer.lightning_module, datamodule=dm)
     ours = [w for w in caught if "DensityFigure draws nothing" in str(w.message)]
     assert len(ours) == 1 and "is not a Flow" in str(ours[0].message)

@@ -18,7 +18,7 @@ from ctdl.models import ConditionalOTFlow
 from ctdl.protocols import PredictiveSimulator
 from ctdl.sbi.lotka_volterra import THETA_STAR
 
-from .helpers import check_png, figure_trainer, tensorboard_image_tags
+from .helpers import bare_module, check_png, figure_trainer, tensorboard_image_tags
 
 
 def _tiny_model(dim: int, cond_dim: int) -> ConditionalOTFlow:
@@ -114,26 +114,6 @@ def test_missing_or_misshapen_reference_file_is_named(tmp_path):
         trainer.fit(_tiny_model(2, 2), datamodule=data)
 
 
-class NoPosterior(L.LightningModule):
-    """A module without sample_posterior."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layer = torch.nn.Linear(2, 1)
-
-    def training_step(self, batch, batch_idx):
-        return self.layer(batch[0]).pow(2).mean()
-
-    def validation_step(self, batch, batch_idx):
-        self.log("val/loss", self.layer(batch[0]).pow(2).mean())
-
-    def test_step(self, batch, batch_idx):
-        self.log("test/loss", self.layer(batch[0]).pow(2).mean())
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.01)
-
-
 class Observed(L.LightningDataModule):
     """Pairs in R^2 x R^2 and one observation."""
 
@@ -154,7 +134,7 @@ def test_model_without_sample_posterior_warns_once_and_draws_nothing(tmp_path):
     trainer = _trainer(tmp_path, [PosteriorFigure(every_n_epochs=1)])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        trainer.fit(NoPosterior(), datamodule=Observed())
+        trainer.fit(bare_module(), datamodule=Observed())
         trainer.test(trainer.lightning_module, datamodule=Observed())
     ours = [w for w in caught if "PosteriorFigure draws nothing" in str(w.message)]
     assert len(ours) == 1 and "is not a PosteriorModel" in str(ours[0].message)
