@@ -70,3 +70,19 @@ def test_readme_stays_short_and_links_every_task_page():
     assert len(text) < 10_000, len(text)
     for page in sorted((ROOT / "docs").glob("*.md")):
         assert f"docs/{page.name}" in text, f"README.md does not link docs/{page.name}"
+
+
+DOC_SECTIONS = [
+    "Problem and math",
+    "Code map",
+    "How to run",
+    "Results",
+    "How the configs were chosen",
+    "What is not met yet",
+]
+
+
+def test_every_task_page_has_the_same_sections_in_order():
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        sections = [line[3:].strip() for line in page.read_text().splitlines() if line.startswith("## ")]
+        assert sections == DOC_SECTIONS, f"{page.name}: {sections}"
