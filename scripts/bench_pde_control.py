@@ -126,7 +126,7 @@ def part_run(label: str, config: str, overrides: list[str], runs_dir: Path | Non
         "decision_ms": round(evaluate.decision_ms(problem, model.policy, test[:20], repeats=10), 3),
         **run.row(),
         "train_pde_solves": model.train_solves,
-        "curve": solves_curve(run.run_dir),
+        "curve": solves_curve(run.run_dir) if run.validations else [],  # a short run may not validate
         "per_instance": cost.tolist(),
     }
     setup = (
