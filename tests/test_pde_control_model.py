@@ -1,32 +1,15 @@
-"""SourceMitigation through `ctdl`: both configs, resume, test metrics, predict, DDP, bad input."""
+"""SourceMitigation through `ctdl`: both configs, resume, test metrics, predict, bad input."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from . import helpers
 from .helpers import ROOT
 
-SMALL = [
-    "--data.pde_args",
-    "{cells: 8, steps: 12}",
-    "--data.num_train",
-    "16",
-    "--data.num_val",
-    "4",
-    "--data.num_test",
-    "4",
-    "--data.batch_size",
-    "4",
-    "--model.width",
-    "4",
-    "--trainer.val_check_interval",
-    "2",
-]
+SMALL = helpers.SMALL["pde_control"][2:]  # the small run without its config (direct.yaml)
 
 
 def config(name: str) -> list[str]:
@@ -88,34 +71,3 @@ def test_bad_input_names_the_fix(cli):
         SourceMitigation(pde_args={"a_max": -1})
     with pytest.raises(ValueError, match="lies outside the domain"):
         SourceMitigation(pde_args={"actuators": [[0.5, 0.5], [0.5, -0.1]]})
-
-
-def test_two_cpu_processes(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "WORLD_SIZE", "RANK")}
-    cmd = [
-        sys.executable,
-        "-m",
-        "ctdl",
-        "fit",
-        *config("direct"),
-        *SMALL,
-        "--trainer.max_steps",
-        "2",
-        "--trainer.strategy",
-        "ddp",
-        "--trainer.devices",
-        "2",
-        "--trainer.accelerator",
-        "cpu",
-        "--trainer.enable_progress_bar",
-        "false",
-        "--runs_dir",
-        str(tmp_path / "runs"),
-    ]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-3000:]
-    assert "distributed_backend=gloo" in log
-    assert (
-        tmp_path / "runs" / "pde_control" / "direct" / "version_0" / "checkpoints" / "last.ckpt"
-    ).is_file()
