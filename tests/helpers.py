@@ -18,51 +18,6 @@ def config(task: str, name: str) -> list[str]:
     return ["--config", str(CONFIGS / task / f"{name}.yaml")]
 
 
-# A few training steps of one config per task: small data, a small network, validation every 2 steps.
-SMALL: dict[str, list[str]] = {
-    "odenet": [
-        *config("odenet", "peaks"),
-        "--data.n_train",
-        "500",
-        "--data.n_val",
-        "200",
-        "--data.n_test",
-        "200",
-    ],
-    "sbi": [
-        *config("sbi", "lotka_volterra"),
-        *("--data.num_simulations", "400", "--data.n_test", "40", "--data.batch_size", "64"),
-        *("--model.width", "8", "--model.eval_steps", "4", "--trainer.val_check_interval", "2"),
-    ],
-    "soc": [
-        *config("soc", "lqr"),
-        *("--data.num_train", "256", "--data.num_val", "16", "--data.num_test", "32"),
-        *("--model.width", "8", "--model.eval_steps", "10", "--trainer.val_check_interval", "2"),
-    ],
-    "pde_control": [
-        *config("pde_control", "direct"),
-        *("--data.pde_args", "{cells: 8, steps: 12}", "--data.num_train", "16", "--data.num_val", "4"),
-        *("--data.num_test", "4", "--data.batch_size", "4", "--model.width", "4"),
-        *("--trainer.val_check_interval", "2"),
-    ],
-    "diffusion": [
-        *config("diffusion", "gaussian_fields"),
-        *(
-            "--data.num_train",
-            "64",
-            "--data.num_val",
-            "16",
-            "--data.num_test",
-            "16",
-            "--data.batch_size",
-            "16",
-        ),
-        *("--data.resolution", "16", "--model.resolutions", "[8, 16]"),
-        *("--model.network_args", "{width: 8, modes: 4, layers: 1, time_dim: 16}"),
-        *("--trainer.callbacks", "[]", "--trainer.log_every_n_steps", "1"),
-    ],
-}
-
 TABULAR = {"power", "gas", "hepmass", "miniboone", "bsds300"}
 
 # The data-size overrides that make `ctdl fit --trainer.fast_dev_run true` cheap, per config folder.
@@ -81,6 +36,45 @@ FAST_DEV_RUN: dict[str, list[str]] = {
         "16",
         "--data.batch_size",
         "16",
+    ],
+}
+
+
+# A few training steps of one config per task: small data, a small network, validation every 2 steps.
+SMALL: dict[str, list[str]] = {
+    "odenet": [
+        *config("odenet", "peaks"),
+        "--data.n_train",
+        "500",
+        "--data.n_val",
+        "200",
+        "--data.n_test",
+        "200",
+    ],
+    "sbi": [
+        *config("sbi", "lotka_volterra"),
+        *FAST_DEV_RUN["sbi"],
+        "--data.batch_size",
+        "64",
+        *("--model.width", "8", "--model.eval_steps", "4", "--trainer.val_check_interval", "2"),
+    ],
+    "soc": [
+        *config("soc", "lqr"),
+        *("--data.num_train", "256", "--data.num_val", "16", "--data.num_test", "32"),
+        *("--model.width", "8", "--model.eval_steps", "10", "--trainer.val_check_interval", "2"),
+    ],
+    "pde_control": [
+        *config("pde_control", "direct"),
+        *("--data.pde_args", "{cells: 8, steps: 12}", "--data.num_train", "16", "--data.num_val", "4"),
+        *("--data.num_test", "4", "--data.batch_size", "4", "--model.width", "4"),
+        *("--trainer.val_check_interval", "2"),
+    ],
+    "diffusion": [
+        *config("diffusion", "gaussian_fields"),
+        *FAST_DEV_RUN["diffusion"],
+        *("--data.resolution", "16", "--model.resolutions", "[8, 16]"),
+        *("--model.network_args", "{width: 8, modes: 4, layers: 1, time_dim: 16}"),
+        *("--trainer.callbacks", "[]", "--trainer.log_every_n_steps", "1"),
     ],
 }
 
