@@ -148,17 +148,30 @@ def scored(run: harness.Run, label: str, network: str, prior: str, args) -> dict
     }
 
 
+RESOLUTION_MODELS = {
+    "fno_bessel": (FNO, "FNO + position", "bessel (trace class)"),
+    "unet_white": (UNET, "U-Net", "white"),
+}
+
+
 def part_resolution(args) -> None:
+    """Trains and scores the models of --models; the rows of the other models are kept from the
+    earlier record (marked trained_here False, with the setup they were made under)."""
     rows = []
     overrides = budget(args.max_steps, args.max_minutes, args.val_every)
-    for label, config, network, prior in (
-        ("fno_bessel", FNO, "FNO", "bessel (trace class)"),
-        ("unet_white", UNET, "U-Net", "white"),
-    ):
-        run = fit(config, f"resolution_{label}", overrides, args)
-        rows.append(scored(run, label, network, prior, args))
-    curve = [{"model": row["model"], **v} for row in rows for v in row.pop("curve")]
     budget_text = " ".join(overrides + args.override) or "none: the configs' max_steps"
+    for label in args.models:
+        config, network, prior = RESOLUTION_MODELS[label]
+        run = fit(config, f"resolution_{label}", overrides, args)
+        rows.append({**scored(run, label, network, prior, args), "trained_here": True})
+    curve = [{"model": row["model"], **v} for row in rows for v in row.pop("curve")]
+    path = harness.result_path(TASK, "resolution")
+    if path.is_file():
+        earlier = json.loads(path.read_text())
+        for row in earlier["rows"]:
+            if row["model"] not in args.models:
+                rows.append({**row, "trained_here": False, "earlier_setup": earlier["setup"]})
+                curve += [v for v in earlier.get("runs", []) if v.get("model") == row["model"]]
     harness.save(
         TASK,
         "resolution",
@@ -166,7 +179,8 @@ def part_resolution(args) -> None:
             "target": "FNO + trace-class prior keeps its 56 score within 1.5x of its 28 "
             "score (both the Frechet "
             "distance and the energy MMD); U-Net + white noise does not",
-            "setup": "`ctdl fit` of fashion_fno.yaml and fashion_unet.yaml at 28 "
+            "setup": f"`ctdl fit` of the configs of {', '.join(args.models)} "
+            "(fno_bessel: fashion_fno.yaml, unet_white: fashion_unet.yaml) at 28 "
             f"(overrides: {budget_text}); "
             "the best val/loss checkpoint (EMA weights) draws "
             f"{args.samples} samples with {args.sample_steps} reverse Euler-Maruyama steps at 28 and "
@@ -183,6 +197,9 @@ def part_resolution(args) -> None:
     )
 
 
+MULTILEVEL_NETWORK = '{"width": 32, "modes": 7, "layers": 4, "time_dim": 64, "position_frequencies": 3}'
+
+
 def first_reach(vals: list[dict], threshold: float) -> dict | None:
     return next((v for v in vals if v["val_loss"] <= threshold), None)
 
@@ -191,6 +208,7 @@ def part_multilevel(args) -> None:
     max_steps = args.max_steps or 4000
     switch = args.switch_step or (1500 if max_steps > 1500 else max(1, max_steps * 3 // 8))
     common = budget(max_steps, args.max_minutes, args.val_every or min(250, max_steps))
+    common += ["--model.network_args", MULTILEVEL_NETWORK]  # both runs: the same network, 14 holds 7 modes
     runs = {}
     for label, extra in (
         ("multilevel", ["--model.resolutions", "[14, 28]", "--model.schedule_steps", f"[{switch}]"]),
@@ -528,6 +546,13 @@ def add_training_options(p, max_steps: str, samples: int | None, sample_steps: i
 def main() -> None:
     parser, parts = harness.parser(__doc__, PARTS)
     add_training_options(parts["resolution"], "the configs'", samples=500, sample_steps=100)
+    parts["resolution"].add_argument(
+        "--models",
+        nargs="+",
+        choices=list(RESOLUTION_MODELS),
+        default=list(RESOLUTION_MODELS),
+        help="the models to train and score (default both; the others keep their earlier rows)",
+    )
     add_training_options(parts["multilevel"], "4000", samples=None, sample_steps=None)
     parts["multilevel"].add_argument(
         "--switch-step",

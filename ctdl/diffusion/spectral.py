@@ -11,6 +11,13 @@ holds point values of a function on the unit torus, so u_hat_k does not depend o
 so one set of weights acts on every grid n1, n2 >= 2 * modes (even). FNOScore: lift (1x1 conv),
 `layers` blocks h <- GELU(FiLM_t(K h + W h)), project (two 1x1 convs), time conditioning by
 FiLM (per-channel scale and shift from a sinusoidal embedding of each sample's t).
+
+Position (`position_frequencies` K > 0): the lift also sees the 4 K periodic coordinate features
+sin(2 pi k x), cos(2 pi k x), sin(2 pi k y), cos(2 pi k y), k = 1..K, at the grid points
+(x, y) = (i / n1, j / n2) of the unit torus. They are point values of fixed smooth functions, so they
+are the same functions at every grid (resolution-free), and they break the circular-shift
+equivariance that Fourier multipliers and pointwise maps alone impose (without them the law of the
+samples is shift-invariant: objects at random places, wrapped across the border).
 """
 
 from __future__ import annotations
@@ -91,20 +98,49 @@ def per_sample_time(t: Tensor | float, x: Tensor) -> Tensor:
     return t
 
 
+def periodic_coordinates(n1: int, n2: int, frequencies: int, dtype=None, device=None) -> Tensor:
+    """(4 K, n1, n2) features sin / cos(2 pi k x), sin / cos(2 pi k y), k = 1..K, at x = i / n1,
+    y = j / n2: the same smooth functions on the unit torus at every grid (needs n_i > 2 K)."""
+    if n1 <= 2 * frequencies or n2 <= 2 * frequencies:
+        raise ValueError(
+            f"FNOScore: the grid {n1}x{n2} cannot resolve position_frequencies={frequencies}; it needs "
+            f"more than 2 * {frequencies} points per axis (use fewer frequencies or a finer grid)"
+        )
+    k = torch.arange(1, frequencies + 1, dtype=dtype, device=device)[:, None, None]
+    x = torch.arange(n1, dtype=dtype, device=device)[None, :, None] / n1
+    y = torch.arange(n2, dtype=dtype, device=device)[None, None, :] / n2
+    ax, ay = (2 * math.pi * k * x).expand(-1, n1, n2), (2 * math.pi * k * y).expand(-1, n1, n2)
+    return torch.cat([ax.sin(), ax.cos(), ay.sin(), ay.cos()])
+
+
 class FNOScore(nn.Module):
     """FNO score network s(x, t): (batch, channels, n1, n2), (batch,) -> (batch, channels, n1, n2).
 
     lift 1x1 -> `layers` x [SpectralConv2d + 1x1 conv, FiLM from t, GELU] -> project 1x1, GELU,
     1x1. Every operation is a Fourier multiplier on the lowest modes or pointwise, so the same
-    weights run on any even grid with n_i >= 2 * modes.
+    weights run on any even grid with n_i >= 2 * modes. `position_frequencies` K > 0 feeds the lift
+    the 4 K periodic coordinate features (`periodic_coordinates`) as well: still resolution-free, no
+    longer circular-shift equivariant (K = 0: exactly equivariant).
     """
 
     def __init__(
-        self, channels: int = 1, width: int = 32, modes: int = 8, layers: int = 4, time_dim: int = 64
+        self,
+        channels: int = 1,
+        width: int = 32,
+        modes: int = 8,
+        layers: int = 4,
+        time_dim: int = 64,
+        position_frequencies: int = 0,
     ) -> None:
         super().__init__()
+        if not isinstance(position_frequencies, int) or position_frequencies < 0:
+            raise ValueError(
+                f"position_frequencies must be an integer >= 0 (0: no position input), got "
+                f"{position_frequencies!r}"
+            )
         self.channels, self.width, self.modes = channels, width, modes
-        self.lift = nn.Conv2d(channels, width, 1)
+        self.position_frequencies = position_frequencies
+        self.lift = nn.Conv2d(channels + 4 * position_frequencies, width, 1)
         self.spectral = nn.ModuleList(SpectralConv2d(width, width, modes) for _ in range(layers))
         self.pointwise = nn.ModuleList(nn.Conv2d(width, width, 1) for _ in range(layers))
         self.time = TimeEmbedding(time_dim)
@@ -120,6 +156,9 @@ class FNOScore(nn.Module):
             )
         check_grid(tuple(x.shape), self.modes, "FNOScore")
         emb = self.time(per_sample_time(t, x))
+        if self.position_frequencies:
+            pos = periodic_coordinates(*x.shape[-2:], self.position_frequencies, x.dtype, x.device)
+            x = torch.cat([x, pos.expand(x.shape[0], -1, -1, -1)], dim=1)
         h = self.lift(x)
         for spectral, pointwise, film in zip(self.spectral, self.pointwise, self.film, strict=True):
             scale, shift = film(emb).chunk(2, dim=1)
