@@ -14,7 +14,8 @@ BLOB = (0.3, 0.65)  # the blob's centre on the unit torus
 
 def test_position_features_break_shift_equivariance():
     """Untrained: without coordinates a circular shift of the input shifts the output (to round-off);
-    with them the output of the shifted input differs from the shifted output (3.6% at initialisation here, against < 1e-5). The features
+    with them the output of the shifted input differs from the shifted output
+    (3.6% at initialisation here, against < 1e-5). The features
     are the same functions at 16 and 32 (restriction of the 32 ones is exact), and the same weights
     run on both grids."""
     torch.manual_seed(0)
