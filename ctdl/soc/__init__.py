@@ -8,7 +8,13 @@ from .baselines import DeepBSDE, train_deep_bsde
 from .open_loop import OpenLoopSolution, open_loop_optimum, rollout
 from .paths import Paths, controlled_paths
 from .problems import HJBLQ, LQR, PROBLEMS, ControlProblem, Obstacle, Problem2D, Quadcopter, make_problem
-from .references import RiccatiSolution, hjb_lq_value, reference_control, reference_value
+from .references import (
+    RiccatiSolution,
+    hjb_lq_value,
+    hjb_lq_value_quadrature,
+    reference_control,
+    reference_value,
+)
 from .value_function import LOSS_TERMS, SAMPLING, ValueFunction
 
 __all__ = [
@@ -21,6 +27,7 @@ __all__ = [
     "Quadcopter",
     "RiccatiSolution",
     "hjb_lq_value",
+    "hjb_lq_value_quadrature",
     "make_problem",
     "reference_control",
     "reference_value",

@@ -7,7 +7,10 @@ equation d_t w + sigma^2/2 Lap w = 0, hence
     Phi(t, x) = -(1/a) ln E[ exp(-a g(x + sigma sqrt(T - t) Z)) ],   Z ~ N(0, I),
 
 estimated by Monte Carlo with the delta-method standard error (1/a) s_w / (mean_w sqrt(M)) of the
-M weights w = exp(-a g). As lam -> 0 it tends to E[g(x + sigma sqrt(T - t) Z)].
+M weights w = exp(-a g). As lam -> 0 it tends to E[g(x + sigma sqrt(T - t) Z)]. For large lam the
+mean is carried by rare draws and the Monte Carlo estimate is biased; `hjb_lq_value_quadrature`
+is exact for the radial g = ln((1 + |x - x*|^2) / 2): with s = sigma sqrt(T - t),
+|x - x* + s Z|^2 = s^2 Q, Q ~ noncentral chi-square(d, |x - x*|^2 / s^2), a 1-D integral.
 
 Riccati. For f = A x + B u, L = x'Qx + u'Ru, g = x'Gx and constant sigma the value is
 Phi(t, x) = x' P(t) x + r(t) with
@@ -100,6 +103,62 @@ def hjb_lq_value(
     else:
         value, stderr = mean, var.sqrt() / math.sqrt(samples)
     return value, stderr
+
+
+def hjb_lq_value_quadrature(
+    t: float | Tensor,
+    x: Tensor,
+    lam: float = 1.0,
+    target: float | Sequence | Tensor | None = None,
+    sigma: float = math.sqrt(2.0),
+    horizon: float = 1.0,
+    resolution: float = 0.05,
+) -> Tensor:
+    """Phi(t, x), (n,) float64, of HJB-LQ by exact 1-D quadrature of the Cole-Hopf formula:
+
+        Phi = -(1/a) ln int ((1 + s^2 q) / 2)^(-a) p(q) dq   (a = 2 lam / sigma^2 > 0),
+        Phi = int ln((1 + s^2 q) / 2) p(q) dq                  (lam = 0),
+
+    with p the noncentral chi-square density (d degrees of freedom, noncentrality |x - x*|^2 / s^2)
+    and s = sigma sqrt(T - t); Phi(T, x) = g(x). The integral runs in u = ln q (trapezoid, log-sum-exp)
+    over [ln(1e-12 m), ln(m + 40 sd)], m and sd the mean and standard deviation of q, with a step of
+    `resolution` * sd / m, so the tilted mass of any lam stays inside the grid and is resolved.
+    """
+    from scipy import stats
+
+    if x.ndim != 2:
+        raise ValueError(f"x must have shape (n, d), got {tuple(x.shape)}")
+    if lam < 0:
+        raise ValueError(f"lam must be >= 0, got {lam}")
+    n, d = x.shape
+    x = x.detach().to(torch.float64).cpu()
+    tau = (horizon - torch.as_tensor(t, dtype=torch.float64).reshape(-1)).expand(n)
+    if (tau < -1e-12).any():
+        raise ValueError(f"t must lie in [0, {horizon}]")
+    r2 = (x - as_vector(target, d, "target")).square().sum(1)
+    a = 2.0 * lam / sigma**2
+    values = torch.log1p(r2) - math.log(2.0)  # tau = 0: Phi = g
+    for i in torch.nonzero(tau > 1e-14).flatten().tolist():
+        s2 = sigma**2 * tau[i].item()
+        nc = r2[i].item() / s2
+        mean, sd = d + nc, math.sqrt(2.0 * (d + 2.0 * nc))
+        lo, hi = math.log(1e-12 * mean), math.log(mean + 40.0 * sd)
+        u = torch.linspace(
+            lo, hi, max(2001, int((hi - lo) / (resolution * sd / mean)) + 1), dtype=torch.float64
+        )
+        q = u.exp()
+        logpdf = stats.ncx2.logpdf(q.numpy(), d, nc) if nc > 0 else stats.chi2.logpdf(q.numpy(), d)
+        log_density = torch.from_numpy(logpdf) + u  # dq = q du
+        log_du = math.log(float(u[1] - u[0]))
+        log_g = torch.log1p(s2 * q) - math.log(2.0)
+        trapezoid = torch.ones_like(u)
+        trapezoid[[0, -1]] = 0.5
+        if a > 0:
+            log_terms = log_density - a * log_g + trapezoid.log() + log_du
+            values[i] = -torch.logsumexp(log_terms, 0) / a
+        else:
+            values[i] = (log_g * (log_density + trapezoid.log() + log_du).exp()).sum()
+    return values
 
 
 class RiccatiSolution:
