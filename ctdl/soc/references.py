@@ -37,6 +37,19 @@ from torch import Tensor
 from .problems import HJBLQ, LQR, ControlProblem, Obstacle, as_vector
 
 
+def _cole_hopf_inputs(t: float | Tensor, x: Tensor, lam: float, horizon: float) -> tuple[Tensor, Tensor]:
+    """Checked points x (n, d) as float64 on the CPU and the time to go tau = T - t (n,)."""
+    if x.ndim != 2:
+        raise ValueError(f"x must have shape (n, d), got {tuple(x.shape)}")
+    if lam < 0:
+        raise ValueError(f"lam must be >= 0, got {lam}")
+    x = x.detach().to(torch.float64).cpu()
+    tau = (horizon - torch.as_tensor(t, dtype=torch.float64).reshape(-1)).expand(x.shape[0])
+    if (tau < -1e-12).any():
+        raise ValueError(f"t must lie in [0, {horizon}]")
+    return x, tau
+
+
 def hjb_lq_value(
     t: float | Tensor,
     x: Tensor,
@@ -59,15 +72,8 @@ def hjb_lq_value(
         target: the minimiser of g (scalar, (d,) or None for the origin).
         sigma: the scalar noise of dX = ... dt + sigma dW.
     """
-    if x.ndim != 2:
-        raise ValueError(f"x must have shape (n, d), got {tuple(x.shape)}")
-    if lam < 0:
-        raise ValueError(f"lam must be >= 0, got {lam}")
+    x, tau = _cole_hopf_inputs(t, x, lam, horizon)
     n, d = x.shape
-    x = x.detach().to(torch.float64).cpu()
-    tau = (horizon - torch.as_tensor(t, dtype=torch.float64).reshape(-1)).expand(n)
-    if (tau < -1e-12).any():
-        raise ValueError(f"t must lie in [0, {horizon}]")
     scale = (sigma * tau.clamp_min(0).sqrt()).unsqueeze(1)  # (n, 1)
     target = as_vector(target, d, "target")
     a = 2.0 * lam / sigma**2
@@ -126,15 +132,8 @@ def hjb_lq_value_quadrature(
     """
     from scipy import stats
 
-    if x.ndim != 2:
-        raise ValueError(f"x must have shape (n, d), got {tuple(x.shape)}")
-    if lam < 0:
-        raise ValueError(f"lam must be >= 0, got {lam}")
+    x, tau = _cole_hopf_inputs(t, x, lam, horizon)
     n, d = x.shape
-    x = x.detach().to(torch.float64).cpu()
-    tau = (horizon - torch.as_tensor(t, dtype=torch.float64).reshape(-1)).expand(n)
-    if (tau < -1e-12).any():
-        raise ValueError(f"t must lie in [0, {horizon}]")
     r2 = (x - as_vector(target, d, "target")).square().sum(1)
     a = 2.0 * lam / sigma**2
     values = torch.log1p(r2) - math.log(2.0)  # tau = 0: Phi = g
