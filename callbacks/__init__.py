@@ -6,6 +6,7 @@ from .ema import EMAWeights
 from .figure import FigureCallback
 from .finite_loss import FiniteLossGuard, NonFiniteLossError
 from .pde_control_figure import PDEControlFigure
+from .plateau import PlateauHalving
 from .posterior_figure import PosteriorFigure
 from .prediction_writer import PredictionWriter
 from .run_checkpoint import RunCheckpoint
@@ -22,6 +23,7 @@ __all__ = [
     "FiniteLossGuard",
     "NonFiniteLossError",
     "PDEControlFigure",
+    "PlateauHalving",
     "PosteriorFigure",
     "PredictionWriter",
     "RunCheckpoint",

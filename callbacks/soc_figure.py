@@ -33,7 +33,7 @@ class ControlFigure(FigureCallback):
         every_n_epochs: int = 0,
         n_paths: int = 16,
         n_value_paths: int = 4,
-        reference_samples: int = 5000,
+        reference_samples: int | None = None,
         dpi: int = 120,
     ) -> None:
         super().__init__(every_n_epochs, dpi)

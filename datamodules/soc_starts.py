@@ -30,7 +30,7 @@ class ControlStarts(TensorDataModule):
         batch_size: int = 64,
         seed: int = 0,
         num_workers: int = 0,
-        reference_samples: int = 100_000,
+        reference_samples: int | None = None,
         fem_mesh: int = 149,
         fem_dt: float = 1e-3,
     ) -> None:
@@ -40,7 +40,8 @@ class ControlStarts(TensorDataModule):
             problem_args: the problem's constructor keywords (e.g. {dim: 100, lam: 1.0, target: 0.5}).
             num_train, num_val, num_test: start points of the three splits.
             batch_size, seed, num_workers: as for every ctdl datamodule.
-            reference_samples: Monte Carlo draws per point of the Cole-Hopf reference (hjb_lq).
+            reference_samples: None: the exact Cole-Hopf quadrature (hjb_lq); a number: Monte Carlo
+                with that many draws per point (a check).
             fem_mesh, fem_dt: cells per side and time step of the finite-element reference (obstacle).
         """
         super().__init__(batch_size, seed, num_workers)

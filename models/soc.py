@@ -54,7 +54,7 @@ class StochasticOptimalControl(L.LightningModule):
         weight_decay: float = 0.0,
         scheduler: str = "cosine",
         traj_paths: int = 32,
-        reference_samples: int = 20_000,
+        reference_samples: int | None = None,
     ) -> None:
         """
         Args:
@@ -73,7 +73,8 @@ class StochasticOptimalControl(L.LightningModule):
             alpha_*: the weights of the loss terms.
             lr, weight_decay, scheduler: AdamW and its per-step cosine decay (applied once).
             traj_paths: paths of each test batch along which Phi is compared with the reference.
-            reference_samples: Monte Carlo draws per point of the Cole-Hopf reference in testing.
+            reference_samples: None: the exact Cole-Hopf quadrature in testing (hjb_lq); a number:
+                Monte Carlo with that many draws per point (a check).
         """
         super().__init__()
         self.save_hyperparameters()

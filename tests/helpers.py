@@ -24,7 +24,7 @@ TABULAR = {"power", "gas", "hepmass", "miniboone", "bsds300"}
 FAST_DEV_RUN: dict[str, list[str]] = {
     "sbi": ["--data.num_simulations", "400", "--data.n_test", "40"],
     "soc": [
-        *("--data.num_val", "8", "--data.num_test", "8", "--data.reference_samples", "2000"),
+        *("--data.num_val", "8", "--data.num_test", "8"),
         *("--data.fem_mesh", "32", "--data.fem_dt", "0.02"),
     ],
     "diffusion": [

@@ -15,6 +15,7 @@ from ctdl.soc import (
     RiccatiSolution,
     ValueFunction,
     controlled_paths,
+    hjb_lq_gradient,
     hjb_lq_value,
     hjb_lq_value_quadrature,
     make_problem,
@@ -380,3 +381,44 @@ def test_cole_hopf_quadrature_is_exact_where_monte_carlo_is_reliable_and_for_lar
     assert (hjb_lq_value_quadrature(0.0, x, lam=1e-6) - limit).abs().max() < 1e-5
     mc50, se50 = hjb_lq_value(0.0, origin, lam=50.0, samples=100_000)
     assert hjb_lq_value_quadrature(0.0, origin, lam=50.0).item() < mc50.item() - 10 * se50.item()
+
+
+def test_hjb_lq_gradient_is_the_quadratures_gradient_and_drives_the_reference_feedback():
+    """The radial derivative against central differences of the quadrature along each axis (exact to
+    1e-6) and of Monte Carlo with common draws (within its error, 2%); zero at the target; the
+    reference feedback is -sqrt(lam) grad Phi and the default reference is the quadrature."""
+    x = 0.8 * torch.randn(3, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    target = torch.tensor([0.5, -0.3, 0.0, 1.0], dtype=torch.float64)
+    grad = hjb_lq_gradient(0.3, x, lam=1.0, target=target)
+    h, eye = 1e-5, torch.eye(4, dtype=torch.float64)
+    exact = torch.stack(
+        [
+            (
+                hjb_lq_value_quadrature(0.3, x + h * eye[j], target=target)
+                - hjb_lq_value_quadrature(0.3, x - h * eye[j], target=target)
+            )
+            / (2 * h)
+            for j in range(4)
+        ],
+        dim=1,
+    )
+    torch.testing.assert_close(grad, exact, atol=1e-6, rtol=1e-5)
+    mc = torch.stack(
+        [
+            (
+                hjb_lq_value(0.3, x + 1e-4 * eye[j], target=target, samples=100_000)[0]
+                - hjb_lq_value(0.3, x - 1e-4 * eye[j], target=target, samples=100_000)[0]
+            )
+            / 2e-4
+            for j in range(4)
+        ],
+        dim=1,
+    )
+    assert ((grad - mc).norm(dim=1) / mc.norm(dim=1)).max() < 0.02
+    assert hjb_lq_gradient(0.0, target.expand(2, 4), target=target).abs().max() == 0
+    problem = HJBLQ(dim=4, lam=4.0, target=target.tolist())
+    u = reference_control(problem)(0.3, x)
+    torch.testing.assert_close(u, -2.0 * hjb_lq_gradient(0.3, x, lam=4.0, target=target))
+    torch.testing.assert_close(
+        reference_value(problem)(0.3, x), hjb_lq_value_quadrature(0.3, x, lam=4.0, target=target)
+    )

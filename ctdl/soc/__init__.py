@@ -10,6 +10,7 @@ from .paths import Paths, controlled_paths
 from .problems import HJBLQ, LQR, PROBLEMS, ControlProblem, Obstacle, Problem2D, Quadcopter, make_problem
 from .references import (
     RiccatiSolution,
+    hjb_lq_gradient,
     hjb_lq_value,
     hjb_lq_value_quadrature,
     reference_control,
@@ -26,6 +27,7 @@ __all__ = [
     "Problem2D",
     "Quadcopter",
     "RiccatiSolution",
+    "hjb_lq_gradient",
     "hjb_lq_value",
     "hjb_lq_value_quadrature",
     "make_problem",

@@ -6,11 +6,13 @@ equation d_t w + sigma^2/2 Lap w = 0, hence
 
     Phi(t, x) = -(1/a) ln E[ exp(-a g(x + sigma sqrt(T - t) Z)) ],   Z ~ N(0, I),
 
-estimated by Monte Carlo with the delta-method standard error (1/a) s_w / (mean_w sqrt(M)) of the
-M weights w = exp(-a g). As lam -> 0 it tends to E[g(x + sigma sqrt(T - t) Z)]. For large lam the
-mean is carried by rare draws and the Monte Carlo estimate is biased; `hjb_lq_value_quadrature`
-is exact for the radial g = ln((1 + |x - x*|^2) / 2): with s = sigma sqrt(T - t),
-|x - x* + s Z|^2 = s^2 Q, Q ~ noncentral chi-square(d, |x - x*|^2 / s^2), a 1-D integral.
+exact by quadrature (`hjb_lq_value_quadrature`, below; `hjb_lq_gradient` its gradient, the
+reference feedback), and estimated by Monte Carlo as a check with the delta-method standard error
+(1/a) s_w / (mean_w sqrt(M)) of the M weights w = exp(-a g). As lam -> 0 it tends to
+E[g(x + sigma sqrt(T - t) Z)]. For large lam the mean is carried by rare draws and the Monte Carlo
+estimate is biased; `hjb_lq_value_quadrature` is exact for the radial g = ln((1 + |x - x*|^2) / 2):
+with s = sigma sqrt(T - t), |x - x* + s Z|^2 = s^2 Q, Q ~ noncentral chi-square(d, |x - x*|^2 / s^2),
+a 1-D integral.
 
 Riccati. For f = A x + B u, L = x'Qx + u'Ru, g = x'Gx and constant sigma the value is
 Phi(t, x) = x' P(t) x + r(t) with
@@ -160,6 +162,36 @@ def hjb_lq_value_quadrature(
     return values
 
 
+def hjb_lq_gradient(
+    t: float | Tensor,
+    x: Tensor,
+    lam: float = 1.0,
+    target: float | Sequence | Tensor | None = None,
+    sigma: float = math.sqrt(2.0),
+    horizon: float = 1.0,
+    step: float = 1e-4,
+) -> Tensor:
+    """grad_x Phi(t, x), (n, d) float64, of HJB-LQ from the exact quadrature. Phi is radial,
+    Phi = F(T - t, r) with r = |x - x*|, so grad Phi = (x - x*) / r * dF/dr, the derivative by
+    central differences F(r + h) - F(r - h) / 2h along the ray (h = `step` * max(1, r); one-sided
+    from r = h where r < h, where the gradient is O(r) anyway)."""
+    x, tau = _cole_hopf_inputs(t, x, lam, horizon)
+    d = x.shape[1]
+    delta = x - as_vector(target, d, "target")
+    r = delta.norm(dim=1)
+    h = step * r.clamp_min(1.0)
+    unit = torch.where(r.unsqueeze(1) > 0, delta / r.clamp_min(1e-300).unsqueeze(1), 0.0)
+    centre = r.clamp_min(h)  # the derivative at r < h is taken at h: |grad| <= |dF/dr (h)| there
+    e1 = torch.zeros(d, dtype=torch.float64)
+    e1[0] = 1.0
+    ends = torch.cat([(centre + h).unsqueeze(1) * e1, (centre - h).unsqueeze(1) * e1])
+    times = torch.cat([tau, tau])
+    f = hjb_lq_value_quadrature(horizon - times, ends, lam=lam, sigma=sigma, horizon=horizon)
+    slope = (f[: len(r)] - f[len(r) :]) / (2 * h)
+    slope = torch.where(r >= h, slope, slope * r / h)  # dF/dr is linear in r near 0
+    return slope.unsqueeze(1) * unit
+
+
 class RiccatiSolution:
     """P(t) and r(t) of an LQR problem on a grid of `steps` RK4 steps from T back to 0."""
 
@@ -244,21 +276,26 @@ _REFERENCES: dict[str, ValueFn] = {}
 
 def reference_value(
     problem: ControlProblem,
-    samples: int = 100_000,
+    samples: int | None = None,
     mesh: int = 149,
     dt: float = 1e-3,
     cache_dir: str | Path | None = "data/cache",
 ) -> ValueFn | None:
     """The reference value (t, x) -> Phi(t, x) (n,) float64 of a problem, or None where there is none:
-    Cole-Hopf with `samples` draws (hjb_lq), Riccati (lqr), finite elements on a `mesh` x `mesh`
-    grid with time step `dt` (obstacle; NaN outside its box; minutes at the default 149 and 1e-3, so
-    its snapshots are kept in `cache_dir` keyed by the problem and the settings; None: no file).
-    Built once per process for the same problem and settings."""
+    Cole-Hopf (hjb_lq) by exact quadrature (`hjb_lq_value_quadrature`), or by Monte Carlo with
+    `samples` draws when `samples` is given (a check); Riccati (lqr); finite elements on a `mesh` x
+    `mesh` grid with time step `dt` (obstacle; NaN outside its box; minutes at the default 149 and
+    1e-3, so its snapshots are kept in `cache_dir` keyed by the problem and the settings; None: no
+    file). Built once per process for the same problem and settings."""
     settings = {HJBLQ: [samples], Obstacle: [mesh, dt]}.get(type(problem), [])
     key = json.dumps([type(problem).__name__, problem.args, settings], sort_keys=True, default=str)
     if key in _REFERENCES:
         return _REFERENCES[key]
-    if isinstance(problem, HJBLQ):
+    if isinstance(problem, HJBLQ) and samples is None:
+
+        def value(t, x, p=problem):
+            return hjb_lq_value_quadrature(t, x, lam=p.lam, target=p.target, sigma=p.noise, horizon=p.horizon)
+    elif isinstance(problem, HJBLQ):
 
         def value(t, x, p=problem):
             return hjb_lq_value(
@@ -291,12 +328,18 @@ def reference_control(
     problem: ControlProblem, mesh: int = 149, dt: float = 1e-3, cache_dir: str | Path | None = "data/cache"
 ) -> ValueFn | None:
     """The reference feedback (t, x) -> u*(t, x, grad Phi_ref(t, x)) (n, m) float64, or None: Riccati's
-    exact control (lqr); for the obstacle, grad Phi_ref by central differences of the finite-element
-    value (`reference_value(problem, mesh=mesh, dt=dt, cache_dir=cache_dir)`) over one mesh width, NaN
-    outside its box. For hjb_lq, None: its Cole-Hopf gradient needs a Monte Carlo estimate per point
-    and step."""
+    exact control (lqr); for hjb_lq, `hjb_lq_gradient` of the exact quadrature; for the obstacle,
+    grad Phi_ref by central differences of the finite-element value (`reference_value(problem,
+    mesh=mesh, dt=dt, cache_dir=cache_dir)`) over one mesh width, NaN outside its box."""
     if isinstance(problem, LQR):
         return RiccatiSolution(problem).control
+    if isinstance(problem, HJBLQ):
+
+        def feedback(t: Tensor | float, x: Tensor, p=problem) -> Tensor:
+            grad = hjb_lq_gradient(t, x, lam=p.lam, target=p.target, sigma=p.noise, horizon=p.horizon)
+            return p.optimal_control(t, x.detach().to(torch.float64).cpu(), grad)
+
+        return feedback
     if not isinstance(problem, Obstacle):
         return None
     value = reference_value(problem, mesh=mesh, dt=dt, cache_dir=cache_dir)
