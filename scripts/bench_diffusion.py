@@ -22,6 +22,9 @@ grid        the paper's figure, rows U-Net and FNO, columns white and trace-clas
 throughput  training images per second (median over steps after warm-up, per training grid) and the
             seconds for 64 samples at 56 with 200 reverse steps, FNO (fashion_fno.yaml) and U-Net
             (fashion_unet.yaml), on the accelerator given (the JSON's env.cuda says whether a GPU was there).
+calibration no model: the Frechet distance and energy MMD of degraded validation images (blurred,
+            noised, half the classes) and of the two priors' noise, against the same floors, so that
+            "2x the floor" has a meaning.
 report      benchmarks/diffusion.md from the JSON files (every part also rewrites it).
 
     python scripts/bench_diffusion.py resolution --max-steps 8000 --max-minutes 50 --samples 500
@@ -30,6 +33,7 @@ report      benchmarks/diffusion.md from the JSON files (every part also rewrite
     python scripts/bench_diffusion.py grid --max-minutes 7 --samples 128      # after resolution
     python scripts/bench_diffusion.py grid --reuse                            # the figure from those models
     python scripts/bench_diffusion.py throughput
+    python scripts/bench_diffusion.py calibration
     python scripts/bench_diffusion.py report
 
 Runs go to runs/bench_diffusion/<label>/ (config, checkpoints, metrics.csv, figures; --runs-dir puts them
@@ -47,6 +51,7 @@ from pathlib import Path
 
 import harness
 import torch
+from torch import Tensor
 
 ROOT = harness.ROOT
 CONFIGS = ROOT / "configs" / "diffusion"
@@ -421,6 +426,83 @@ def part_grid(args) -> None:
     )
 
 
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Images (n, C, r, r) convolved with a Gaussian of `sigma` pixels (edges replicated)."""
+    radius = max(1, round(3 * sigma))
+    k = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=x.dtype) / sigma) ** 2)
+    k = (k / k.sum()).to(x.device)
+    c = x.shape[1]
+    x = torch.nn.functional.pad(x, (radius,) * 4, mode="replicate")
+    x = torch.nn.functional.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return torch.nn.functional.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def part_calibration(args) -> None:
+    """What the two metrics read with no model: degraded validation images and the priors' noise,
+    scored by the same `sample_quality` as a model's samples (so against the same floors)."""
+    from ctdl.datamodules import DiffusionImages
+    from ctdl.diffusion import make_prior
+    from ctdl.diffusion.evaluate import sample_quality
+
+    data = DiffusionImages("fashion_mnist", resolution=28, n_val=5000, seed=0, data_dir=args.data_dir)
+    data.prepare_data()
+    data.setup("fit")
+    val_x, val_y = data.labelled_images("val")
+    gen = torch.Generator().manual_seed(0)
+    n = args.samples
+    x = val_x[:n]
+    conditions = {
+        "validation images (the floor's twin)": ("data", x),
+        "blurred, sigma 0.5 px": ("degraded data", gaussian_blur(x, 0.5)),
+        "blurred, sigma 1 px": ("degraded data", gaussian_blur(x, 1.0)),
+        "noised, std 0.1": ("degraded data", x + 0.1 * torch.randn(x.shape, generator=gen)),
+        "noised, std 0.3": ("degraded data", x + 0.3 * torch.randn(x.shape, generator=gen)),
+        "classes 0-4 only": ("degraded data", val_x[val_y < 5][:n]),
+        "Bessel prior noise (fashion_fno.yaml)": (
+            "trivial",
+            make_prior("bessel", **json.loads(BESSEL)).sample(n, 28, generator=gen),
+        ),
+        "white noise N(0, I) (fashion_unet.yaml)": (
+            "trivial",
+            make_prior("white", **json.loads(WHITE_28)).sample(n, 28, generator=gen),
+        ),
+    }
+    rows = []
+    for label, (kind, images) in conditions.items():
+        q = sample_quality(lambda m, r, g, images=images: images[:m], data, n=n, grids=[28], data_grid=28)
+        rows.append(
+            {
+                "condition": label,
+                "kind": kind,
+                "n": len(images),
+                "fid": round(q["fid_classifier"], 3),
+                "fid_over_floor": ratio(q["fid_classifier"], q["fid_floor"]),
+                "fid_floor": round(q["fid_floor"], 3),
+                "mmd": round(q["energy_mmd"], 5),
+                "mmd_over_floor": ratio(q["energy_mmd"], q["energy_mmd_floor"]),
+                "mmd_floor": round(q["energy_mmd_floor"], 5),
+            }
+        )
+        print(rows[-1], flush=True)
+    harness.save(
+        TASK,
+        "calibration",
+        {
+            "target": "what 2x the floor means: the Frechet distance and the energy MMD of degraded "
+            "Fashion-MNIST images and of the priors' own noise (what a useless generator scores)",
+            "setup": f"n = {n} images per condition (the first validation images of DiffusionImages, "
+            "seed 0; classes 0-4: the first n validation images with label < 5), scored by "
+            "`ctdl.diffusion.evaluate.sample_quality` as the `resolution` part scores samples: fid = "
+            "Frechet distance on the project's classifier features against the training split "
+            "(floor = the first n test images), mmd = energy distance to the first n test images "
+            "(floor = the first n validation images, so its first row is the floor itself); blur: a "
+            "separable Gaussian kernel; noise: N(0, std^2) per pixel (images in [-1, 1]); prior noise: "
+            "draws of N(0, C) at 28, where the reverse sampler starts",
+            "rows": rows,
+        },
+    )
+
+
 def part_throughput(args) -> None:
     steps = args.max_steps or 40
     warmup = min(5, steps // 4)
@@ -520,6 +602,7 @@ PARTS = {
     "gaussian": "covariance KL and W2 of samples at 32 and 64 against the exact Gaussian field",
     "grid": "the paper's figure: U-Net and FNO against white and trace-class noise",
     "throughput": "training images per second and seconds for 64 samples at 56",
+    "calibration": "the metrics on degraded images and on the priors' noise (no model)",
     "report": "benchmarks/diffusion.md from the JSON files",
 }
 
@@ -571,15 +654,19 @@ def main() -> None:
         help="take the off-diagonal models of an earlier grid run from --runs-dir instead of training "
         "them (figure only, no scores)",
     )
+    parts["calibration"].add_argument("--samples", type=int, default=500, help="images per condition")
+    parts["calibration"].add_argument(
+        "--data-dir", help="the Fashion-MNIST IDX files (default: the datamodule's)"
+    )
     add_training_options(parts["throughput"], "40", samples=None, sample_steps=200)
     parts["throughput"].add_argument("--accelerator", default="cpu", help="cpu or gpu (gpu adds bf16-mixed)")
     for name, p in parts.items():
-        if name != "report":
+        if name not in ("report", "calibration"):
             harness.add_run_options(p, label=False)  # --runs-dir and --override, last
     args = parser.parse_args()
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
-    if args.part != "report":
+    if args.part not in ("report", "calibration"):
         args.runs_dir = (args.runs_dir or ROOT / "runs" / "bench_diffusion").resolve()
     os.chdir(ROOT)  # the classifier cache (data/cache) and data paths are relative to the repository
     if args.part != "report":

@@ -100,6 +100,13 @@ def npe_run(task, budget, seed, observations, samples) -> dict:
     }
 
 
+def paired_difference(ours: list[float], theirs: list[float]) -> tuple[float, float]:
+    """Mean over observations of ctdl's C2ST minus NPE's, and its paired standard error
+    sd(d) / sqrt(n) (the same observations and reference samples score both)."""
+    d = np.asarray(ours) - np.asarray(theirs)
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+
+
 def part_sbibm(args) -> None:
     runs_dir = args.runs_dir or RUNS / "bench_sbi"
     for task in args.tasks:
@@ -109,6 +116,7 @@ def part_sbibm(args) -> None:
             theirs = npe_run(*run, args.observations, args.samples)
             published = PUBLISHED_NPE.get(task)
             index = {1000: 0, 10_000: 1, 100_000: 2}.get(budget)
+            diff, diff_se = paired_difference(ours["per_obs"], theirs["per_obs"])
             row = {
                 "task": task,
                 "simulations": budget,
@@ -121,6 +129,8 @@ def part_sbibm(args) -> None:
                 "npe_train_s": round(theirs["train_s"], 1),
                 "ctdl_steps": ours["steps"],
                 "npe_epochs": theirs["epochs"],
+                "ctdl_minus_npe": round(diff, 4),
+                "paired_se": round(diff_se, 4),
                 "ctdl_per_obs": [round(v, 4) for v in ours["per_obs"]],
                 "npe_per_obs": [round(v, 4) for v in theirs["per_obs"]],
                 "ctdl_budget": f"capped at {args.max_minutes} min"
@@ -140,7 +150,8 @@ def part_sbibm(args) -> None:
                 "best val/nll checkpoint; "
                 "NPE: sbi's SNPE (nsf, defaults, early stopping on its own 10% split); C2ST "
                 "(sbibm.metrics.c2st) on 10,000 samples against each reference posterior, mean of "
-                "observations 1-10; one thread per process",
+                "observations 1-10; ctdl_minus_npe: the mean of the per-observation differences, "
+                "paired_se its standard error; one thread per process",
             )
 
 
