@@ -164,9 +164,15 @@ class StochasticOptimalControl(L.LightningModule):
             logs["test/traj_rel_l2"] = error
 
     def _reference_feedback_cost(self, x0: Tensor, seed: int, cost: Tensor, logs: dict) -> None:
-        """test/cost_ref_feedback and test/cost_same_noise (`evaluate.reference_feedback_cost`): the
-        reference feedback (Riccati's control, or the finite-element value's) and the learned one
-        flown from the same starts with the same noise."""
+        """test/cost_zero (`evaluate.zero_control_cost`: u = 0), test/cost_ref_feedback and
+        test/cost_same_noise (`evaluate.reference_feedback_cost`): the reference feedback (Riccati's
+        control, Cole-Hopf's gradient or the finite-element value's) and the learned one, all flown
+        from the same starts with the same noise."""
+        zero = E.zero_control_cost(
+            self.problem, x0, self.hparams.eval_steps, torch.Generator(device=x0.device).manual_seed(seed)
+        )
+        if torch.isfinite(zero).any():
+            logs["test/cost_zero"] = zero[torch.isfinite(zero)].mean()
         if not hasattr(self, "_ref_control"):
             self._ref_control = reference_control(self.problem)
         if self._ref_control is None:

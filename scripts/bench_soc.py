@@ -52,6 +52,7 @@ METRICS = (
     "cost_rel_gap",
     "cost_ref_feedback",
     "feedback_gap",
+    "cost_zero",
 )
 RUNS_TARGET = (
     "HJB-LQ: relative error of Phi(0, x) and relative L2 error along controlled paths (published "
@@ -60,14 +61,17 @@ RUNS_TARGET = (
 )
 RUNS_SETUP = (
     "`ctdl fit` on the config (with the overrides), best val/loss checkpoint, `ctdl test` on the test "
-    "starts (never used for a choice); references: Cole-Hopf (hjb_lq, Monte Carlo), Riccati (lqr), finite "
-    "elements (obstacle, inside its box [-3, 3]^2); cost = mean realised J of the learned feedback, one "
-    "path per test start; cost_ref = mean reference Phi(0, x0) and cost_matched = mean J over the starts "
-    "that have a reference; cost_rel_gap compares those two; cost_ref_feedback = mean J of the reference "
-    "feedback (Riccati; finite-element gradient) from the same starts with the same noise, feedback_gap = "
-    "the learned J against it on those paths; train_s = seconds inside training batches and fit_wall_s = "
-    "the whole fit (validation included); rows without fit_wall_s were recorded before the train clock: "
-    "their train_s and s_per_1000_steps are of the whole fit, validation included"
+    "starts (never used for a choice); references: Cole-Hopf (hjb_lq: Monte Carlo before the "
+    "quadrature became the default), Riccati (lqr), finite elements (obstacle, inside its box "
+    "[-3, 3]^2); cost = mean realised J of the learned feedback, one path per test start; cost_ref = "
+    "mean reference Phi(0, x0) and cost_matched = mean J over the starts that have a reference; "
+    "cost_rel_gap compares those two; cost_ref_feedback = mean J of the reference feedback (Riccati; "
+    "finite-element gradient) from the same starts with the same noise, feedback_gap = the learned J "
+    "against it on those paths; cost_zero = mean J of u = 0 from the same starts with the same noise "
+    "(the trivial baseline; rows without it were recorded before it was logged); train_s = seconds "
+    "inside training batches and fit_wall_s = the whole fit (validation included); rows without "
+    "fit_wall_s were recorded before the train clock: their train_s and s_per_1000_steps are of the "
+    "whole fit, validation included"
 )
 
 

@@ -28,6 +28,7 @@ from ctdl.soc.evaluate import (
     relative_error,
     trajectory_error,
     values_along,
+    zero_control_cost,
 )
 
 
@@ -422,3 +423,16 @@ def test_hjb_lq_gradient_is_the_quadratures_gradient_and_drives_the_reference_fe
     torch.testing.assert_close(
         reference_value(problem)(0.3, x), hjb_lq_value_quadrature(0.3, x, lam=4.0, target=target)
     )
+
+
+def test_zero_control_cost_is_the_terminal_cost_of_free_noise():
+    """u = 0 on HJB-LQ (d = 10, lam = 1): X_T = x0 + sqrt(2) W_1 exactly under Euler, so the mean J
+    is E[ln((1 + 2 |Z|^2) / 2)], here against 200,000 independent draws (within 4 standard errors),
+    and it exceeds the optimum Phi(0, 0) (the quadrature)."""
+    problem = make_problem("hjb_lq", dim=10)
+    gen = torch.Generator().manual_seed(0)
+    cost = zero_control_cost(problem, torch.zeros(4000, 10, dtype=torch.float64), 20, gen)
+    z = torch.randn(200_000, 10, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    exact = torch.log((1 + 2 * z.pow(2).sum(1)) / 2).mean()
+    assert abs(cost.mean() - exact) < 4 * cost.std() / math.sqrt(len(cost))
+    assert cost.mean() > hjb_lq_value_quadrature(0.0, torch.zeros(1, 10, dtype=torch.float64))[0]

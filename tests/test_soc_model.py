@@ -28,7 +28,9 @@ def test_float64_fit_resume_and_test_against_riccati(cli):
         "test/cost_ref",
         "test/cost_ref_feedback",
         "test/cost_same_noise",
+        "test/cost_zero",
     } <= set(metrics)
+    assert metrics["test/cost_zero"] > metrics["test/cost_ref_feedback"]  # Riccati's feedback beats u = 0
     assert abs(metrics["test/cost_ref"].item() - 4.7154) < 0.6  # Riccati's E[Phi(0, X_0)] over 32 starts
     assert all(torch.isfinite(v) for v in metrics.values())
     cli("predict", *LQR_SMALL, "--trainer.precision", "64-true", "--ckpt_path", last)

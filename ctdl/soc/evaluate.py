@@ -7,7 +7,9 @@ starts and along controlled paths, the reference feedback flown on the same nois
   paths, where the reference is finite (a finite-element reference lives on its box only);
 - reference-feedback cost: the mean J of the reference feedback u*(t, x, grad Phi_ref) flown from
   the same starts with the same noise as the learned one, over the paths where both J are finite
-  (free of the Monte Carlo noise and of the Euler grid's bias of a comparison with E[Phi_ref(0, X_0)]).
+  (free of the Monte Carlo noise and of the Euler grid's bias of a comparison with E[Phi_ref(0, X_0)]);
+- zero-control cost: J of u = 0 from the same starts with the same noise, the trivial baseline (on
+  HJB-LQ, E[g(x0 + sigma W_T)], within 0.22% of the optimum at d = 100).
 """
 
 from __future__ import annotations
@@ -80,6 +82,13 @@ def reference_feedback_cost(
     if not known.any():
         return None
     return ref_cost[known].mean(), learned_cost[known].mean()
+
+
+def zero_control_cost(problem: ControlProblem, x0: Tensor, steps: int, generator: torch.Generator) -> Tensor:
+    """J of each path (n,) flown from x0 with u = 0 on `steps` steps, the noise from `generator`
+    (seed it as the learned paths' was: the same noise)."""
+    with torch.no_grad():
+        return realised_cost(problem, controlled_paths(problem, None, x0, steps, generator))
 
 
 def position_miss(problem: ControlProblem, states: Tensor) -> Tensor:
