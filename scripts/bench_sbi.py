@@ -28,12 +28,17 @@ sim      the vectorised exact simulator (`simulate_statistics`, all worker proce
          plain-Python one-chain Gillespie loop (`simulate_reference`) on prior draws; the loop runs
          on a random subset of the same draws, half before and half after the vectorised run (a
          change in the machine's load hits both). Writes benchmarks/sbi_sim.json.
+steps    one sbibm checkpoint (--checkpoint): for each number of RK4 steps, the seconds for 10,000
+         posterior samples of one observation (1 and 2 threads), their pathwise difference to the
+         same draws at twice the largest number of steps, and the NLL of fresh simulations.
+         Writes benchmarks/sbi_steps.json.
 report   benchmarks/sbi.md from the JSON files.
 
     python scripts/bench_sbi.py sbibm --tasks two_moons slcp --budgets 1000 10000
     python scripts/bench_sbi.py abc --max-simulations 5000000
     python scripts/bench_sbi.py lv --checkpoint runs/.../best.ckpt --abc data/abc/lotka_volterra_abc.npy
     python scripts/bench_sbi.py sim --n 50000 --n-reference 400
+    python scripts/bench_sbi.py steps --checkpoint runs/bench_sbi/gaussian_linear_10000/.../best.ckpt
 """
 
 from __future__ import annotations
@@ -442,6 +447,72 @@ def part_sim(args) -> None:
     )
 
 
+# ------------------------------------------------------------------------------------- steps
+def significant(x) -> float:
+    """A float with 3 significant digits (the discretisation errors span many decades)."""
+    return float(f"{float(x):.3g}")
+
+
+def part_steps(args) -> None:
+    """Posterior sampling against the number of RK4 steps, for one sbibm checkpoint."""
+    from ctdl.datamodules import SBIBMTask
+    from ctdl.models import ConditionalOTFlow
+    from ctdl.sbi.evaluate import sampling_seconds
+
+    hparams = torch.load(args.checkpoint, map_location="cpu", weights_only=True)[
+        "datamodule_hyper_parameters"
+    ]
+    posterior = ConditionalOTFlow.load_from_checkpoint(args.checkpoint, map_location="cpu").eval().posterior
+    data = SBIBMTask(hparams["task"], num_simulations=100)
+    theta, y_sim = data.simulate(args.n_nll, args.seed)  # fresh pairs, no choice was made on them
+    y = data.observation(args.observation)
+    fine = max(args.steps) * 2
+    with torch.no_grad():
+        exact = posterior.sample(10_000, y, steps=fine, generator=torch.Generator().manual_seed(0))
+        nll_fine = -posterior.log_prob(theta, y_sim, steps=fine)
+    posterior.sample(100, y)  # warm-up
+    rows = []
+    for steps in args.steps:
+        posterior.steps = steps
+        seconds = {}
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            seconds[threads], samples = sampling_seconds(posterior, y, 10_000)
+        torch.set_num_threads(1)
+        with torch.no_grad():
+            nll = -posterior.log_prob(theta, y_sim, steps=steps)
+        gap = nll - nll_fine
+        rows.append(
+            {
+                "steps": steps,
+                "sample_10k_s_1_thread": round(seconds[1], 3),
+                "sample_10k_s_2_threads": round(seconds[2], 3),
+                "path_error_over_std": significant(
+                    ((samples - exact).pow(2).mean(0) / exact.var(0)).mean().sqrt()
+                ),
+                "nll": round(float(nll.mean()), 4),
+                "nll_minus_fine": significant(gap.mean()),
+                "nll_minus_fine_se": significant(gap.std() / len(gap) ** 0.5),
+            }
+        )
+        print(rows[-1], flush=True)
+    save(
+        TASK,
+        "steps",
+        {
+            "target": "10,000 posterior samples in under 1 s on this CPU, with the RK4 steps where the "
+            "accuracy holds",
+            "setup": f"checkpoint {args.checkpoint} ({hparams['task']}, {hparams['num_simulations']} "
+            f"simulations); observation {args.observation}: 10,000 samples (median of 3) with 1 and 2 "
+            f"threads; path_error_over_std = RMS over parameters of the sample-wise difference to the "
+            f"same base draws pushed with {fine} steps, over the posterior standard deviation; nll = "
+            f"mean -log pi(theta | y) of {args.n_nll} fresh simulations (seed {args.seed}) at that many "
+            f"steps, nll_minus_fine its paired difference to {fine} steps with the standard error",
+            "rows": rows,
+        },
+    )
+
+
 # -------------------------------------------------------------------------------------- main
 def main() -> None:
     main_parser, parts = parser(
@@ -451,6 +522,7 @@ def main() -> None:
             "lv": "ctdl against SMC-ABC on Lotka-Volterra at y*: posterior moments, C2ST, time",
             "abc": "SMC-ABC on Lotka-Volterra at y*: the reference population and its simulations",
             "sim": "the vectorised Lotka-Volterra simulator against the plain-Python loop",
+            "steps": "posterior sampling time and accuracy against the RK4 steps (one checkpoint)",
             "report": "benchmarks/sbi.md from the JSON files",
         },
     )
@@ -496,6 +568,14 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=None, help="simulator processes (default: all cores)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=ABC_OUT, help="where the population (log theta) goes")
+    p = parts["steps"]
+    p.add_argument(
+        "--checkpoint", required=True, help="a ConditionalOTFlow checkpoint trained on an sbibm task"
+    )
+    p.add_argument("--steps", nargs="+", type=int, default=[4, 8, 16, 32])
+    p.add_argument("--observation", type=int, default=1)
+    p.add_argument("--n-nll", type=int, default=2000, help="fresh simulations for the NLL")
+    p.add_argument("--seed", type=int, default=12345)
     p = parts["sim"]
     p.add_argument("--n", type=int, default=50_000, help="simulations of the vectorised simulator")
     p.add_argument("--n-reference", type=int, default=400, help="simulations of the plain-Python loop")
@@ -503,9 +583,14 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     args = main_parser.parse_args()
     torch.set_num_threads(1)
-    {"sbibm": part_sbibm, "lv": part_lv, "abc": part_abc, "sim": part_sim, "report": lambda a: None}[
-        args.part
-    ](args)
+    {
+        "sbibm": part_sbibm,
+        "lv": part_lv,
+        "abc": part_abc,
+        "sim": part_sim,
+        "steps": part_steps,
+        "report": lambda a: None,
+    }[args.part](args)
     report(TASK, "Simulation-based inference")
 
 
