@@ -2,7 +2,8 @@
 Deep BSDE baseline and the open-loop optimum; the finite-element reference's own convergence.
 
 run         `ctdl fit` then `ctdl test` (best val/loss checkpoint; --retest: test the row's checkpoint
-            again, its training time kept) on a shipped config with optional overrides; one row per
+            again, its training time kept; --checkpoint-of LABEL: test that row's checkpoint, e.g. on
+            other starts) on a shipped config with optional overrides; one row per
             --label in benchmarks/soc_runs.json: test/phi0_rel_err (Phi(0, x0) against the reference
             over the test starts), test/traj_rel_l2 (Phi along controlled paths), the realised cost J
             of the learned feedback against the reference E[Phi(0, X_0)] and against the reference
@@ -23,6 +24,8 @@ fem         the finite-element HJB reference (`ctdl.soc.fem_hjb`): the LQR again
 report      benchmarks/soc.md from the JSON files (every part ends with it).
 
     python scripts/bench_soc.py run --label hjb_lq --config configs/soc/hjb_lq.yaml
+    python scripts/bench_soc.py run --label hjb_lq_origin --checkpoint-of hjb_lq \\
+        --config configs/soc/hjb_lq.yaml --override --data.problem_args "{dim: 100, lam: 1.0, start: origin}"
     python scripts/bench_soc.py run --label hjb_lq_lam2_shift --config configs/soc/hjb_lq.yaml \\
         --override --data.problem_args "{dim: 100, lam: 2.0, target: 0.5, start: gaussian, start_std: 0.5}"
     python scripts/bench_soc.py quadcopter --deterministic quadcopter_det --noisy quadcopter
@@ -97,17 +100,24 @@ def recorded_runs() -> dict[str, dict]:
 
 
 def part_run(
-    label: str, config: str, overrides: list[str], runs_dir: Path | None = None, retest: bool = False
+    label: str,
+    config: str,
+    overrides: list[str],
+    runs_dir: Path | None = None,
+    retest: bool = False,
+    checkpoint_of: str | None = None,
 ) -> dict:
-    """Fit (unless retest) and test one config; upsert and return its row of soc_runs.json."""
+    """Fit (unless retest or checkpoint_of) and test one config; upsert and return its row of
+    soc_runs.json. checkpoint_of: test the checkpoint of that row instead (e.g. on other starts)."""
     from ctdl.soc.evaluate import relative_gap
 
     runs_dir = runs_dir or RUNS_DIR
-    if retest:
-        previous = recorded_runs().get(label)
+    if retest or checkpoint_of:
+        source = checkpoint_of or label
+        previous = recorded_runs().get(source)
         if previous is None:
             raise SystemExit(
-                f"no run labelled {label!r} in {harness.result_path(TASK, 'runs')} to test again"
+                f"no run labelled {source!r} in {harness.result_path(TASK, 'runs')} to test again"
             )
         options = fit_options(config, label, overrides, runs_dir)
         metrics = harness.test(common=options, checkpoint=previous["checkpoint"])
@@ -412,6 +422,9 @@ def main() -> None:
     )
     p = parts["run"]
     p.add_argument("--retest", action="store_true", help="only `ctdl test` the row's checkpoint again")
+    p.add_argument(
+        "--checkpoint-of", help="only `ctdl test` this row's checkpoint (its training time kept) as --label"
+    )
     harness.add_run_options(p)
 
     p = parts["quadcopter"]
@@ -440,7 +453,7 @@ def main() -> None:
 
     args = parser.parse_args()
     if args.part == "run":
-        part_run(args.label, args.config, args.override, args.runs_dir, args.retest)
+        part_run(args.label, args.config, args.override, args.runs_dir, args.retest, args.checkpoint_of)
     elif args.part == "quadcopter":
         part_quadcopter(
             args.deterministic, args.noisy, args.starts, args.open_loop_starts, args.open_loop_iterations
