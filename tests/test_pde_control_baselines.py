@@ -50,6 +50,13 @@ def test_costs_and_their_summary_against_no_control_and_the_oracle(small):
     assert summary["over_oracle"] == pytest.approx(np.mean(cost.numpy() / oracle), abs=1e-5)
     assert summary["over_oracle"] >= 1
     assert summary["cost_ratio_to_no_control"] == pytest.approx((cost / free).mean().item(), abs=1e-5)
+    frac = (free.numpy() - cost.numpy()) / (free.numpy() - oracle)
+    assert summary["improvement"] == pytest.approx(frac.mean(), abs=1e-4) and 0 < summary["improvement"] <= 1
+    assert summary["improvement_se"] == pytest.approx(frac.std(ddof=1) / np.sqrt(3), abs=1e-4)
+    assert evaluate.improvement(free, free, oracle)[0] == 0
+    assert evaluate.improvement(oracle, free, oracle)[0] == 1
+    with pytest.raises(ValueError, match="where the oracle does not improve on no control"):
+        evaluate.improvement(cost, free, free)
     with pytest.raises(ValueError, match="the oracle's costs are for 2 instances but the policy ran on 3"):
         evaluate.cost_summary(cost, free, oracle[:2])
 
@@ -70,6 +77,8 @@ def test_decision_ms_times_one_decision(small, policy):
     net = terminal_value_feedback(small) if policy == "value" else ctdl.pde_control.DirectPolicy(small, 4)
     ms = evaluate.decision_ms(small, net, params_of(small, 3), repeats=2)
     assert 0 < ms < 10_000
+    seconds = evaluate.episode_seconds(small, net, params_of(small, 3))
+    assert 0 < seconds < 100 and seconds > ms / 1000  # a whole episode holds small.steps decisions
 
 
 @pytest.mark.slow
@@ -81,9 +90,13 @@ def test_ppo_trains_and_acts_as_a_feedback_policy(small):
     logged = []
     training = train_ppo(
         small, params_of(small, 8), params_of(small, 2, seed=1), env_steps=500, eval_every=250,
-        n_envs=1, width=2, log=logged.append,
+        n_envs=1, width=2, log_std_init=-1.0, log=logged.append,
     )  # fmt: skip
     assert isinstance(training.policy, PPOPolicy) and training.solves == 500
+    normalizer = training.policy.normalizer
+    assert normalizer is not None and normalizer.norm_obs and normalizer.norm_reward
+    assert normalizer.obs_rms.count > 500  # the running statistics saw every observation
+    assert training.agent.policy.log_std.mean().item() < -0.5  # started at -1 (sb3's default is 0)
     assert [c["env_steps"] for c in training.curve] == [1, 250, 500] and logged == training.curve
     assert settings_text() == "n_steps 500, batch 250, 10 epochs, gamma 1, GAE 0.95, lr 3e-4"
     test = params_of(small, 2, seed=2)
@@ -94,7 +107,7 @@ def test_ppo_trains_and_acts_as_a_feedback_policy(small):
     obs, _ = env.reset(options={"params": test[0]})
     total, done = 0.0, False
     while not done:
-        action, _ = training.agent.predict(obs, deterministic=True)
+        action, _ = training.agent.predict(normalizer.normalize_obs(obs), deterministic=True)
         obs, reward, done, _, _ = env.step(small.a_max * (np.clip(action, -1, 1) + 1) / 2)
         total += reward
     assert total == pytest.approx(-cost[0].item(), rel=1e-6)

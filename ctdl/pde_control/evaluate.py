@@ -5,7 +5,10 @@ For instances b = 1..B with J_b under the policy, J_b^0 without control (a = 0) 
 oracle (`ctdl.pde_control.baselines.open_loop_optimum`):
 
     test_cost = mean_b J_b,   over_oracle = mean_b J_b / J_b^*,
-    cost_ratio_to_no_control = mean_b J_b / J_b^0.
+    cost_ratio_to_no_control = mean_b J_b / J_b^0,
+    improvement = mean_b (J_b^0 - J_b) / (J_b^0 - J_b^*)   (the fraction of the achievable improvement),
+
+the last with its paired standard error sd_b / sqrt(B) (every method on the same instances).
 
 A decision is what a controller computes at one time for one instance from the state: for a value
 policy the coefficients of Phi at t, grad_u Phi and the Hamiltonian's law; for a direct policy (or the
@@ -25,7 +28,17 @@ from .objective import PDEPolicy, policy_rollout
 from .problem import AdvectionDiffusion, Instances
 from .rollout import rollout
 
-__all__ = ["mean", "no_control_cost", "policy_cost", "costs", "cost_summary", "decide", "decision_ms"]
+__all__ = [
+    "mean",
+    "no_control_cost",
+    "policy_cost",
+    "costs",
+    "improvement",
+    "cost_summary",
+    "decide",
+    "decision_ms",
+    "episode_seconds",
+]
 
 
 def mean(x) -> float:
@@ -52,8 +65,28 @@ def costs(problem: AdvectionDiffusion, policy: PDEPolicy, params: Tensor) -> tup
     return policy_cost(problem, policy, inst), no_control_cost(problem, inst)
 
 
+def improvement(cost, free, oracle) -> tuple[float, float]:
+    """The fraction of the achievable improvement, mean_b (J0_b - J_b) / (J0_b - J*_b), and its paired
+    standard error over the instances, from the costs (B,) under the policy, without control and of
+    the oracle on the same instances."""
+    cost, free, oracle = (np.asarray(x, dtype=float) for x in (cost, free, oracle))
+    if not cost.shape == free.shape == oracle.shape:
+        raise ValueError(
+            f"costs of different instances: policy {cost.shape}, no control {free.shape}, "
+            f"oracle {oracle.shape}"
+        )
+    gain = free - oracle
+    if np.any(gain <= 0):
+        bad = int(np.sum(gain <= 0))
+        raise ValueError(f"{bad} instances where the oracle does not improve on no control")
+    frac = (free - cost) / gain
+    se = frac.std(ddof=1) / np.sqrt(len(frac)) if len(frac) > 1 else float("nan")
+    return round(float(frac.mean()), 4), round(float(se), 4)
+
+
 def cost_summary(cost: Tensor, free: Tensor, oracle=None) -> dict:
-    """{test_cost, over_oracle (with the oracle's costs (B,)), cost_ratio_to_no_control} of costs (B,)."""
+    """{test_cost, over_oracle, improvement, improvement_se (with the oracle's costs (B,)),
+    cost_ratio_to_no_control} of costs (B,)."""
     out = {"test_cost": mean(cost)}
     if oracle is not None:
         oracle = np.asarray(oracle, dtype=float)
@@ -63,6 +96,7 @@ def cost_summary(cost: Tensor, free: Tensor, oracle=None) -> dict:
                 f"evaluate on the oracle's instances (or rerun the oracle on these)"
             )
         out["over_oracle"] = mean(cost.numpy() / oracle)
+        out["improvement"], out["improvement_se"] = improvement(cost, free, oracle)
     out["cost_ratio_to_no_control"] = mean((cost / free).numpy())
     return out
 
@@ -87,4 +121,16 @@ def decision_ms(problem: AdvectionDiffusion, policy: PDEPolicy, params: Tensor, 
         for _ in range(repeats):
             decide(problem, policy, inst, u, t)
         times.append(1000 * (time.perf_counter() - start) / repeats)
+    return float(np.median(times))
+
+
+def episode_seconds(problem: AdvectionDiffusion, policy: PDEPolicy, params: Tensor) -> float:
+    """Seconds of one whole controlled episode (all `problem.steps` decisions and solves) for one
+    instance, the median over the instances of params (B, P): what compares with one oracle solve."""
+    times = []
+    for row in problem.check_params(params):
+        inst = problem.instances(row[None])
+        start = time.perf_counter()
+        policy_cost(problem, policy, inst)
+        times.append(time.perf_counter() - start)
     return float(np.median(times))

@@ -6,6 +6,10 @@ instances, and acts in [-1, 1]^K (gymnasium's `RescaleAction`); a rate is a = a_
 One environment step is one PDE solve, so the env steps of training are its PDE solves. Every
 `eval_every` env steps, the deterministic policy's mean cost on held-out instances is recorded.
 
+By default observations and rewards are normalised by running statistics (sb3's `VecNormalize`;
+the policy normalises with the statistics frozen at decision time) and the Gaussian policy starts
+with log-std `log_std_init`.
+
 stable-baselines3 and gymnasium are imported when the agent is built, not with this module.
 """
 
@@ -69,11 +73,14 @@ class PPOPolicy:
     """A PPO agent as a feedback policy: `control(inst, u, t)` is its deterministic action on the
     observation of (u, t), mapped from [-1, 1] to the rates [0, a_max], (B, K) float64."""
 
-    def __init__(self, problem: AdvectionDiffusion, agent) -> None:
-        self.problem, self.agent = problem, agent
+    def __init__(self, problem: AdvectionDiffusion, agent, normalizer=None) -> None:
+        self.problem, self.agent, self.normalizer = problem, agent, normalizer
 
     def control(self, inst: Instances, u: Tensor, t: float) -> Tensor:
-        action, _ = self.agent.predict(observe(self.problem, inst, u, t).numpy(), deterministic=True)
+        obs = observe(self.problem, inst, u, t).numpy()
+        if self.normalizer is not None:
+            obs = self.normalizer.normalize_obs(obs)
+        action, _ = self.agent.predict(obs, deterministic=True)
         return torch.from_numpy(self.problem.a_max * (np.clip(action, -1, 1) + 1) / 2).double()
 
 
@@ -131,19 +138,26 @@ def train_ppo(
     n_envs: int = 4,
     seed: int = 0,
     width: int = 16,
+    normalize: bool = True,
+    log_std_init: float = 0.0,
     log: Callable = print,
 ) -> PPOTraining:
     """PPO ("CnnPolicy" with the `FieldEncoder` of `width`, `PPO_SETTINGS`, CPU) on `n_envs`
     environments drawing from the training instances train (M, P), for `env_steps` env steps, with
-    the validation curve on val (V, P)."""
+    the validation curve on val (V, P); `normalize`: observations and rewards by running statistics
+    (`VecNormalize`, no discount in the reward's scale, as the return is -J); `log_std_init`: the
+    policy's initial log-std in the action space [-1, 1]^K (sb3's default is 0)."""
     from gymnasium.wrappers import RescaleAction
     from stable_baselines3 import PPO
-    from stable_baselines3.common.vec_env import DummyVecEnv
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     from ..env import SourceMitigationEnv
 
     envs = [SourceMitigationEnv(problem, params=train) for _ in range(n_envs)]
     vec = DummyVecEnv([lambda e=e: RescaleAction(e, np.float32(-1), np.float32(1)) for e in envs])
+    normalizer = None
+    if normalize:
+        vec = normalizer = VecNormalize(vec, norm_obs=True, norm_reward=True, gamma=PPO_SETTINGS["gamma"])
     agent = PPO(
         "CnnPolicy",
         vec,
@@ -156,9 +170,10 @@ def train_ppo(
             features_extractor_kwargs=dict(width=width),
             normalize_images=False,
             net_arch=NET_ARCH,
+            log_std_init=log_std_init,
         ),
     )
-    training = PPOTraining(agent, PPOPolicy(problem, agent), envs)
+    training = PPOTraining(agent, PPOPolicy(problem, agent, normalizer), envs)
     start = time.perf_counter()
     agent.learn(total_timesteps=env_steps, callback=_validation_callback(training, val, eval_every, log))
     training.seconds = time.perf_counter() - start
