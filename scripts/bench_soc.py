@@ -2,8 +2,8 @@
 Deep BSDE baseline and the open-loop optimum; the finite-element reference's own convergence.
 
 run         `ctdl fit` then `ctdl test` (best val/loss checkpoint; --retest: test the row's checkpoint
-            again, its training time kept; --checkpoint-of LABEL: test that row's checkpoint, e.g. on
-            other starts) on a shipped config with optional overrides; one row per
+            again, its training time kept; --checkpoint-of LABEL: test that row's weights in the model the
+            config builds (`--init_from`), e.g. on other starts) on a shipped config with optional overrides; one row per
             --label in benchmarks/soc_runs.json: test/phi0_rel_err (Phi(0, x0) against the reference
             over the test starts), test/traj_rel_l2 (Phi along controlled paths), the realised cost J
             of the learned feedback against the reference E[Phi(0, X_0)] and against the reference
@@ -120,7 +120,10 @@ def part_run(
                 f"no run labelled {source!r} in {harness.result_path(TASK, 'runs')} to test again"
             )
         options = fit_options(config, label, overrides, runs_dir)
-        metrics = harness.test(common=options, checkpoint=previous["checkpoint"])
+        if checkpoint_of:  # the config's model with the row's weights: its data (starts) may differ
+            metrics = harness.test(common=options, init_from=previous["checkpoint"])
+        else:
+            metrics = harness.test(common=options, checkpoint=previous["checkpoint"])
         timing = {k: previous[k] for k in TIMING if k in previous}
     else:
         run = harness.fit(config, label, overrides, runs_dir)

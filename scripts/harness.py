@@ -178,16 +178,28 @@ def best_checkpoint(trainer) -> str | None:
     return str(last) if ckpt.dirpath and last.is_file() else None
 
 
-def test(run: Run | None = None, *, common: list[str] | None = None, checkpoint: str | None = None) -> dict:
+def test(
+    run: Run | None = None,
+    *,
+    common: list[str] | None = None,
+    checkpoint: str | None = None,
+    init_from: str | None = None,
+) -> dict:
     """`ctdl test` on a run's best checkpoint (or on `checkpoint` with the `common` options of an
-    earlier fit); returns {metric: value} for every logged `test/<metric>`."""
+    earlier fit; or, with `init_from`, the model the `common` options build with that checkpoint's
+    weights: its hyper-parameters come from the options, so the data may differ from training's, e.g.
+    other start points); returns {metric: value} for every logged `test/<metric>`."""
     from ctdl.cli import run_cli
 
     common = run.common if run is not None else common
     checkpoint = run.checkpoint if run is not None else checkpoint
-    if checkpoint is None:
+    if init_from is not None:
+        args = ["test", *common, "--init_from", init_from]
+    elif checkpoint is None:
         raise SystemExit("the run wrote no checkpoint to test; check its checkpoint settings")
-    cli = run_cli(["test", *common, "--ckpt_path", checkpoint])
+    else:
+        args = ["test", *common, "--ckpt_path", checkpoint]
+    cli = run_cli(args)
     return {
         k.split("/", 1)[1]: float(v)
         for k, v in cli.trainer.callback_metrics.items()

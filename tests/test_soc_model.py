@@ -39,6 +39,21 @@ def test_float64_fit_resume_and_test_against_riccati(cli):
     assert value.shape == (32,) and control.shape == (32, 2) and np.isfinite(control).all()
 
 
+def test_a_checkpoint_tests_on_other_starts_through_init_from(cli):
+    fit = cli("fit", *LQR_SMALL, "--trainer.max_steps", "2")
+    last = fit.trainer.checkpoint_callback.dirpath + "/last.ckpt"
+    other = ("--data.problem_args", "{start: [0.0, 0.0]}")
+    # --ckpt_path keeps the checkpoint's problem (its start law) and so contradicts the new data
+    with pytest.raises(ValueError, match="contradicts the data"):
+        cli("test", *LQR_SMALL, *other, "--ckpt_path", last)
+    moved = cli("test", *LQR_SMALL, *other, "--init_from", last)
+    trained = torch.load(last, weights_only=True)["state_dict"]
+    assert all(torch.equal(v, trained[k]) for k, v in moved.model.state_dict().items())
+    here = cli("test", *LQR_SMALL, "--ckpt_path", last).trainer.callback_metrics["test/cost_ref"]
+    # Riccati's E[Phi(0, X_0)] over the new starts near the origin is below that over starts near (1, 1)
+    assert moved.trainer.callback_metrics["test/cost_ref"] < here
+
+
 def test_a_problem_without_reference_still_reports_its_cost(cli):
     run = cli(
         "fit",
