@@ -1,13 +1,13 @@
 """Stochastic optimal control benchmarks: the value network against the problems' references, the
 Deep BSDE baseline and the open-loop optimum; the finite-element reference's own convergence.
 
-run         `ctdl fit` then `ctdl test` (best val/loss checkpoint; --retest: test the row's checkpoint
-            again, its training time kept; --checkpoint-of LABEL: test that row's weights in the model the
-            config builds (`--init_from`), e.g. on other starts) on a shipped config with optional overrides; one row per
-            --label in benchmarks/soc_runs.json: test/phi0_rel_err (Phi(0, x0) against the reference
-            over the test starts), test/traj_rel_l2 (Phi along controlled paths), the realised cost J
-            of the learned feedback against the reference E[Phi(0, X_0)] and against the reference
-            feedback on the same noise, the training time (train clock) and steps.
+run         `ctdl fit` then `ctdl test` (best val/loss checkpoint; --retest: test the row's checkpoint again,
+            its training time kept; --checkpoint-of LABEL: test that row's weights in the model the config
+            builds (`--init_from`), e.g. on other starts) on a shipped config with optional overrides; one row
+            per --label in benchmarks/soc_runs.json: test/phi0_rel_err (Phi(0, x0) against the reference over
+            the test starts), test/traj_rel_l2 (Phi along controlled paths), the realised cost J of the
+            learned feedback against the reference E[Phi(0, X_0)] and against the reference feedback on the
+            same noise, the training time (train clock) and steps.
 quadcopter  policies trained without noise (--deterministic LABEL) and with noise (--noisy LABEL), rows
             of soc_runs.json, both flown with and without noise from the same starts: mean cost J and
             terminal miss distance; and the deterministic open-loop optimum (L-BFGS) from the same
