@@ -23,7 +23,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .networks import QuadraticValue
 from .objective import PDEPolicy, policy_rollout
 from .problem import AdvectionDiffusion, Instances
 from .rollout import rollout
@@ -104,9 +103,7 @@ def cost_summary(cost: Tensor, free: Tensor, oracle=None) -> dict:
 def decide(problem: AdvectionDiffusion, policy: PDEPolicy, inst: Instances, u: Tensor, t: float) -> Tensor:
     """One feedback decision a (B, K) at time t from states u (B, n)."""
     with torch.no_grad():
-        if isinstance(policy, QuadraticValue):
-            return policy.control(inst, policy.coefficients(inst, torch.tensor([t])).at(0), u)
-        return policy.control(inst, u, t)
+        return policy.feedback(inst, torch.tensor([float(t)], dtype=torch.float64))(0, t, u)
 
 
 def decision_ms(problem: AdvectionDiffusion, policy: PDEPolicy, params: Tensor, repeats: int = 5) -> float:

@@ -7,6 +7,7 @@ Inputs are the `observe` images (B, 5, g, g): the concentration u / u_scale, the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -25,7 +26,9 @@ __all__ = [
     "FieldEncoder",
     "FieldNet",
     "QuadraticValue",
+    "ValueFeedback",
     "DirectPolicy",
+    "StateFeedback",
 ]
 
 OBSERVATION_CHANNELS = 5
@@ -177,9 +180,38 @@ class QuadraticValue(nn.Module):
         """a*(t, u) = clip((B_k u)' S^{-T} grad Phi / alpha, 0, a_max), (B, K)."""
         return feedback_law(self.problem, inst, u, self.gradient(coef, u))
 
+    def feedback(self, inst: Instances, times: Tensor) -> ValueFeedback:
+        """The feedback law at the times (S,) for these instances (one network call for all S)."""
+        return ValueFeedback(self, inst, self.coefficients(inst, times))
+
     def forward(self, inst: Instances, u: Tensor, t: float) -> Tensor:
         """Phi(t, u), (B,) float64."""
         return self.value(self.coefficients(inst, torch.tensor([float(t)])).at(0), u)
+
+
+@dataclass
+class ValueFeedback:
+    """A value policy's feedback for given instances: `(n, t, u) -> a (B, K)` at the n-th of the times
+    its `coefficients` were computed at."""
+
+    value: QuadraticValue
+    inst: Instances
+    coefficients: Coefficients
+
+    def __call__(self, n: int, t: float, u: Tensor) -> Tensor:
+        return self.value.control(self.inst, self.coefficients.at(n), u)
+
+
+@dataclass
+class StateFeedback:
+    """The feedback of a policy with `control(inst, u, t)` (a direct network, an RL agent) for given
+    instances: `(n, t, u) -> a (B, K)`; n is not needed, the time t is an input."""
+
+    policy: object
+    inst: Instances
+
+    def __call__(self, n: int, t: float, u: Tensor) -> Tensor:
+        return self.policy.control(self.inst, u, t)
 
 
 class DirectPolicy(nn.Module):
@@ -192,6 +224,10 @@ class DirectPolicy(nn.Module):
         self.head = nn.Sequential(
             nn.Linear(self.encoder.features, 64), nn.SiLU(), nn.Linear(64, problem.num_actuators)
         )
+
+    def feedback(self, inst: Instances, times: Tensor) -> StateFeedback:
+        """The feedback law for these instances (any times)."""
+        return StateFeedback(self, inst)
 
     def control(self, inst: Instances, u: Tensor, t: float) -> Tensor:
         w = next(self.parameters())

@@ -12,27 +12,31 @@ on the detached path (the penalty shapes Phi; only J backpropagates through the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
 import torch
 from torch import Tensor
 
-from .networks import DirectPolicy, QuadraticValue
 from .problem import AdvectionDiffusion, Instances
 from .rollout import Rollout, rollout, stage_cost
 
 __all__ = ["PDEPolicy", "policy_rollout", "loss_terms"]
 
-PDEPolicy = QuadraticValue | DirectPolicy
-"""A value policy, or a direct one: anything with `control(inst, u, t) -> a (B, K)` (as DirectPolicy or
-the PPO baseline's `ctdl.pde_control.baselines.ppo.PPOPolicy`)."""
+
+class PDEPolicy(Protocol):
+    """A feedback policy: `feedback(inst, times)` is its law (n, t, u) -> a (B, K) at the n-th of the
+    times (S,) (`QuadraticValue`, `DirectPolicy`, the PPO baseline's `PPOPolicy`); a value policy's
+    law also carries its `coefficients`."""
+
+    def feedback(self, inst: Instances, times: Tensor) -> Callable[[int, float, Tensor], Tensor]: ...
 
 
 def policy_rollout(problem: AdvectionDiffusion, policy: PDEPolicy, inst: Instances) -> tuple[Rollout, object]:
     """The rollout under `policy`'s feedback, and the value's coefficients (None for a direct policy)."""
-    if isinstance(policy, QuadraticValue):
-        times = torch.arange(problem.steps + 1, dtype=torch.float64) * problem.dt
-        coef = policy.coefficients(inst, times)
-        return rollout(problem, inst, lambda n, t, u: policy.control(inst, coef.at(n), u)), coef
-    return rollout(problem, inst, lambda n, t, u: policy.control(inst, u, t)), None
+    times = torch.arange(problem.steps + 1, dtype=torch.float64) * problem.dt
+    law = policy.feedback(inst, times)
+    return rollout(problem, inst, law), getattr(law, "coefficients", None)
 
 
 def loss_terms(

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ..evaluate import policy_cost
-from ..networks import OBSERVATION_CHANNELS, FieldEncoder, observe
+from ..networks import OBSERVATION_CHANNELS, FieldEncoder, StateFeedback, observe
 from ..problem import AdvectionDiffusion, Instances
 
 __all__ = [
@@ -75,6 +75,10 @@ class PPOPolicy:
 
     def __init__(self, problem: AdvectionDiffusion, agent, normalizer=None) -> None:
         self.problem, self.agent, self.normalizer = problem, agent, normalizer
+
+    def feedback(self, inst: Instances, times: Tensor) -> StateFeedback:
+        """The agent's feedback law for these instances (any times)."""
+        return StateFeedback(self, inst)
 
     def control(self, inst: Instances, u: Tensor, t: float) -> Tensor:
         obs = observe(self.problem, inst, u, t).numpy()
