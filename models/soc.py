@@ -64,8 +64,9 @@ class StochasticOptimalControl(L.LightningModule):
             width, depth, rank: the potential's ResNet width, layers and the rank of A ("full": d + 1).
             steps: Euler-Maruyama steps on [0, T] in training.
             eval_steps: steps in validation and testing.
-            sampling: "pmp" (paths under the learned feedback, in the graph) or "random_walk"
-                (uncontrolled paths, detached; no cost and phi0_gap terms).
+            sampling: where the HJB penalties are evaluated: "pmp" (paths under the learned feedback,
+                in the graph) or "random_walk" (uncontrolled paths, detached); the same loss terms
+                for both (with "random_walk" the cost and phi0_gap come from controlled paths beside).
             terminal: "penalty" (Phi(T) = g taught by the terminal terms) or "exact" (Phi = g + (T - t) N
                 meets it by construction; the terminal terms vanish).
             value_scale: N = value_scale * (the potential): set it near the value's level (the
@@ -127,11 +128,7 @@ class StochasticOptimalControl(L.LightningModule):
         h = self.hparams
         with torch.enable_grad():  # the sampling="pmp" paths are cheap to keep; terminal_gradient needs it
             terms = self.value_function.loss_terms(x0, h.eval_steps, "pmp", gen)
-        weighted = sum(
-            h[f"alpha_{k}"] * v.mean()
-            for k, v in terms.items()
-            if h.sampling == "pmp" or k not in ("cost", "phi0_gap")
-        )  # the training loss's terms
+        weighted = sum(h[f"alpha_{k}"] * v.mean() for k, v in terms.items())  # the training loss's terms
         logs = {f"{stage}/loss": weighted, f"{stage}/cost": terms["cost"].mean()}
         logs.update({f"{stage}/{k}": v.mean() for k, v in terms.items() if k != "cost"})
         known = torch.isfinite(reference)

@@ -123,7 +123,13 @@ def test_loss_terms_and_the_feedback_gradient(name):
     (g,) = torch.autograd.grad(terms["cost"].mean(), V.potential.K0)
     assert g.abs().sum() > 0  # J backpropagates through the SDE into Phi via the feedback
     walk = V.loss_terms(x0, 6, "random_walk", generator=torch.Generator().manual_seed(1))
-    assert set(walk) == {"bsde", "terminal", "terminal_grad", "hjb"}
+    assert set(walk) == set(terms)  # the same loss terms: only where the penalties are evaluated differs
+    (g,) = torch.autograd.grad(walk["cost"].mean(), V.potential.K0)
+    assert g.abs().sum() > 0  # its J is on controlled paths too
+    still = V.paths(x0, 6, "random_walk", generator=torch.Generator().manual_seed(1)).states
+    xT = still[-1]
+    phiT = V(V.problem.horizon, xT)
+    assert torch.allclose(walk["terminal"], (phiT - V.problem.terminal_cost(xT)).abs())  # penalties: the walk
 
 
 def test_random_walk_bsde_vanishes_for_the_exact_lqr_value():

@@ -8,10 +8,12 @@ closed form per problem). Paths X_0, ..., X_N on the grid t_k = k h, h = T / N, 
 
 with u_k the feedback control ("pmp": Pontryagin-informed sampling; the paths stay in the graph,
 so the cost J = C_N + g(X_N) backpropagates through the SDE) or u_k = 0 ("random_walk": the
-uncontrolled dynamics, detached). The loss terms of Li, Verma and Ruthotto (SIAM SISC 2024),
-each per path (mean over the batch in the model):
+uncontrolled dynamics, detached). The sampling decides where the HJB penalties (bsde, terminal,
+terminal_grad, hjb) are evaluated; the loss terms are the same for both: with "random_walk" the cost
+and phi0_gap come from controlled paths drawn beside the random walk from the same starts. The loss
+terms of Li, Verma and Ruthotto (SIAM SISC 2024), each per path (mean over the batch in the model):
 
-    cost       J = C_N + g(X_N), the realised cost (pmp only)
+    cost       J = C_N + g(X_N), the realised cost on controlled paths
     bsde       sum_k (Phi(t_{k+1}, X_{k+1}) - Phi(t_k, X_k) - grad Phi_k'(X_{k+1} - X_k) + H_k h)^2,
                the discrete Ito identity of a solution of the HJB equation (with the running cost of
                each path, not of the batch);
@@ -20,7 +22,7 @@ each per path (mean over the batch in the model):
                quadcopter, where squares would swamp the other terms)
     hjb        h sum_k (d_t Phi + tr(D Hess Phi) + H(t, x, grad Phi))^2 at (t_k, X_k), D = sigma sigma'/2
                applied once, the trace exact (`Potential.grad_laplacian` with directions sigma / sqrt 2);
-    phi0_gap   |Phi(0, X_0) - J| (pmp only): an absolute value, as the terminal terms, because J's
+    phi0_gap   |Phi(0, X_0) - J|: an absolute value, as the terminal terms, because J's
                spread (tens on the obstacle problem) made its square swamp the other terms.
 For a pmp path H_k h = L_k h + grad Phi_k' f_k h, so the bsde residual is Phi_{k+1} - Phi_k + L_k h
 - grad Phi_k' sigma sqrt(h) xi_k: the same identity written for the noise actually drawn.
@@ -163,8 +165,8 @@ class ValueFunction(nn.Module):
     def loss_terms(
         self, x0: Tensor, steps: int, sampling: str = "pmp", generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
-        """The per-path loss terms of the module doc, each (n,); cost and phi0_gap only for pmp, the
-        terminal terms only for terminal="penalty"."""
+        """The per-path loss terms of the module doc, each (n,); the penalties on the `sampling` paths,
+        cost and phi0_gap on controlled ones; the terminal terms only for terminal="penalty"."""
         paths = self.paths(x0, steps, sampling, generator)
         N, n, d = paths.states.shape[0] - 1, *x0.shape
         h = self.problem.horizon / N
@@ -182,8 +184,8 @@ class ValueFunction(nn.Module):
             terms["terminal_grad"] = torch.linalg.vector_norm(
                 grad[-1] - self.problem.terminal_gradient(xT), dim=-1
             )
-        if sampling == "pmp":
-            cost = realised_cost(self.problem, paths)
-            terms["cost"] = cost
-            terms["phi0_gap"] = (phi[0] - cost.detach()).abs()
+        controlled = paths if sampling == "pmp" else self.paths(x0, steps, "pmp", generator)
+        cost = realised_cost(self.problem, controlled)
+        terms["cost"] = cost
+        terms["phi0_gap"] = (phi[0] - cost.detach()).abs()  # phi[0] = Phi(0, X_0) on either paths
         return terms
