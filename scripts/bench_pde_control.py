@@ -11,6 +11,8 @@ ppo      stable-baselines3 PPO (`ctdl.pde_control.baselines.ppo`) on the trainin
          --eval-every env steps its deterministic policy's cost on the validation instances; at the end
          its test cost and ms per decision. One env step = one PDE solve.
 report   the summary against the target, benchmarks/pde_control.md and docs/figures/pde_control_solves.png.
+         Rows labelled pilot_* (short runs that chose a setting on the validation instances) stay out
+         of the summary.
 
 Every part takes --regime (default: `default`): the instances are the data section of that regime's
 value config (REGIMES), and the results go to pde_control_<part>.json for `default`, to
@@ -195,6 +197,7 @@ def part_ppo(
     log_std_init: float,
     runs_dir: Path | None,
     regime: str,
+    label: str | None = None,
 ) -> None:
     from ctdl.pde_control.baselines.ppo import settings_text, train_ppo
 
@@ -205,7 +208,7 @@ def part_ppo(
         problem, train, val, env_steps, eval_every, n_envs, seed, width, normalize, log_std_init
     )
     cost, free = evaluate.costs(problem, training.policy, test)
-    label = f"ppo_seed{seed}" + ("" if normalize else "_raw")
+    label = label or f"ppo_seed{seed}" + ("" if normalize else "_raw")
     row = {
         "label": label,
         "settings": f"width {width}; {n_envs} envs, {settings_text()}; "
@@ -336,7 +339,9 @@ def part_report(regime: str) -> None:
             f"`bench_pde_control.py oracle --split val --regime {regime}` first"
         )
     ppo_rows = harness.load(TASK, part_name("ppo", regime)).get("rows", [])
+    ppo_rows = [r for r in ppo_rows if not r["label"].startswith("pilot")]  # pilots chose settings
     runs = harness.load(TASK, part_name("runs", regime)).get("rows", [])
+    runs = [r for r in runs if not r["label"].startswith("pilot")]
     rows = summary_rows(oracle, ppo_rows, runs, val["summary"][0])
     harness.save(
         TASK,
@@ -397,6 +402,7 @@ def main() -> None:
         help="without VecNormalize (raw observations and rewards)",
     )
     ppo.add_argument("--log-std-init", type=float, default=0.0, help="the policy's initial log-std")
+    ppo.add_argument("--label", default=None, help="the row's label (default ppo_seed<SEED>[_raw])")
     for sub in parts.values():
         sub.add_argument(
             "--regime", choices=sorted(REGIMES), default="default", help="the instances (REGIMES)"
@@ -417,6 +423,7 @@ def main() -> None:
             args.log_std_init,
             args.runs_dir,
             args.regime,
+            args.label,
         )
     else:
         part_report(args.regime)
