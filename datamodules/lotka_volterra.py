@@ -61,6 +61,7 @@ class LotkaVolterra(SimulationData):
         batch_size: int = 512,
         seed: int = 0,
         num_workers: int = 0,
+        extra_simulations: str | None = None,
     ) -> None:
         """
         Args:
@@ -72,8 +73,19 @@ class LotkaVolterra(SimulationData):
             observations: raw observations for ``ctdl predict`` (.npy or .csv, one per row);
                 default: y*.
             batch_size, seed, num_workers: as every ctdl datamodule.
+            extra_simulations: an .npz of further raw pairs (theta rates, y) appended to training and
+                validation (sequential rounds; `SimulationData`).
         """
-        super().__init__(num_simulations, val_fraction, n_test, observations, batch_size, seed, num_workers)
+        super().__init__(
+            num_simulations,
+            val_fraction,
+            n_test,
+            observations,
+            batch_size,
+            seed,
+            num_workers,
+            extra_simulations,
+        )
         self.save_hyperparameters()
         self.dim, self.cond_dim = 4, 9
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
@@ -98,6 +110,16 @@ class LotkaVolterra(SimulationData):
     def true_parameters() -> torch.Tensor:
         """theta* (4,), the rates y* was simulated at."""
         return torch.from_numpy(THETA_STAR.copy())
+
+    def sample_prior(self, n: int, seed: int) -> torch.Tensor:
+        """n prior draws (n, 4) rates (log theta ~ U[-5, 2]^4), float64."""
+        return torch.from_numpy(sample_prior(n, np.random.default_rng(seed)))
+
+    def simulate_at(self, theta: torch.Tensor, seed: int) -> torch.Tensor:
+        """The 9 statistics (n, 9) of one simulation at each row of theta (n, 4) rates; NaN rows for
+        failed simulations (more than 10,000 events)."""
+        rates = torch.as_tensor(theta).double().cpu().numpy()
+        return torch.from_numpy(simulate_statistics(rates, seed, workers=self.workers))
 
     def simulate_series(self, theta: torch.Tensor, seed: int):
         """The recorded (X, Y) series (n, 150, 2) of one simulation at each row of theta (n, 4) rates,

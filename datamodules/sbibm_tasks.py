@@ -56,6 +56,7 @@ class SBIBMTask(SimulationData):
         batch_size: int = 256,
         seed: int = 0,
         num_workers: int = 0,
+        extra_simulations: str | None = None,
     ) -> None:
         """
         Args:
@@ -66,8 +67,19 @@ class SBIBMTask(SimulationData):
             observations: raw observations for ``ctdl predict`` (.npy or .csv, one per row);
                 default: the task's ten observations.
             batch_size, seed, num_workers: as every ctdl datamodule.
+            extra_simulations: an .npz of further raw pairs (theta, y) appended to training and
+                validation (sequential rounds; `SimulationData`).
         """
-        super().__init__(num_simulations, val_fraction, n_test, observations, batch_size, seed, num_workers)
+        super().__init__(
+            num_simulations,
+            val_fraction,
+            n_test,
+            observations,
+            batch_size,
+            seed,
+            num_workers,
+            extra_simulations,
+        )
         self.save_hyperparameters()
         self.task_name = task
         self.task = get_task(task)
@@ -82,6 +94,16 @@ class SBIBMTask(SimulationData):
             theta = self.task.get_prior()(num_samples=n)
             y = self.task.get_simulator()(theta)
         return theta.double(), y.double()
+
+    def sample_prior(self, n: int, seed: int) -> torch.Tensor:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            return self.task.get_prior()(num_samples=n).double()
+
+    def simulate_at(self, theta: torch.Tensor, seed: int) -> torch.Tensor:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            return self.task.get_simulator()(torch.as_tensor(theta).float()).double()
 
     def observation(self, i: int) -> torch.Tensor:
         """Observation i (1-based, as sbibm counts), raw, (cond_dim,)."""

@@ -23,7 +23,14 @@ class SimulationData(TensorDataModule):
     validation; the test split is `n_test` further simulations. ``ctdl predict`` reads raw
     observations (one per row) from `observations` (.npy or .csv), or else uses the task's own.
 
-    A subclass sets `dim`, `cond_dim` (and `log_params`) in ``__init__`` and defines `simulate`.
+    `extra_simulations` names an .npz file of further raw pairs (arrays `theta` (m, dim), `y`
+    (m, cond_dim)), e.g. the truncated-prior rounds of sequential estimation
+    (`ctdl.sbi.TruncatedPrior`): they are split like the budget and appended to its training and
+    validation pairs, standardised with the budget's statistics (so a model warm-started from an
+    earlier round keeps its units).
+
+    A subclass sets `dim`, `cond_dim` (and `log_params`) in ``__init__`` and defines `simulate`,
+    and for sequential rounds `sample_prior` and `simulate_at`.
     """
 
     log_params: bool = False
@@ -37,6 +44,7 @@ class SimulationData(TensorDataModule):
         batch_size: int = 512,
         seed: int = 0,
         num_workers: int = 0,
+        extra_simulations: str | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, seed=seed, num_workers=num_workers)
         if num_simulations < 10:
@@ -44,13 +52,26 @@ class SimulationData(TensorDataModule):
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
         self.num_simulations, self.val_fraction, self.n_test = num_simulations, val_fraction, n_test
-        self.observations_file = observations
+        self.observations_file, self.extra_simulations = observations, extra_simulations
         self.theta_mean = self.theta_std = self.y_mean = self.y_std = None
 
     # ----------------------------------------------------------------- what a subclass defines
     def simulate(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """n pairs (theta (n, dim), y (n, cond_dim)), raw units, float64, from `seed` alone."""
         raise NotImplementedError(f"{type(self).__name__} must define simulate(n, seed)")
+
+    def sample_prior(self, n: int, seed: int) -> torch.Tensor:
+        """n prior draws theta (n, dim), raw units, float64, from `seed` alone."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must define sample_prior(n, seed) for sequential rounds"
+        )
+
+    def simulate_at(self, theta: torch.Tensor, seed: int) -> torch.Tensor:
+        """One simulation's statistics y (n, cond_dim), raw, float64, at each row of theta (n, dim)
+        (raw), from `seed` alone; NaN rows for simulations that failed."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must define simulate_at(theta, seed) for sequential rounds"
+        )
 
     def task_observations(self) -> torch.Tensor | None:
         """The task's own observations (k, cond_dim) in raw units, if it has any."""
@@ -78,6 +99,20 @@ class SimulationData(TensorDataModule):
         self.theta_mean, self.theta_std = _mean_std(u[train_idx])
         self.y_mean, self.y_std = _mean_std(y[train_idx])
         test_theta, test_y = self.simulate(self.n_test, test_seed)
+        train_u, train_y, val_u, val_y = u[train_idx], y[train_idx], u[val_idx], y[val_idx]
+        if self.extra_simulations is not None:
+            extra_theta, extra_y = self.load_extra_simulations()
+            extra_u = self.param_transform(extra_theta)
+            order = torch.from_numpy(np.random.default_rng([split_seed, 1]).permutation(len(extra_u)))
+            val_part, train_part = (
+                order[: round(self.val_fraction * len(extra_u))],
+                order[round(self.val_fraction * len(extra_u)) :],
+            )
+            train_u, train_y = (
+                torch.cat([train_u, extra_u[train_part]]),
+                torch.cat([train_y, extra_y[train_part]]),
+            )
+            val_u, val_y = torch.cat([val_u, extra_u[val_part]]), torch.cat([val_y, extra_y[val_part]])
 
         def pairs(u: torch.Tensor, y: torch.Tensor) -> TensorDataset:
             u = (u - self.theta_mean) / self.theta_std
@@ -85,10 +120,34 @@ class SimulationData(TensorDataModule):
             return TensorDataset(u.float(), v.float())
 
         return (
-            pairs(u[train_idx], y[train_idx]),
-            pairs(u[val_idx], y[val_idx]),
+            pairs(train_u, train_y),
+            pairs(val_u, val_y),
             pairs(self.param_transform(test_theta), test_y),
         )
+
+    def load_extra_simulations(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The raw pairs (theta (m, dim), y (m, cond_dim)) of the `extra_simulations` file."""
+        path = Path(self.extra_simulations)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"--data.extra_simulations: no file at {path} (an .npz with arrays theta (m, {self.dim}) "
+                f"and y (m, {self.cond_dim}), raw units, as scripts/bench_sbi.py sequential writes)"
+            )
+        with np.load(path, allow_pickle=False) as saved:
+            missing = {"theta", "y"} - set(saved.files)
+            if missing:
+                raise ValueError(f"{path}: needs arrays theta and y; missing {sorted(missing)}")
+            theta, y = (torch.from_numpy(np.asarray(saved[k], dtype=np.float64)) for k in ("theta", "y"))
+        if theta.ndim != 2 or theta.shape[1] != self.dim or y.ndim != 2 or y.shape[1] != self.cond_dim:
+            raise ValueError(
+                f"{path}: theta must be (m, {self.dim}) and y (m, {self.cond_dim}) for this task, "
+                f"got {tuple(theta.shape)} and {tuple(y.shape)}"
+            )
+        if len(theta) != len(y):
+            raise ValueError(f"{path}: {len(theta)} parameters but {len(y)} observations")
+        if not (torch.isfinite(theta).all() and torch.isfinite(y).all()):
+            raise ValueError(f"{path}: theta and y must be finite (leave failed simulations out)")
+        return theta, y
 
     def param_transform(self, theta: torch.Tensor) -> torch.Tensor:
         """f(theta): log theta when `log_params`, else theta."""
