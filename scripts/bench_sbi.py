@@ -7,6 +7,14 @@ sbibm    for each task and simulation budget: the same simulations (SBIBMTask, o
          sbi version sbibm installs); both are scored by C2ST (`ctdl.sbi.evaluate.reference_c2st`)
          against sbibm's reference posteriors of observations 1-10 (10,000 samples each). Writes
          benchmarks/sbi_sbibm.json; rows of other tasks and budgets are kept.
+sequential  truncated sequential estimation (TSNPE; Deistler et al. 2022) of one sbibm observation at a
+         time: --rounds rounds of --simulations / rounds simulations each; round 1 from the prior,
+         each later round from the prior truncated to the last round's (1 - --epsilon) highest-
+         probability region at the observation (`ctdl.sbi.TruncatedPrior`), each round a `ctdl fit`
+         of the task's config on all pairs so far, warm-started from the last round's best
+         checkpoint. C2ST of the last round against the reference posterior, beside the amortised
+         ctdl and NPE rows of the same total budget (sbi_sbibm.json). Every simulation counts.
+         Writes benchmarks/sbi_sequential.json.
 lv       Lotka-Volterra at y*: a trained ctdl checkpoint (--checkpoint) against SMC-ABC's
          population (--abc, from the abc part): posterior means and standard deviations of log
          theta side by side, C2ST between the two sample sets, simulations and wall time of each;
@@ -35,6 +43,7 @@ steps    one sbibm checkpoint (--checkpoint): for each number of RK4 steps, the 
 report   benchmarks/sbi.md from the JSON files.
 
     python scripts/bench_sbi.py sbibm --tasks two_moons slcp --budgets 1000 10000
+    python scripts/bench_sbi.py sequential --task two_moons --simulations 10000 --rounds 4 --observations 1
     python scripts/bench_sbi.py abc --max-simulations 5000000
     python scripts/bench_sbi.py lv --checkpoint runs/.../best.ckpt --abc data/abc/lotka_volterra_abc.npy
     python scripts/bench_sbi.py sim --n 50000 --n-reference 400
@@ -158,6 +167,96 @@ def part_sbibm(args) -> None:
                 "observations 1-10; ctdl_minus_npe: the mean of the per-observation differences, "
                 "paired_se its standard error; one thread per process",
             )
+
+
+# -------------------------------------------------------------------------------- sequential
+def part_sequential(args) -> None:
+    from ctdl.models import ConditionalOTFlow
+    from ctdl.sbi import TruncatedPrior
+    from ctdl.sbi.evaluate import reference_c2st
+    from ctdl.sbi.truncation import draw_round
+
+    runs_dir = args.runs_dir or RUNS / "bench_sbi"
+    config = ROOT / "configs" / TASK / f"{args.task}.yaml"
+    per_round = args.simulations // args.rounds
+    amortised = {(r["task"], r["simulations"]): r for r in load(TASK, "sbibm").get("rows", [])}.get(
+        (args.task, args.simulations)
+    )
+    for i in args.observations:
+        label = f"{args.task}_seq{args.simulations}_obs{i}"
+        folder = runs_dir / label
+        folder.mkdir(parents=True, exist_ok=True)
+        base = ["--data.num_simulations", str(per_round), "--data.seed", str(args.seed)]
+        base += ["--model.c2st_observations", f"[{i}]", *args.override]
+        run = fit(config, f"{label}_round1", base, runs_dir)
+        data = run.cli.datamodule
+        rounds = [
+            {
+                "round": 1,
+                "simulations": per_round,
+                "failed": 0,
+                "steps": run.steps,
+                "fit_s": round(run.wall_s, 1),
+            }
+        ]
+        thetas, ys = [], []
+        for r in range(2, args.rounds + 1):
+            model = ConditionalOTFlow.load_from_checkpoint(run.checkpoint, map_location="cpu").eval()
+            truncated = TruncatedPrior(
+                model.posterior,
+                data.observation(i),
+                data.sample_prior,
+                args.epsilon,
+                args.threshold_samples,
+                seed=r,
+            )
+            new = draw_round(truncated, data.simulate_at, per_round, seed=1000 * args.seed + r)
+            thetas.append(new.theta)
+            ys.append(new.y)
+            extra = folder / f"rounds2-{r}.npz"
+            np.savez(extra, theta=torch.cat(thetas).numpy(), y=torch.cat(ys).numpy())
+            options = [*base, "--data.extra_simulations", str(extra), "--init_from", run.checkpoint]
+            run = fit(config, f"{label}_round{r}", options, runs_dir)
+            rounds.append(
+                {
+                    "round": r,
+                    "simulations": new.simulations,
+                    "failed": new.failed,
+                    "acceptance": significant(new.acceptance),
+                    "log_q_threshold": round(new.threshold, 4),
+                    "steps": run.steps,
+                    "fit_s": round(run.wall_s, 1),
+                }
+            )
+            print(f"{label}: round {r} of {args.rounds}: {rounds[-1]}", flush=True)
+        model = ConditionalOTFlow.load_from_checkpoint(run.checkpoint, map_location="cpu").eval()
+        score = reference_c2st(model.posterior, data, [i], args.samples)[i]
+        row = {
+            "task": args.task,
+            "observation": i,
+            "simulations": sum(r["simulations"] for r in rounds),
+            "rounds": args.rounds,
+            "epsilon": args.epsilon,
+            "sequential_c2st": round(score, 4),
+            "amortised_c2st": amortised["ctdl_per_obs"][i - 1] if amortised else "-",
+            "npe_c2st": amortised["npe_per_obs"][i - 1] if amortised else "-",
+            "fit_s": round(sum(r["fit_s"] for r in rounds), 1),
+            "per_round": rounds,
+        }
+        upsert(
+            TASK,
+            "sequential",
+            [row],
+            ("task", "simulations", "observation", "rounds"),
+            target="the sequential mode as a third column beside amortised ctdl and NPE at the same total "
+            "budget",
+            setup="TSNPE: round 1 from the prior, later rounds from the prior truncated to the last round's "
+            "(1 - epsilon) highest-probability region at the observation (threshold from 20,000 posterior "
+            "samples), rejection from the prior; each round `ctdl fit` on configs/sbi/<task>.yaml with all "
+            "pairs so far (the first round's standardisation), warm-started from the last round's best "
+            "checkpoint; C2ST on 10,000 samples against sbibm's reference; amortised_c2st and npe_c2st: the "
+            "same observation in the sbibm row of the same total budget (trained on prior simulations only)",
+        )
 
 
 # ---------------------------------------------------------------------------------------- lv
@@ -519,6 +618,7 @@ def main() -> None:
         __doc__,
         {
             "sbibm": "ctdl against sbi's NPE on sbibm tasks: C2ST against the reference posteriors",
+            "sequential": "truncated sequential rounds (TSNPE) for single sbibm observations",
             "lv": "ctdl against SMC-ABC on Lotka-Volterra at y*: posterior moments, C2ST, time",
             "abc": "SMC-ABC on Lotka-Volterra at y*: the reference population and its simulations",
             "sim": "the vectorised Lotka-Volterra simulator against the plain-Python loop",
@@ -540,6 +640,18 @@ def main() -> None:
         "--observations", nargs="+", type=int, default=None, help="C2ST observations (default 1-10)"
     )
     p.add_argument("--samples", type=int, default=None, help="posterior samples per C2ST (default 10,000)")
+    add_run_options(p, label=False)
+    p = parts["sequential"]
+    p.add_argument("--task", default="two_moons", choices=TASKS)
+    p.add_argument("--simulations", type=int, default=10_000, help="the total budget, all rounds")
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--observations", nargs="+", type=int, default=[1])
+    p.add_argument("--epsilon", type=float, default=1e-3, help="posterior mass outside the truncation")
+    p.add_argument(
+        "--threshold-samples", type=int, default=20_000, help="posterior samples for the threshold"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=int, default=None, help="posterior samples for C2ST (default 10,000)")
     add_run_options(p, label=False)
     p = parts["lv"]
     p.add_argument(
@@ -585,6 +697,7 @@ def main() -> None:
     torch.set_num_threads(1)
     {
         "sbibm": part_sbibm,
+        "sequential": part_sequential,
         "lv": part_lv,
         "abc": part_abc,
         "sim": part_sim,
