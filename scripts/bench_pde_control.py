@@ -5,6 +5,10 @@ oracle   the test instances of `PDEInstances` (seed 0), or with --split val its 
          (the instances of every training curve): no-control cost, the untrained terminal-value feedback
          (`ctdl.pde_control.baselines.terminal_value_feedback`) and the oracle (L-BFGS-B over the
          open-loop rates, adjoint gradients) with its seconds per solve.
+scan     the choice of a hard regime: for each --weights GAMMA,ALPHA pair (the other constants
+         default), no control, the untrained terminal-value feedback and the oracle on the first
+         --instances validation instances, and the feedback's fraction of the achievable
+         improvement (pde_control_scan.json).
 run      `ctdl fit` on a shipped config (best val/cost checkpoint), then its cost on the test instances,
          ms per feedback decision, training time and PDE solves, and the curve val/cost against solves.
 ppo      stable-baselines3 PPO (`ctdl.pde_control.baselines.ppo`) on the training instances; every
@@ -129,6 +133,40 @@ def part_oracle(split: str, count: int | None, regime: str) -> None:
         part_name("oracle", regime),
         {"setup": setup, "summary": [summary], "per_instance": per_instance},
     )
+
+
+def part_scan(weights: list[str], count: int) -> None:
+    from ctdl.datamodules import PDEInstances
+
+    rows = []
+    for pair in weights:
+        gamma, alpha = (float(v) for v in pair.split(","))
+        data = PDEInstances(pde_args={"gamma": gamma, "alpha": alpha})
+        params, problem = instances("val", data)
+        params = params[:count]
+        inst = problem.instances(params)
+        free = evaluate.no_control_cost(problem, inst)
+        feedback = evaluate.policy_cost(problem, terminal_value_feedback(problem), inst)
+        oracle = np.array([open_loop_optimum(problem, p).cost for p in params])
+        frac, se = evaluate.improvement(feedback, free, oracle)
+        rows.append(
+            {
+                "gamma": gamma,
+                "alpha": alpha,
+                "no_control": evaluate.mean(free),
+                "terminal_value_feedback": evaluate.mean(feedback),
+                "oracle": evaluate.mean(oracle),
+                "feedback_improvement": frac,
+                "feedback_improvement_se": se,
+            }
+        )
+        print(rows[-1], flush=True)
+    setup = (
+        f"the first {count} validation instances of PDEInstances (seed 0) for each (gamma, alpha), the "
+        "other constants default; feedback_improvement = mean over instances of (J_none - J_feedback) / "
+        "(J_none - J_oracle) with its standard error; a hard regime needs it at most 0.5"
+    )
+    harness.save(TASK, "scan", {"setup": setup, "rows": rows})
 
 
 def solves_curve(run_dir: str) -> list[dict]:
@@ -370,6 +408,7 @@ def main() -> None:
         __doc__,
         {
             "oracle": "no control, the untrained terminal-value feedback and the open-loop oracle",
+            "scan": "the untrained feedback's share of the achievable improvement over (gamma, alpha)",
             "run": "fit a shipped config and evaluate its best checkpoint on the test instances",
             "ppo": "the stable-baselines3 PPO baseline",
             "report": "the summary table, benchmarks/pde_control.md and the solves figure",
@@ -382,6 +421,13 @@ def main() -> None:
         help="the test (oracle.json) or val (validation.json) instances",
     )
     parts["oracle"].add_argument("--instances", type=int, default=None, help="only the first N (a smoke run)")
+    parts["scan"].add_argument(
+        "--weights",
+        nargs="+",
+        default=["1,0.01", "0.1,1", "0.1,0.3", "0.1,0.1", "0.1,0.03", "0.05,0.3", "0.05,0.1", "0.02,0.1"],
+        help="GAMMA,ALPHA pairs",
+    )
+    parts["scan"].add_argument("--instances", type=int, default=8, help="validation instances per pair")
     harness.add_run_options(parts["run"])
     ppo = parts["ppo"]
     ppo.add_argument("--env-steps", type=int, default=300_000)
@@ -408,7 +454,9 @@ def main() -> None:
             "--regime", choices=sorted(REGIMES), default="default", help="the instances (REGIMES)"
         )
     args = parser.parse_args()
-    if args.part == "oracle":
+    if args.part == "scan":
+        part_scan(args.weights, args.instances)
+    elif args.part == "oracle":
         part_oracle(args.split, args.instances, args.regime)
     elif args.part == "run":
         part_run(args.label, args.config, args.override, args.runs_dir, args.regime)
