@@ -8,6 +8,9 @@ run         `ctdl fit` then `ctdl test` (best val/loss checkpoint; --retest: tes
             the test starts), test/traj_rel_l2 (Phi along controlled paths), the realised cost J of the
             learned feedback against the reference E[Phi(0, X_0)] and against the reference feedback on the
             same noise, the training time (train clock) and steps.
+paired      rows' learned feedbacks (--labels, rows of soc_runs.json; their config's test starts) flown
+            beside the reference feedback and u = 0 on the same starts and the same noise: per-path
+            J, each J difference with its paired standard error (benchmarks/soc_paired.json).
 quadcopter  policies trained without noise (--deterministic LABEL) and with noise (--noisy LABEL), rows
             of soc_runs.json, both flown with and without noise from the same starts: mean cost J and
             terminal miss distance; and the deterministic open-loop optimum (L-BFGS) from the same
@@ -144,6 +147,59 @@ def part_run(
     }
     harness.upsert(TASK, "runs", [row], target=RUNS_TARGET, setup=RUNS_SETUP)
     return row
+
+
+# ------------------------------------------------------------------------------------- paired
+def part_paired(labels: list[str], runs_dir: Path | None) -> None:
+    from ctdl.cli import run_cli
+    from ctdl.soc import reference_control
+    from ctdl.soc.evaluate import mean_and_se, paired_costs, paired_difference
+
+    rows, models, first = recorded_runs(), {}, None
+    missing = [label for label in labels if label not in rows]
+    if missing:
+        raise SystemExit(f"no run labelled {missing} in {harness.result_path(TASK, 'runs')}")
+    for label in labels:
+        row = rows[label]
+        if "--data" in row["overrides"]:
+            raise SystemExit(
+                f"{label} changed its data ({row['overrides']}); paired runs on the config's starts"
+            )
+        options = fit_options(f"configs/soc/{row['config']}", label, [], runs_dir or RUNS_DIR)
+        cli = run_cli(["test", *options, "--init_from", row["checkpoint"]], run=False)
+        cli.datamodule.setup("test")
+        x0 = cli.datamodule.test_dataset.tensors[0].double()
+        if first is None:
+            first = (cli.model.problem, x0, cli.model.hparams.eval_steps, row["config"])
+        elif row["config"] != first[3] or not torch.equal(x0, first[1]):
+            raise SystemExit(f"{label} was tested on other starts than {labels[0]}; pair rows of one config")
+        models[label] = cli.model.double().eval()
+    problem, x0, steps, config = first
+    controls = {label: m.control for label, m in models.items()}
+    reference = reference_control(problem)
+    if reference is not None:
+        controls["reference feedback"] = reference
+    controls["zero control"] = None
+    costs = paired_costs(problem, controls, x0, steps)
+    out = []
+    names = list(costs)
+    for name in names:
+        mean, se = mean_and_se(costs[name][torch.isfinite(costs[name])])
+        out.append({"feedback": name, "J": round(mean, 5), "J_se": round(se, 5)})
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            diff, se, n = paired_difference(costs[a], costs[b])
+            out.append({"feedback": f"{a} - {b}", "J": round(diff, 5), "J_se": round(se, 5), "paths": n})
+    harness.save(
+        TASK,
+        "paired",
+        {
+            "setup": f"{config}: the test starts ({len(x0)}), one path each, {steps} Euler-Maruyama steps, "
+            "every feedback on the same noise (seed 0); J_se of a difference is its paired standard error "
+            "sd(J_a - J_b) / sqrt(n); the learned feedbacks are the rows' checkpoints",
+            "rows": out,
+        },
+    )
 
 
 # --------------------------------------------------------------------------------- quadcopter
@@ -417,6 +473,7 @@ def main() -> None:
         __doc__,
         {
             "run": "fit and test one shipped config (a row of soc_runs.json)",
+            "paired": "learned feedbacks against the reference and zero control on the same noise",
             "quadcopter": "the quadcopter policies with and without noise, and the open-loop optimum",
             "deep_bsde": "the value network against the Deep BSDE method at equal wall time",
             "fem": "convergence and cost of the finite-element HJB reference",
@@ -429,6 +486,10 @@ def main() -> None:
         "--checkpoint-of", help="only `ctdl test` this row's checkpoint (its training time kept) as --label"
     )
     harness.add_run_options(p)
+
+    p = parts["paired"]
+    p.add_argument("--labels", nargs="+", required=True, help="rows of soc_runs.json (one config)")
+    p.add_argument("--runs-dir", type=Path, default=None, help="run folders (default runs/bench_soc)")
 
     p = parts["quadcopter"]
     p.add_argument("--deterministic", default="quadcopter_det", help="label of the sigma = 0 run")
@@ -457,6 +518,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.part == "run":
         part_run(args.label, args.config, args.override, args.runs_dir, args.retest, args.checkpoint_of)
+    elif args.part == "paired":
+        part_paired(args.labels, args.runs_dir)
     elif args.part == "quadcopter":
         part_quadcopter(
             args.deterministic, args.noisy, args.starts, args.open_loop_starts, args.open_loop_iterations

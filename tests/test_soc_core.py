@@ -23,6 +23,8 @@ from ctdl.soc import (
     reference_value,
 )
 from ctdl.soc.evaluate import (
+    paired_costs,
+    paired_difference,
     realised_cost,
     reference_feedback_cost,
     relative_error,
@@ -303,6 +305,28 @@ def _realised_cost(problem, control, x0, steps, seed):
     return realised_cost(
         problem, controlled_paths(problem, control, x0, steps, torch.Generator().manual_seed(seed))
     )
+
+
+def test_paired_costs_fly_every_feedback_on_the_same_noise():
+    """Riccati's feedback against u = 0 and a detuned feedback on the LQR: path-by-path costs on one
+    noise, a difference larger than its paired standard error, which is far below the unpaired one."""
+    problem = LQR()
+    control = reference_control(problem)
+    x0 = problem.sample_start(500, torch.Generator().manual_seed(0))
+    costs = paired_costs(
+        problem, {"riccati": control, "detuned": lambda t, x: 1.3 * control(t, x), "zero": None}, x0, 50
+    )
+    torch.testing.assert_close(costs["riccati"], _realised_cost(problem, control, x0, 50, seed=0))
+    torch.testing.assert_close(
+        costs["zero"], zero_control_cost(problem, x0, 50, torch.Generator().manual_seed(0))
+    )
+    diff, se, n = paired_difference(costs["detuned"], costs["riccati"])
+    assert n == 500 and diff > 3 * se
+    unpaired = math.sqrt((costs["detuned"].var() + costs["riccati"].var()) / 500)
+    assert se < unpaired / 3  # the common noise cancels in the difference
+    assert paired_difference(costs["zero"], costs["riccati"])[0] > 0  # Riccati beats u = 0
+    with pytest.raises(ValueError, match="at least 2 paths"):
+        paired_difference(costs["zero"][:1], costs["riccati"][:1])
 
 
 def test_riccati_feedback_is_the_cheapest_on_common_noise():

@@ -9,7 +9,10 @@ starts and along controlled paths, the reference feedback flown on the same nois
   the same starts with the same noise as the learned one, over the paths where both J are finite
   (free of the Monte Carlo noise and of the Euler grid's bias of a comparison with E[Phi_ref(0, X_0)]);
 - zero-control cost: J of u = 0 from the same starts with the same noise, the trivial baseline (on
-  HJB-LQ, E[g(x0 + sigma W_T)], within 0.22% of the optimum at d = 100).
+  HJB-LQ, E[g(x0 + sigma W_T)], within 0.22% of the optimum at d = 100);
+- paired costs: J of several feedbacks path by path on the same starts and noise, and the mean of
+  a difference with its paired standard error sd(J_a - J_b) / sqrt(n), far smaller than the
+  spread of J itself: what a claim that one feedback beats another needs.
 """
 
 from __future__ import annotations
@@ -94,3 +97,28 @@ def zero_control_cost(problem: ControlProblem, x0: Tensor, steps: int, generator
 def position_miss(problem: ControlProblem, states: Tensor) -> Tensor:
     """|x[:3] - target[:3]| of each final state (n, d): how far the quadcopter lands from its target."""
     return torch.linalg.vector_norm(states[:, :3] - problem.target[:3].to(states), dim=1)
+
+
+def paired_costs(
+    problem: ControlProblem, controls: dict[str, ValueFn | None], x0: Tensor, steps: int, seed: int = 0
+) -> dict[str, Tensor]:
+    """{name: J of each path (n,)} of each feedback (None: u = 0) flown from x0 on `steps` steps,
+    every one on the same noise (a generator seeded with `seed` for each)."""
+    out = {}
+    for name, control in controls.items():
+        generator = torch.Generator(device=x0.device).manual_seed(seed)
+        with torch.no_grad():
+            out[name] = realised_cost(problem, controlled_paths(problem, control, x0, steps, generator))
+    return out
+
+
+def paired_difference(a: Tensor, b: Tensor) -> tuple[float, float, int]:
+    """The mean of a - b over the paths where both are finite, its paired standard error, and the
+    number of those paths."""
+    known = torch.isfinite(a) & torch.isfinite(b)
+    d = (a[known] - b[known]).double()
+    if len(d) < 2:
+        raise ValueError(
+            f"a paired difference needs at least 2 paths where both costs are finite, got {len(d)}"
+        )
+    return float(d.mean()), float(d.std() / math.sqrt(len(d))), int(len(d))
