@@ -166,7 +166,7 @@ def part_paired(labels: list[str], runs_dir: Path | None) -> None:
                 f"{label} changed its data ({row['overrides']}); paired runs on the config's starts"
             )
         options = fit_options(f"configs/soc/{row['config']}", label, [], runs_dir or RUNS_DIR)
-        cli = run_cli(["test", *options, "--init_from", row["checkpoint"]], run=False)
+        cli = run_cli([*options, "--init_from", row["checkpoint"]], run=False)
         cli.datamodule.setup("test")
         x0 = cli.datamodule.test_dataset.tensors[0].double()
         if first is None:
