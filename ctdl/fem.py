@@ -14,6 +14,9 @@ looks for MPI symbols in the global namespace, uses the same copy, so the proces
 exactly one MPI runtime. It then imports ``dolfinx_solver`` (the wheel's guard, which
 imports ``mpi4py.MPI`` ahead of the bindings and refuses a foreign PETSc) and DOLFINx.
 
+h5py, where installed, is imported first: its wheel bundles another HDF5, which fails to load after
+DOLFINx's but not before it.
+
 This module imports no Lightning; the PDE control task (`ctdl.pde_control.problem`) and the
 finite-element HJB reference of the control task use it.
 """
@@ -126,6 +129,10 @@ def import_dolfinx() -> ModuleType:
         return sys.modules["dolfinx"]
     if importlib.util.find_spec("dolfinx") is None:
         raise ImportError(INSTALL_HINT)
+    if importlib.util.find_spec("h5py") is not None:
+        # h5py's wheel bundles its own HDF5; loaded after DOLFINx's HDF5 it fails at import
+        # ("Not a datatype"), loaded first both work (the tabular datamodules read HDF5 files)
+        importlib.import_module("h5py")
     path = _preload_libmpi()
     try:
         if importlib.util.find_spec("dolfinx_solver") is not None:

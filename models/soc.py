@@ -108,9 +108,11 @@ class StochasticOptimalControl(L.LightningModule):
     def loss_terms(
         self, x0: Tensor, steps: int, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
+        h = self.hparams
+        hjb = h.alpha_hjb != 0  # without it the step skips the Hessian trace
         terms = {
             k: v.mean()
-            for k, v in self.value_function.loss_terms(x0, steps, self.hparams.sampling, generator).items()
+            for k, v in self.value_function.loss_terms(x0, steps, h.sampling, generator, hjb).items()
         }
         terms["loss"] = sum(self.hparams[f"alpha_{k}"] * v for k, v in terms.items())
         return terms

@@ -113,6 +113,24 @@ def test_import_dolfinx_missing_says_how_to_install(monkeypatch):
         fem.import_dolfinx()
 
 
+def test_h5py_still_reads_and_writes_after_dolfinx(tmp_path):
+    """h5py and DOLFINx bring different HDF5 libraries; after `import_dolfinx` (in a fresh process,
+    DOLFINx first) h5py still imports and round-trips a file."""
+    pytest.importorskip("h5py")
+    code = textwrap.dedent(
+        f"""
+        from ctdl.fem import import_dolfinx
+        import_dolfinx()
+        import h5py, numpy as np
+        with h5py.File({str(tmp_path / "x.h5")!r}, "w") as f:
+            f["a"] = np.arange(3)
+        with h5py.File({str(tmp_path / "x.h5")!r}) as f:
+            assert f["a"][:].tolist() == [0, 1, 2]
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_images_are_the_nodes_on_the_grid(small):
     x, y = (torch.from_numpy(c) for c in small.coords.T)
     image = small.to_image(torch.stack([x, y]))

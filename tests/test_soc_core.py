@@ -124,6 +124,10 @@ def test_loss_terms_and_the_feedback_gradient(name):
     assert all(v.shape == (5,) and torch.isfinite(v).all() for v in terms.values())
     (g,) = torch.autograd.grad(terms["cost"].mean(), V.potential.K0)
     assert g.abs().sum() > 0  # J backpropagates through the SDE into Phi via the feedback
+    cheap = V.loss_terms(x0, 6, generator=torch.Generator().manual_seed(1), hjb=False)
+    assert set(cheap) == set(terms) - {"hjb"}  # no Hessian trace: the same other terms
+    for k, v in cheap.items():
+        torch.testing.assert_close(v, terms[k])
     walk = V.loss_terms(x0, 6, "random_walk", generator=torch.Generator().manual_seed(1))
     assert set(walk) == set(terms)  # the same loss terms: only where the penalties are evaluated differs
     (g,) = torch.autograd.grad(walk["cost"].mean(), V.potential.K0)

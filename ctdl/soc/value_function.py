@@ -163,21 +163,34 @@ class ValueFunction(nn.Module):
         return phi, grad, hamiltonian, d_t + trace + hamiltonian
 
     def loss_terms(
-        self, x0: Tensor, steps: int, sampling: str = "pmp", generator: torch.Generator | None = None
+        self,
+        x0: Tensor,
+        steps: int,
+        sampling: str = "pmp",
+        generator: torch.Generator | None = None,
+        hjb: bool = True,
     ) -> dict[str, Tensor]:
         """The per-path loss terms of the module doc, each (n,); the penalties on the `sampling` paths,
-        cost and phi0_gap on controlled ones; the terminal terms only for terminal="penalty"."""
+        cost and phi0_gap on controlled ones; the terminal terms only for terminal="penalty"; the hjb
+        term only with `hjb` (without it no Hessian trace is computed: a cheaper step)."""
         paths = self.paths(x0, steps, sampling, generator)
         N, n, d = paths.states.shape[0] - 1, *x0.shape
         h = self.problem.horizon / N
         t_all = paths.times.repeat_interleave(n)
         states = paths.states.detach()  # the penalties fit Phi where the paths go, they do not steer them
-        phi, grad, hamiltonian, residual = self.hjb_terms(t_all, states.reshape(-1, d))
+        flat = states.reshape(-1, d)
+        if hjb:
+            phi, grad, hamiltonian, residual = self.hjb_terms(t_all, flat)
+        else:
+            phi, grad = self(t_all, flat), self.gradient(t_all, flat)
+            hamiltonian = self.problem.hamiltonian(t_all, flat, grad)
         phi, grad = phi.view(N + 1, n), grad.view(N + 1, n, d)
-        hamiltonian, residual = hamiltonian.view(N + 1, n)[:-1], residual.view(N + 1, n)
+        hamiltonian = hamiltonian.view(N + 1, n)[:-1]
         dX = states[1:] - states[:-1]
         bsde = (phi[1:] - phi[:-1] - (grad[:-1] * dX).sum(-1) + hamiltonian * h).square().sum(0)
-        terms = {"bsde": bsde, "hjb": h * residual[:-1].square().sum(0)}
+        terms = {"bsde": bsde}
+        if hjb:
+            terms["hjb"] = h * residual.view(N + 1, n)[:-1].square().sum(0)
         if self.terminal == "penalty":
             xT = states[-1]
             terms["terminal"] = (phi[-1] - self.problem.terminal_cost(xT)).abs()
