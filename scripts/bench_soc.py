@@ -8,6 +8,9 @@ run         `ctdl fit` then `ctdl test` (best val/loss checkpoint; --retest: tes
             the test starts), test/traj_rel_l2 (Phi along controlled paths), the realised cost J of the
             learned feedback against the reference E[Phi(0, X_0)] and against the reference feedback on the
             same noise, the training time (train clock) and steps.
+seeds       `run` for each --seeds value (label <LABEL>_seed<S>, `--seed_everything S`; rows already in
+            soc_runs.json are kept unless --refit), then the mean and standard deviation over the seeds
+            of every metric (benchmarks/soc_seeds.json, one row per --label).
 paired      rows' learned feedbacks (--labels, rows of soc_runs.json; their config's test starts) flown
             beside the reference feedback and u = 0 on the same starts and the same noise: per-path
             J, each J difference with its paired standard error (benchmarks/soc_paired.json).
@@ -147,6 +150,35 @@ def part_run(
     }
     harness.upsert(TASK, "runs", [row], target=RUNS_TARGET, setup=RUNS_SETUP)
     return row
+
+
+# -------------------------------------------------------------------------------------- seeds
+def part_seeds(
+    label: str, config: str, overrides: list[str], seeds: list[int], runs_dir: Path | None, refit: bool
+) -> None:
+    import numpy as np
+
+    rows = []
+    for seed in seeds:
+        name = f"{label}_seed{seed}"
+        known = recorded_runs().get(name)
+        if known is None or refit:
+            known = part_run(name, config, [*overrides, "--seed_everything", str(seed)], runs_dir)
+        rows.append(known)
+    summary = {"label": label, "config": Path(config).name, "seeds": " ".join(map(str, seeds))}
+    for metric in METRICS:
+        values = np.array([r[metric] for r in rows if metric in r], dtype=float)
+        if len(values) == len(rows):
+            summary[f"{metric}_mean"] = round(float(values.mean()), 5)
+            summary[f"{metric}_sd"] = round(float(values.std(ddof=1)), 5) if len(values) > 1 else None
+    harness.upsert(
+        TASK,
+        "seeds",
+        [summary],
+        setup="the `run` rows <label>_seed<S> (each `ctdl fit` with --seed_everything S: weights, training "
+        "starts' order and noise; the validation and test starts are the data's own and shared), mean and "
+        "standard deviation (ddof 1) over the seeds of each metric",
+    )
 
 
 # ------------------------------------------------------------------------------------- paired
@@ -473,6 +505,7 @@ def main() -> None:
         __doc__,
         {
             "run": "fit and test one shipped config (a row of soc_runs.json)",
+            "seeds": "one config over several training seeds: mean and spread of every metric",
             "paired": "learned feedbacks against the reference and zero control on the same noise",
             "quadcopter": "the quadcopter policies with and without noise, and the open-loop optimum",
             "deep_bsde": "the value network against the Deep BSDE method at equal wall time",
@@ -485,6 +518,11 @@ def main() -> None:
     p.add_argument(
         "--checkpoint-of", help="only `ctdl test` this row's checkpoint (its training time kept) as --label"
     )
+    harness.add_run_options(p)
+
+    p = parts["seeds"]
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--refit", action="store_true", help="train again the seeds already recorded")
     harness.add_run_options(p)
 
     p = parts["paired"]
@@ -518,6 +556,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.part == "run":
         part_run(args.label, args.config, args.override, args.runs_dir, args.retest, args.checkpoint_of)
+    elif args.part == "seeds":
+        part_seeds(args.label, args.config, args.override, args.seeds, args.runs_dir, args.refit)
     elif args.part == "paired":
         part_paired(args.labels, args.runs_dir)
     elif args.part == "quadcopter":
