@@ -385,19 +385,20 @@ def square_grid(half: float, n: int = 61) -> torch.Tensor:
     return torch.cartesian_prod(g, g)
 
 
-def fem_lqr_row(problem, riccati, mesh: int, dt: float, x: torch.Tensor) -> dict:
+def fem_lqr_row(problem, riccati, mesh: int, dt: float, x: torch.Tensor, scheme: str = "euler") -> dict:
     """One finite-element LQR solve against Riccati: max and mean relative error of Phi(0, x)."""
     from ctdl.soc.evaluate import relative_error
     from ctdl.soc.fem_hjb import fem_value_2d
 
     start = time.perf_counter()
-    value = fem_value_2d(problem, mesh=mesh, dt=dt)
+    value = fem_value_2d(problem, mesh=mesh, dt=dt, scheme=scheme)
     total = time.perf_counter() - start
     err = relative_error(value(0.0, x), riccati.value(0.0, x))
     return {
         "mesh": mesh,
         "h": round(6.0 / mesh, 5),
         "dt": dt,
+        "scheme": scheme,
         "steps": value.steps,
         "max_rel_err": err.max().item(),
         "mean_rel_err": err.mean().item(),
@@ -415,23 +416,27 @@ def with_orders(rows: list[dict]) -> list[dict]:
     return rows
 
 
-def fem_obstacle_rows(mesh: int, dt: float) -> tuple[list[dict], float]:
-    """The obstacle on (mesh, dt) against mesh / 2 and 2 dt: Phi(0, x) at sample points, the largest
-    difference over a 61 x 61 grid of the box; and max |Phi| there."""
+def fem_obstacle_rows(mesh: int, dt: float, scheme: str = "euler") -> tuple[list[dict], dict]:
+    """The obstacle on (mesh, dt) against mesh / 2, 2 dt and a larger box [-4, 4]^2 at the same h:
+    Phi(0, x) at sample points, the largest difference over a 61 x 61 grid of [-3, 3]^2 (of
+    [-2, 2]^2 for the box); and the reference's estimated error (Richardson: the mesh / 2 difference
+    over 2^2 - 1 plus the 2 dt difference over 2^p - 1, p the scheme's order), over max |Phi|."""
     from ctdl.soc.fem_hjb import fem_value_2d
     from ctdl.soc.problems import Obstacle
 
     obstacle = Obstacle()
     fem_value_2d(obstacle, mesh=4, dt=0.5)  # compile the forms once, outside the timings
-    fine = fem_value_2d(obstacle, mesh=mesh, dt=dt)
-    coarse_mesh = fem_value_2d(obstacle, mesh=mesh // 2, dt=dt)
-    coarse_dt = fem_value_2d(obstacle, mesh=mesh, dt=2 * dt)
+    fine = fem_value_2d(obstacle, mesh=mesh, dt=dt, scheme=scheme)
+    coarse_mesh = fem_value_2d(obstacle, mesh=mesh // 2, dt=dt, scheme=scheme)
+    coarse_dt = fem_value_2d(obstacle, mesh=mesh, dt=2 * dt, scheme=scheme)
+    wide = fem_value_2d(obstacle, mesh=round(mesh * 8 / 6), dt=dt, domain=(-4.0, 4.0), scheme=scheme)
     pts = torch.tensor(FEM_SAMPLE_POINTS, dtype=torch.float64)
-    box = square_grid(3.0)
+    box, inner = square_grid(3.0), square_grid(2.0)
     phi_fine = fine(0.0, box)
     scale = phi_fine.abs().max().item()
-    rows = []
-    for label, v in (("reference", fine), ("mesh / 2", coarse_mesh), ("2 dt", coarse_dt)):
+    rows, diffs = [], {}
+    runs = (("reference", fine, box), ("mesh / 2", coarse_mesh, box), ("2 dt", coarse_dt, box))
+    for label, v, where in (*runs, ("box [-4, 4]^2", wide, inner)):
         row = {
             "run": label,
             "mesh": v.mesh,
@@ -445,15 +450,30 @@ def fem_obstacle_rows(mesh: int, dt: float) -> tuple[list[dict], float]:
             {f"Phi0{p}": round(float(val), 4) for p, val in zip(FEM_SAMPLE_POINTS, values, strict=True)}
         )
         if v is not fine:
-            diff = (v(0.0, box) - phi_fine).abs()
+            diff = (v(0.0, where) - fine(0.0, where)).abs()
             row["max_abs_diff"] = diff.max().item()
-            row["max_diff_over_max_Phi"] = diff.max().item() / scale
+            row["max_diff_over_max_Phi"] = diffs[label] = diff.max().item() / scale
         rows.append(row)
-    return rows, scale
+    order = 2 if scheme == "bdf2" else 1
+    error = {
+        "max_Phi": round(scale, 3),
+        "scheme": scheme,
+        "h_error_over_max_Phi": diffs["mesh / 2"] / 3,
+        "dt_error_over_max_Phi": diffs["2 dt"] / (2**order - 1),
+        "box_change_over_max_Phi": diffs["box [-4, 4]^2"],
+    }
+    error["estimated_error_over_max_Phi"] = error["h_error_over_max_Phi"] + error["dt_error_over_max_Phi"]
+    return rows, error
 
 
 def part_fem(
-    meshes: list[int], mesh_dt: float, dts: list[float], dt_mesh: int, obstacle_mesh: int, obstacle_dt: float
+    meshes: list[int],
+    mesh_dt: float,
+    dts: list[float],
+    dt_mesh: int,
+    obstacle_mesh: int,
+    obstacle_dt: float,
+    scheme: str = "euler",
 ) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # before DOLFINx loads PETSc and its BLAS
     torch.set_num_threads(1)
@@ -464,36 +484,39 @@ def part_fem(
     problem = LQR()
     riccati, x = RiccatiSolution(problem), square_grid(1.5)
     fem_value_2d(problem, mesh=4, dt=0.5)  # compile the forms once, outside the timings
-    mesh_rows = with_orders([fem_lqr_row(problem, riccati, m, mesh_dt, x) for m in meshes])
+    mesh_rows = with_orders([fem_lqr_row(problem, riccati, m, mesh_dt, x, scheme) for m in meshes])
     harness.save(  # each study is saved when done: the obstacle's Newton may fail on a coarse mesh
         TASK,
         "fem_mesh",
         {
             "setup": f"LQR (A = [[0, 1], [0, 0]], B = Q = R = I, G = diag(4, 1), sigma = 0.5 I, T = 1) on "
-            f"[-3, 3]^2, P1 on triangles, Neumann, backward Euler dt = {mesh_dt:g}, Newton (SNES, MUMPS LU); "
+            f"[-3, 3]^2, P1 on triangles, Neumann, {scheme} dt = {mesh_dt:g}, Newton (SNES, MUMPS LU); "
             "relative error of Phi(0, x) against Riccati over a 61 x 61 grid of |x|_inf <= 1.5; order = "
             "log2 of the error ratio of successive rows (2 expected)" + FEM_NOTE,
             "rows": mesh_rows,
         },
     )
-    dt_rows = with_orders([fem_lqr_row(problem, riccati, dt_mesh, dt, x) for dt in dts])
+    dt_rows = with_orders([fem_lqr_row(problem, riccati, dt_mesh, dt, x, scheme) for dt in dts])
     harness.save(
         TASK,
         "fem_dt",
         {
-            "setup": f"the same LQR on the mesh {dt_mesh}, dt halved per row; order 1 expected in dt until "
-            "the mesh error (see fem_mesh) dominates" + FEM_NOTE,
+            "setup": f"the same LQR on the mesh {dt_mesh}, dt halved per row ({scheme}); order "
+            f"{2 if scheme == 'bdf2' else 1} expected in dt until the mesh error (see fem_mesh) dominates"
+            + FEM_NOTE,
             "rows": dt_rows,
         },
     )
-    obstacle_rows, scale = fem_obstacle_rows(obstacle_mesh, obstacle_dt)
+    obstacle_rows, error = fem_obstacle_rows(obstacle_mesh, obstacle_dt, scheme)
     harness.save(
         TASK,
         "fem_obstacle",
         {
             "setup": "Obstacle (height 50, width 0.4, weight 50, sigma = [[0.2, -0.4], [-0.4, 0.2]], T = 1) "
-            "on [-3, 3]^2, P1 on triangles, Neumann; Phi(0, x) at sample points; max |Phi - Phi_ref| over "
-            f"a 61 x 61 grid of the box, max |Phi_ref| there {scale:.1f}" + FEM_NOTE,
+            f"on [-3, 3]^2, P1 on triangles, Neumann, {scheme}; Phi(0, x) at sample points; max |Phi - "
+            "Phi_ref| over a 61 x 61 grid of the box ([-2, 2]^2 for the larger box at the same h); the "
+            "reference's error estimated by Richardson from the mesh / 2 and 2 dt rows" + FEM_NOTE,
+            "error": [error],
             "rows": obstacle_rows,
         },
     )
@@ -552,6 +575,7 @@ def main() -> None:
     p.add_argument("--dt-mesh", type=int, default=96, help="mesh of the dt study")
     p.add_argument("--obstacle-mesh", type=int, default=149)
     p.add_argument("--obstacle-dt", type=float, default=1e-3)
+    p.add_argument("--scheme", choices=["euler", "bdf2"], default="bdf2", help="the time scheme")
 
     args = parser.parse_args()
     if args.part == "run":
@@ -569,7 +593,15 @@ def main() -> None:
             args.steps, args.grid, args.paths, args.lr, args.batch, args.config, args.override, args.runs_dir
         )
     elif args.part == "fem":
-        part_fem(args.meshes, args.mesh_dt, args.dts, args.dt_mesh, args.obstacle_mesh, args.obstacle_dt)
+        part_fem(
+            args.meshes,
+            args.mesh_dt,
+            args.dts,
+            args.dt_mesh,
+            args.obstacle_mesh,
+            args.obstacle_dt,
+            args.scheme,
+        )
     harness.report(TASK, TITLE)
 
 

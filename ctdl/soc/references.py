@@ -274,20 +274,27 @@ def _nan_outside(value: ValueFn, domain: tuple[float, float]) -> ValueFn:
 _REFERENCES: dict[str, ValueFn] = {}
 
 
+FEM_VERSION = 2
+"""Changes whenever a cached finite-element reference for given settings changes (2: Phi at t = 0 is
+the last step's, no longer the one before)."""
+
+
 def reference_value(
     problem: ControlProblem,
     samples: int | None = None,
     mesh: int = 149,
     dt: float = 1e-3,
     cache_dir: str | Path | None = "data/cache",
+    scheme: str = "bdf2",
 ) -> ValueFn | None:
     """The reference value (t, x) -> Phi(t, x) (n,) float64 of a problem, or None where there is none:
     Cole-Hopf (hjb_lq) by exact quadrature (`hjb_lq_value_quadrature`), or by Monte Carlo with
     `samples` draws when `samples` is given (a check); Riccati (lqr); finite elements on a `mesh` x
-    `mesh` grid with time step `dt` (obstacle; NaN outside its box; minutes at the default 149 and
-    1e-3, so its snapshots are kept in `cache_dir` keyed by the problem and the settings; None: no
-    file). Built once per process for the same problem and settings."""
-    settings = {HJBLQ: [samples], Obstacle: [mesh, dt]}.get(type(problem), [])
+    `mesh` grid with time step `dt` and time scheme `scheme` (obstacle; NaN outside its box; minutes
+    at the default 149 and 1e-3, so its snapshots are kept in `cache_dir` keyed by the problem, the
+    settings and FEM_VERSION; None: no file). Built once per process for the same problem and
+    settings."""
+    settings = {HJBLQ: [samples], Obstacle: [mesh, dt, scheme, FEM_VERSION]}.get(type(problem), [])
     key = json.dumps([type(problem).__name__, problem.args, settings], sort_keys=True, default=str)
     if key in _REFERENCES:
         return _REFERENCES[key]
@@ -313,7 +320,7 @@ def reference_value(
         if path is not None and path.is_file():
             value = FEMValue.load(path, problem)
         else:
-            value = fem_value_2d(problem, mesh=mesh, dt=dt)
+            value = fem_value_2d(problem, mesh=mesh, dt=dt, scheme=scheme)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 value.save(path)
