@@ -6,9 +6,12 @@ oracle (`ctdl.pde_control.baselines.open_loop_optimum`):
 
     test_cost = mean_b J_b,   over_oracle = mean_b J_b / J_b^*,
     cost_ratio_to_no_control = mean_b J_b / J_b^0,
-    improvement = mean_b (J_b^0 - J_b) / (J_b^0 - J_b^*)   (the fraction of the achievable improvement),
+    improvement = sum_b (J_b^0 - J_b) / sum_b (J_b^0 - J_b^*)   (the fraction of the achievable improvement),
 
-the last with its paired standard error sd_b / sqrt(B) (every method on the same instances).
+the last a ratio of means (a mean of per-instance ratios would be carried by the instances where
+control can gain almost nothing), with its paired standard error by the delta method,
+sd_b(a_b - R g_b) / (sqrt(B) mean_b g_b) for a_b = J_b^0 - J_b, g_b = J_b^0 - J_b^*, R the ratio
+(every method on the same instances).
 
 A decision is what a controller computes at one time for one instance from the state: for a value
 policy the coefficients of Phi at t, grad_u Phi and the Hamiltonian's law; for a direct policy (or the
@@ -65,8 +68,8 @@ def costs(problem: AdvectionDiffusion, policy: PDEPolicy, params: Tensor) -> tup
 
 
 def improvement(cost, free, oracle) -> tuple[float, float]:
-    """The fraction of the achievable improvement, mean_b (J0_b - J_b) / (J0_b - J*_b), and its paired
-    standard error over the instances, from the costs (B,) under the policy, without control and of
+    """The fraction of the achievable improvement, sum_b (J0_b - J_b) / sum_b (J0_b - J*_b), and its
+    paired standard error (delta method), from the costs (B,) under the policy, without control and of
     the oracle on the same instances."""
     cost, free, oracle = (np.asarray(x, dtype=float) for x in (cost, free, oracle))
     if not cost.shape == free.shape == oracle.shape:
@@ -78,9 +81,11 @@ def improvement(cost, free, oracle) -> tuple[float, float]:
     if np.any(gain <= 0):
         bad = int(np.sum(gain <= 0))
         raise ValueError(f"{bad} instances where the oracle does not improve on no control")
-    frac = (free - cost) / gain
-    se = frac.std(ddof=1) / np.sqrt(len(frac)) if len(frac) > 1 else float("nan")
-    return round(float(frac.mean()), 4), round(float(se), 4)
+    achieved = free - cost
+    ratio = achieved.mean() / gain.mean()
+    n = len(gain)
+    se = (achieved - ratio * gain).std(ddof=1) / (np.sqrt(n) * gain.mean()) if n > 1 else float("nan")
+    return round(float(ratio), 4), round(float(se), 4)
 
 
 def cost_summary(cost: Tensor, free: Tensor, oracle=None) -> dict:
