@@ -104,15 +104,10 @@ class SimulationData(TensorDataModule):
             extra_theta, extra_y = self.load_extra_simulations()
             extra_u = self.param_transform(extra_theta)
             order = torch.from_numpy(np.random.default_rng([split_seed, 1]).permutation(len(extra_u)))
-            val_part, train_part = (
-                order[: round(self.val_fraction * len(extra_u))],
-                order[round(self.val_fraction * len(extra_u)) :],
-            )
-            train_u, train_y = (
-                torch.cat([train_u, extra_u[train_part]]),
-                torch.cat([train_y, extra_y[train_part]]),
-            )
-            val_u, val_y = torch.cat([val_u, extra_u[val_part]]), torch.cat([val_y, extra_y[val_part]])
+            k = round(self.val_fraction * len(extra_u))
+            val, train = order[:k], order[k:]
+            train_u, train_y = torch.cat([train_u, extra_u[train]]), torch.cat([train_y, extra_y[train]])
+            val_u, val_y = torch.cat([val_u, extra_u[val]]), torch.cat([val_y, extra_y[val]])
 
         def pairs(u: torch.Tensor, y: torch.Tensor) -> TensorDataset:
             u = (u - self.theta_mean) / self.theta_std

@@ -369,12 +369,11 @@ def solves_figure(runs: list[dict], ppo_rows: list[dict], val: dict, regime: str
     fig.savefig(FIGURES / f"{part_name('pde_control_solves', regime)}.png", dpi=120)
 
 
-def refresh_improvement(regime: str, per: dict) -> None:
-    """Recompute the improvement of the untrained feedback and of every stored run and PPO row of the
-    regime from its per-instance costs (`evaluate.improvement`), so that every row uses the current
-    definition."""
-    oracle = harness.load(TASK, part_name("oracle", regime))
-    summary = oracle["summary"][0]
+def refresh_improvement(regime: str, oracle: dict) -> None:
+    """Recompute the improvement of the untrained feedback (in `oracle`, the regime's loaded oracle
+    record) and of every stored run and PPO row of the regime from its per-instance costs
+    (`evaluate.improvement`), so that every row uses the current definition."""
+    per, summary = oracle["per_instance"], oracle["summary"][0]
     summary["terminal_value_feedback_improvement"], summary["terminal_value_feedback_improvement_se"] = (
         evaluate.improvement(per["terminal_value_feedback"], per["no_control"], per["oracle"])
     )
@@ -400,7 +399,7 @@ def part_report(regime: str) -> None:
             f"run `bench_pde_control.py oracle --regime {regime}` and "
             f"`bench_pde_control.py oracle --split val --regime {regime}` first"
         )
-    refresh_improvement(regime, oracle["per_instance"])
+    refresh_improvement(regime, oracle)
     ppo_rows = harness.load(TASK, part_name("ppo", regime)).get("rows", [])
     ppo_rows = [r for r in ppo_rows if not r["label"].startswith("pilot")]  # pilots chose settings
     runs = harness.load(TASK, part_name("runs", regime)).get("rows", [])
